@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Fast pre-flight for `npm test` / `npm start`: runs the full set-up only when
+# something it installs is missing, so the common case costs a few stat calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for cmd in nats-server qemu-img rsync restic; do
+  if ! command -v "$cmd" >/dev/null 2>&1; then exec bash scripts/setup.sh; fi
+done
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  exec bash scripts/setup.sh
+fi

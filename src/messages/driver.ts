@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+/** Datastore driver actions of spec §9.1 (driver-contract §1). */
+export const DRIVER_ACTIONS = [
+  'CP',
+  'MKFS',
+  'CLONE',
+  'RM',
+  'STAT',
+  'SNAP_DELETE',
+  'SNAP_REVERT',
+  'SNAP_FLATTEN',
+  'INCREMENT_FLATTEN',
+  'RESTORE',
+  'MONITOR',
+] as const;
+export const DriverActionSchema = z.enum(DRIVER_ACTIONS);
+export type DriverAction = z.infer<typeof DriverActionSchema>;
+
+/** Actions whose pending request an image records while LOCKED* or DELETE. */
+export const IMAGE_ACTIONS = [
+  'CP',
+  'MKFS',
+  'CLONE',
+  'RM',
+  'SNAP_DELETE',
+  'SNAP_REVERT',
+  'SNAP_FLATTEN',
+  'INCREMENT_FLATTEN',
+] as const satisfies readonly DriverAction[];
+export const ImageActionSchema = z.enum(IMAGE_ACTIONS);
+export type ImageAction = z.infer<typeof ImageActionSchema>;
+
+/**
+ * W1: every asynchronous action has a deadline. Defaults in seconds; the
+ * runtime may pass its own policy with each command.
+ */
+export const DEFAULT_DRIVER_TIMEOUTS: Readonly<Record<DriverAction, number>> = {
+  CP: 3600,
+  MKFS: 900,
+  CLONE: 3600,
+  RM: 600,
+  STAT: 90,
+  SNAP_DELETE: 900,
+  SNAP_REVERT: 900,
+  SNAP_FLATTEN: 1800,
+  INCREMENT_FLATTEN: 3600,
+  RESTORE: 3600,
+  MONITOR: 120,
+};
+
+export const DriverResultSchema = z.enum(['SUCCESS', 'FAILURE']);
+export type DriverResult = z.infer<typeof DriverResultSchema>;

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { DatastoreIdSchema, ImageIdSchema, RequestIdSchema, VmIdSchema } from './ids.js';
+import { ImageActionSchema, DriverResultSchema } from './driver.js';
+import { SnapshotListSchema } from './image-record.js';
+
+/**
+ * Image commands as they travel on the wire (spec §7, §8). Each names the
+ * image it is for; the aggregate host routes on `imageId`.
+ */
+const base = { imageId: ImageIdSchema };
+const sizeMb = z.number().int().nonnegative();
+/** Template attributes: KEY=VALUE pairs, keys upper-cased by the parser. */
+export const TemplateSchema = z.record(z.string().min(1).max(256), z.string().max(65536));
+
+export const AllocateImageSchema = z.object({
+  type: z.literal('image.allocate'),
+  ...base,
+  datastoreId: DatastoreIdSchema,
+  template: TemplateSchema,
+});
+
+export const AllocateCloneSchema = z.object({
+  type: z.literal('image.allocateClone'),
+  ...base,
+  originId: ImageIdSchema,
+  name: z.string(),
+  datastoreId: DatastoreIdSchema,
+  /** Only template-instantiate-as-persistent asks for it (§7.4 step 4). */
+  persistent: z.boolean().default(false),
+});
+
+export const AllocateSaveAsSchema = z.object({
+  type: z.literal('image.allocateSaveAs'),
+  ...base,
+  name: z.string(),
+  vmId: VmIdSchema,
+  diskId: z.number().int().nonnegative(),
+  originImageId: ImageIdSchema,
+  imageType: z.string().default(''),
+  sizeMb,
+  /** FORMAT (or DRIVER) of the VM disk; "" when the VM disk has neither. */
+  diskFormat: z.string(),
+  template: TemplateSchema.default({}),
+});
+
+export const AllocateBackupSchema = z.object({
+  type: z.literal('image.allocateBackup'),
+  ...base,
+  datastoreId: DatastoreIdSchema,
+  vmId: VmIdSchema,
+  source: z.string().min(1),
+  sizeMb,
+  format: z.string().min(1),
+  diskIds: z.array(z.number().int().nonnegative()),
+  selectedDisks: z.boolean().default(false),
+  incremental: z.boolean().default(false),
+  backupJobId: z.number().int().nonnegative().nullable().default(null),
+  owner: z.object({ uid: z.number().int(), gid: z.number().int(), uname: z.string(), gname: z.string() }),
+});
+
+export const AddIncrementSchema = z.object({
+  type: z.literal('image.addIncrement'),
+  ...base,
+  source: z.string().min(1),
+  sizeMb,
+});
+
+export const DeleteImageSchema = z.object({ type: z.literal('image.delete'), ...base, force: z.boolean().default(false) });
+export const EnableImageSchema = z.object({ type: z.literal('image.enable'), ...base });
+export const DisableImageSchema = z.object({ type: z.literal('image.disable'), ...base });
+export const SetPersistentSchema = z.object({ type: z.literal('image.setPersistent'), ...base, persistent: z.boolean() });
+export const ChangeTypeSchema = z.object({ type: z.literal('image.chtype'), ...base, imageType: z.string() });
+
+export const CloneRefSchema = z.object({ kind: z.enum(['image', 'app']), id: z.number().int().nonnegative() });
+export const CloneStartSchema = z.object({ type: z.literal('image.cloneStart'), ...base, clone: CloneRefSchema });
+export const CloneFinishSchema = z.object({ type: z.literal('image.cloneFinish'), ...base, clone: CloneRefSchema });
+
+const snap = { ...base, snapshotId: z.number().int().nonnegative() };
+export const SnapshotDeleteSchema = z.object({ type: z.literal('image.snapshotDelete'), ...snap });
+export const SnapshotRevertSchema = z.object({ type: z.literal('image.snapshotRevert'), ...snap });
+export const SnapshotFlattenSchema = z.object({ type: z.literal('image.snapshotFlatten'), ...snap });
+
+export const FlattenIncrementsSchema = z.object({
+  type: z.literal('image.flattenIncrements'),
+  ...base,
+  keepLast: z.number().int().positive(),
+});
+
+export const AcquireSchema = z.object({
+  type: z.literal('image.acquire'),
+  ...base,
+  vmId: VmIdSchema,
+  mode: z.enum(['deploy', 'attach']),
+});
+export const ReleaseSchema = z.object({
+  type: z.literal('image.release'),
+  ...base,
+  vmId: VmIdSchema,
+  failed: z.boolean().default(false),
+});
+export const SetSnapshotsSchema = z.object({
+  type: z.literal('image.setSnapshots'),
+  ...base,
+  /** null clears the list. */
+  snapshots: SnapshotListSchema.nullable(),
+});
+export const SetSizeSchema = z.object({ type: z.literal('image.setSize'), ...base, sizeMb });
+export const SaveAsDoneSchema = z.object({ type: z.literal('image.saveAsDone'), ...base, success: z.boolean() });
+
+export const RestoreOptionsSchema = z.object({
+  name: z.string().default(''),
+  noIp: z.boolean().default(false),
+  noNic: z.boolean().default(false),
+  incrementId: z.number().int().nonnegative().nullable().default(null),
+  diskId: z.number().int().nonnegative().nullable().default(null),
+});
+export const RestoreSchema = z.object({
+  type: z.literal('image.restore'),
+  ...base,
+  datastoreId: DatastoreIdSchema,
+  options: RestoreOptionsSchema.default(RestoreOptionsSchema.parse({})),
+});
+
+/** A datastore driver's answer to a request the image recorded (§9.2). */
+export const DriverReplySchema = z.object({
+  type: z.literal('driver.reply'),
+  ...base,
+  requestId: RequestIdSchema,
+  action: ImageActionSchema,
+  result: DriverResultSchema,
+  /** The driver's single stdout line (or failure message); "" when it printed nothing. */
+  info: z.string(),
+});
+/** W1: the watchdog's verdict on an expired request. */
+export const DriverTimeoutSchema = z.object({ type: z.literal('driver.timeout'), ...base, requestId: RequestIdSchema });
+
+export const ImageCommandSchema = z.discriminatedUnion('type', [
+  AllocateImageSchema,
+  AllocateCloneSchema,
+  AllocateSaveAsSchema,
+  AllocateBackupSchema,
+  AddIncrementSchema,
+  DeleteImageSchema,
+  EnableImageSchema,
+  DisableImageSchema,
+  SetPersistentSchema,
+  ChangeTypeSchema,
+  CloneStartSchema,
+  CloneFinishSchema,
+  SnapshotDeleteSchema,
+  SnapshotRevertSchema,
+  SnapshotFlattenSchema,
+  FlattenIncrementsSchema,
+  AcquireSchema,
+  ReleaseSchema,
+  SetSnapshotsSchema,
+  SetSizeSchema,
+  SaveAsDoneSchema,
+  RestoreSchema,
+  DriverReplySchema,
+  DriverTimeoutSchema,
+]);
+export type ImageCommand = z.infer<typeof ImageCommandSchema>;
+export type ImageCommandInput = z.input<typeof ImageCommandSchema>;
+export type ImageCommandType = ImageCommand['type'];
+export type ImageCommandOf<T extends ImageCommandType> = Extract<ImageCommand, { type: T }>;
