@@ -1,0 +1,75 @@
+import { transition } from 'xstate';
+import type { ImageRecord, ImageView } from '../../messages/image-record.js';
+import type { ImageFact } from '../../messages/image-facts.js';
+import { ImageLifecycleSchema, type ImageLifecycle } from '../../messages/states.js';
+import type { Rejection } from '../../messages/errors.js';
+import { imageMachine, type Emitted } from './image.machine.js';
+import type { ImageEvent } from './events.js';
+import { emptyImage } from './record.js';
+import { changedFields, definedFields } from '../shared/equal.js';
+
+/** The resident, persisted form of one image: its state and its record (a few hundred bytes). */
+export interface ImageAggregate {
+  readonly state: ImageLifecycle;
+  readonly record: ImageRecord;
+}
+
+export const initialImage = (id: number): ImageAggregate => ({ state: 'INIT', record: emptyImage(id) });
+
+export type ImageDecision =
+  | { readonly ok: true; readonly fact: ImageFact; readonly next: ImageAggregate }
+  | { readonly ok: false; readonly rejection: Rejection };
+
+function isEmitted(x: unknown): x is Emitted {
+  return typeof x === 'object' && x !== null && 'type' in x && (x.type === 'fact' || x.type === 'rejected');
+}
+
+function emittedEvent(a: unknown): unknown {
+  if (typeof a !== 'object' || a === null || !('type' in a) || a.type !== 'xstate.emit' || !('params' in a)) return undefined;
+  const p = a.params;
+  return typeof p === 'object' && p !== null && 'event' in p ? p.event : undefined;
+}
+
+/**
+ * Decides one command with the image machine: a pure function of the
+ * aggregate and the event (time, ids and outside knowledge arrive in it).
+ * Exactly one fact or one rejection comes out.
+ */
+export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecision {
+  const snapshot = imageMachine.resolveState({ value: agg.state, context: agg.record });
+  const [next, actions] = transition(imageMachine, snapshot, event);
+  // XState's action typing does not list `emit` among executable actions, so inspect structurally.
+  const executed: readonly unknown[] = actions;
+  const emitted = executed.flatMap((a) => {
+    const e = emittedEvent(a);
+    return isEmitted(e) ? [e] : [];
+  });
+  const [out, ...extra] = emitted;
+  if (out === undefined || extra.length > 0) {
+    throw new Error(`image machine emitted ${emitted.length} outcomes for ${event.type} in ${agg.state}`);
+  }
+  if (out.type === 'rejected') return { ok: false, rejection: { code: out.code, message: out.message } };
+  const state = ImageLifecycleSchema.parse(next.value);
+  const fact: ImageFact = {
+    type: out.fact,
+    imageId: next.context.id,
+    state,
+    prevState: agg.state,
+    changes: changedFields(agg.record, next.context),
+    detail: out.detail,
+    effects: [...out.effects],
+  };
+  return { ok: true, fact, next: { state, record: next.context } };
+}
+
+/** Rebuilds an image view from facts alone (design principle 2). */
+export function evolveImage(view: ImageView | null, fact: ImageFact): ImageView {
+  const base: ImageView = view ?? { ...emptyImage(fact.imageId), state: 'INIT' };
+  return { ...base, ...definedFields(fact.changes), state: fact.state };
+}
+
+export const viewOf = (agg: ImageAggregate): ImageView => ({ ...agg.record, state: agg.state });
+export const aggregateOf = (view: ImageView): ImageAggregate => {
+  const { state, ...record } = view;
+  return { state, record };
+};
