@@ -89,11 +89,16 @@ class When {
 }
 
 /** given(facts).when(command).then(fact) / .thenRejects(code, text) */
-export function given(facts: readonly ImageFact[], id = facts[0]?.imageId ?? 0) {
+export function given(facts: readonly ImageFact[], id = facts[0]?.imageId ?? 5) {
   const view = replay(facts);
-  const agg = view === null ? initialImage(id) : aggregateOf(view);
+  return givenAggregate(view === null ? initialImage(id) : aggregateOf(view));
+}
+
+/** Starts from an aggregate directly: for cells whose type/state pair no command sequence reaches. */
+export function givenAggregate(agg: ImageAggregate) {
   return {
     aggregate: agg,
-    when: (ev: ImageEvent) => new When(decideImage(agg, ev), agg),
+    when: (ev: ImageEvent | ((a: ImageAggregate) => ImageEvent)) =>
+      new When(decideImage(agg, typeof ev === 'function' ? ev(agg) : ev), agg),
   };
 }
