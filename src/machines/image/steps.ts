@@ -189,30 +189,38 @@ export const removedByDriver: Step = (r, ev) => {
   };
 };
 
-/** W5/W6: the operation a delete waited for has ended; what is left to remove? */
-export const deferredDeleteLeavesNothing = (r: ImageRecord, ev: ImageEvent): boolean => {
-  const out = interpretReply(r, eventOf(ev, 'driver.reply'));
-  return (out.changes.source ?? r.source) === '';
-};
+/**
+ * W5/W6: the operation a delete waited for has ended. Its data is kept (the
+ * source to remove), but nothing it would start next: a save-as transfer into
+ * an image being deleted is cancelled instead.
+ */
+function deferredOutcome(r: ImageRecord, reply: ImageEventOf<'driver.reply'>): { changes: Partial<ImageRecord>; effects: Effect[] } {
+  const out = interpretReply(r, reply);
+  const effects = out.effects.filter((e) => e.kind !== 'vm.saveAsTransfer' && e.kind !== 'vm.saveAsCleared');
+  return { changes: { ...out.changes, saveAs: null }, effects: [...effects, ...saveAsClearedEffects(r)] };
+}
+
+export const deferredDeleteLeavesNothing = (r: ImageRecord, ev: ImageEvent): boolean =>
+  (deferredOutcome(r, eventOf(ev, 'driver.reply')).changes.source ?? r.source) === '';
 
 export const deferredRemoved: Step = (r, ev) => {
   const reply = eventOf(ev, 'driver.reply');
-  const out = interpretReply(r, reply);
+  const out = deferredOutcome(r, reply);
+  const next = { ...r, ...out.changes };
   return {
     fact: 'image.removed',
     changes: { ...out.changes, pending: null, deleting: null },
     detail: { requestId: reply.requestId, action: reply.action, result: reply.result, info: reply.info, reason: 'deleted while running' },
-    effects: [...out.effects.filter((e) => e.kind !== 'datastore.monitor'), ...removalEffects({ ...r, ...out.changes })],
+    effects: [...out.effects.filter((e) => e.kind !== 'datastore.monitor'), ...removalEffects(next)],
   };
 };
 
 export const deferredRm: Step = (r, ev) => {
   const reply = eventOf(ev, 'driver.reply');
-  const out = interpretReply(r, reply);
-  const next = { ...r, ...out.changes };
-  const rm = request(next, ev, 'RM');
+  const out = deferredOutcome(r, reply);
+  const rm = request({ ...r, ...out.changes }, ev, 'RM');
   return {
-    fact: out.success ? 'image.driverSucceeded' : 'image.driverFailed',
+    fact: reply.result === 'SUCCESS' ? 'image.driverSucceeded' : 'image.driverFailed',
     changes: { ...out.changes, ...rm.changes, cloningId: -1 },
     detail: { requestId: reply.requestId, action: reply.action, result: reply.result, info: reply.info, then: 'RM' },
     effects: [...out.effects, rm.effect],
