@@ -55,7 +55,8 @@ export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecisi
     imageId: next.context.id,
     state,
     prevState: agg.state,
-    changes: changedFields(agg.record, next.context),
+    // A creation carries the whole record, so the first fact of an image describes it completely.
+    changes: agg.state === 'INIT' ? next.context : changedFields(agg.record, next.context),
     detail: out.detail,
     effects: [...out.effects],
   };
