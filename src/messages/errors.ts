@@ -124,9 +124,9 @@ export const ERRORS = {
   // --- §7.1 allocation
   IMG_ERR_ALLOC_DS_TYPE: def('§7.1.1', () => `New images can only be allocated in a files or image datastore.`),
   IMG_ERR_RESTRICTED_ATTR: def<{ attr: string }>('§7.1.1', ({ attr }) => `Template includes a restricted attribute ${attr}`),
-  IMG_ERR_NAME_EMPTY: def('§7.1.4', () => `Invalid NAME, it cannot be empty`),
-  IMG_ERR_NAME_CHAR: def<{ char: string }>('§7.1.4', ({ char }) => `Invalid NAME, char '${char}' is not allowed`),
-  IMG_ERR_NAME_LENGTH: def('§7.1.4', () => `Invalid NAME, max length is 128 chars`),
+  OBJ_ERR_NAME_EMPTY: def('§7.1.4', () => `Invalid NAME, it cannot be empty`),
+  OBJ_ERR_NAME_CHAR: def<{ char: string }>('§7.1.4', ({ char }) => `Invalid NAME, char '${char}' is not allowed`),
+  OBJ_ERR_NAME_LENGTH: def('§7.1.4', () => `Invalid NAME, max length is 128 chars`),
   IMG_ERR_NAME_TAKEN: def<IdArg>('§7.1.4', ({ id }) => `NAME is already taken by IMAGE ${id}.`),
   IMG_ERR_TYPE_NEEDS_IMAGE_DS: def<{ type: string; dsType: string }>(
     '§7.1.4, W19 (names the actual datastore type)',

@@ -63,11 +63,11 @@ describe('§7.1 allocate', () => {
     when({ NAME: 'x', TYPE: 'FILESYSTEM', SIZE: '1' }).thenRejects('IMG_ERR_NO_PATH_NOR_SOURCE', 'No PATH nor SOURCE in template.'));
 
   describe('names (§7.1.4 step 1)', () => {
-    it('empty', () => when({ PATH: '/a', SIZE: '1' }).thenRejects('IMG_ERR_NAME_EMPTY', 'Invalid NAME, it cannot be empty'));
+    it('empty', () => when({ PATH: '/a', SIZE: '1' }).thenRejects('OBJ_ERR_NAME_EMPTY', 'Invalid NAME, it cannot be empty'));
     for (const c of ['&', '|', ':', '\\', '"', ';', '/', "'", '#', '{', '}', '$', '<', '>', '\t', '\n']) {
-      it(`char ${JSON.stringify(c)}`, () => when({ NAME: `a${c}b`, PATH: '/a', SIZE: '1' }).thenRejects('IMG_ERR_NAME_CHAR', `Invalid NAME, char '${c}' is not allowed`));
+      it(`char ${JSON.stringify(c)}`, () => when({ NAME: `a${c}b`, PATH: '/a', SIZE: '1' }).thenRejects('OBJ_ERR_NAME_CHAR', `Invalid NAME, char '${c}' is not allowed`));
     }
-    it('129 characters', () => when({ NAME: 'n'.repeat(129), PATH: '/a', SIZE: '1' }).thenRejects('IMG_ERR_NAME_LENGTH', 'Invalid NAME, max length is 128 chars'));
+    it('129 characters', () => when({ NAME: 'n'.repeat(129), PATH: '/a', SIZE: '1' }).thenRejects('OBJ_ERR_NAME_LENGTH', 'Invalid NAME, max length is 128 chars'));
     it('128 characters are fine', () => when({ NAME: 'n'.repeat(128), PATH: '/a', SIZE: '1' }).thenState('LOCKED'));
     it('taken by another image of the owner', () =>
       when({ NAME: 'dup', PATH: '/a', SIZE: '1' }, { ctx: { nameTakenBy: 3 } }).thenRejects('IMG_ERR_NAME_TAKEN', 'NAME is already taken by IMAGE 3.'));
@@ -262,7 +262,7 @@ describe('§7.3 backup images', () => {
   });
   it('only in a BACKUP_DS', () =>
     given([], ID)
-      .when(event({ ...backup(), ctx: { ...backup().ctx, datastore: IMAGE_DS } }))
+      .when({ ...backup(), ctx: { ...backup().ctx, datastore: IMAGE_DS } })
       .thenRejects('IMG_ERR_TYPE_NEEDS_BACKUP_DS', 'IMAGES of type BACKUP can only be registered in an BACKUP_DS datastore'));
   it('a BACKUP image in READY with its VM can still be deleted (E1 does not apply)', () =>
     given(history(ID, backup())).when(event({ type: 'image.delete', imageId: ID })).thenState('DELETE'));

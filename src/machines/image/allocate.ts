@@ -21,10 +21,10 @@ const NAME_FORBIDDEN = ['&', '|', ':', '\\', '"', ';', '/', "'", '#', '{', '}', 
 
 /** §7.1.4 step 1; shared with datastores (§12.3). */
 export function nameError(name: string): Rejection | undefined {
-  if (name === '') return rejection('IMG_ERR_NAME_EMPTY');
+  if (name === '') return rejection('OBJ_ERR_NAME_EMPTY');
   const bad = NAME_FORBIDDEN.find((c) => name.includes(c));
-  if (bad !== undefined) return rejection('IMG_ERR_NAME_CHAR', { char: bad });
-  if (name.length > 128) return rejection('IMG_ERR_NAME_LENGTH');
+  if (bad !== undefined) return rejection('OBJ_ERR_NAME_CHAR', { char: bad });
+  if (name.length > 128) return rejection('OBJ_ERR_NAME_LENGTH');
   return undefined;
 }
 

@@ -7,6 +7,7 @@ import { imageMachine, type Emitted } from './image.machine.js';
 import type { ImageEvent } from './events.js';
 import { emptyImage } from './record.js';
 import { changedFields, definedFields } from '../shared/equal.js';
+import { emittedEvents } from '../shared/emitted.js';
 
 /** The resident, persisted form of one image: its state and its record (a few hundred bytes). */
 export interface ImageAggregate {
@@ -24,12 +25,6 @@ function isEmitted(x: unknown): x is Emitted {
   return typeof x === 'object' && x !== null && 'type' in x && (x.type === 'fact' || x.type === 'rejected');
 }
 
-function emittedEvent(a: unknown): unknown {
-  if (typeof a !== 'object' || a === null || !('type' in a) || a.type !== 'xstate.emit' || !('params' in a)) return undefined;
-  const p = a.params;
-  return typeof p === 'object' && p !== null && 'event' in p ? p.event : undefined;
-}
-
 /**
  * Decides one command with the image machine: a pure function of the
  * aggregate and the event (time, ids and outside knowledge arrive in it).
@@ -38,12 +33,7 @@ function emittedEvent(a: unknown): unknown {
 export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecision {
   const snapshot = imageMachine.resolveState({ value: agg.state, context: agg.record });
   const [next, actions] = transition(imageMachine, snapshot, event);
-  // XState's action typing does not list `emit` among executable actions, so inspect structurally.
-  const executed: readonly unknown[] = actions;
-  const emitted = executed.flatMap((a) => {
-    const e = emittedEvent(a);
-    return isEmitted(e) ? [e] : [];
-  });
+  const emitted = emittedEvents(actions, isEmitted);
   const [out, ...extra] = emitted;
   if (out === undefined || extra.length > 0) {
     throw new Error(`image machine emitted ${emitted.length} outcomes for ${event.type} in ${agg.state}`);

@@ -1,0 +1,71 @@
+import { transition } from 'xstate';
+import {
+  DatastoreLifecycleSchema,
+  type DatastoreFact,
+  type DatastoreLifecycle,
+  type DatastoreRecord,
+  type DatastoreView,
+} from '../../messages/datastore.js';
+import type { DatastoreInfo } from '../../messages/datastore-info.js';
+import type { Rejection } from '../../messages/errors.js';
+import { changedFields, definedFields } from '../shared/equal.js';
+import { emittedEvents } from '../shared/emitted.js';
+import { datastoreMachine, emptyDatastore, type DatastoreEmitted } from './datastore.machine.js';
+import type { DatastoreEvent } from './events.js';
+
+export interface DatastoreAggregate {
+  readonly state: DatastoreLifecycle;
+  readonly record: DatastoreRecord;
+}
+export const initialDatastore = (id: number): DatastoreAggregate => ({ state: 'INIT', record: emptyDatastore(id) });
+
+export type DatastoreDecision =
+  | { readonly ok: true; readonly fact: DatastoreFact; readonly next: DatastoreAggregate }
+  | { readonly ok: false; readonly rejection: Rejection };
+
+const isEmitted = (x: unknown): x is DatastoreEmitted =>
+  typeof x === 'object' && x !== null && 'type' in x && (x.type === 'fact' || x.type === 'rejected');
+
+export function decideDatastore(agg: DatastoreAggregate, event: DatastoreEvent): DatastoreDecision {
+  const snapshot = datastoreMachine.resolveState({ value: agg.state, context: agg.record });
+  const [next, actions] = transition(datastoreMachine, snapshot, event);
+  const emitted = emittedEvents(actions, isEmitted);
+  const [out, ...extra] = emitted;
+  if (out === undefined || extra.length > 0) {
+    throw new Error(`datastore machine emitted ${emitted.length} outcomes for ${event.type} in ${agg.state}`);
+  }
+  if (out.type === 'rejected') return { ok: false, rejection: { code: out.code, message: out.message } };
+  const state = DatastoreLifecycleSchema.parse(next.value);
+  return {
+    ok: true,
+    fact: {
+      type: out.fact,
+      datastoreId: next.context.id,
+      state,
+      prevState: agg.state,
+      changes: agg.state === 'INIT' ? next.context : changedFields(agg.record, next.context),
+      detail: out.detail,
+      effects: [...out.effects],
+    },
+    next: { state, record: next.context },
+  };
+}
+
+export function evolveDatastore(view: DatastoreView | null, fact: DatastoreFact): DatastoreView {
+  const base: DatastoreView = view ?? { ...emptyDatastore(fact.datastoreId), state: 'INIT' };
+  return { ...base, ...definedFields(fact.changes), state: fact.state };
+}
+
+/** The picture of a datastore that image decisions get (see DecisionContext). */
+export function datastoreInfo(d: DatastoreRecord): DatastoreInfo {
+  return {
+    id: d.id,
+    name: d.name,
+    type: d.type,
+    dsMad: d.dsMad,
+    tmMad: d.tmMad,
+    diskType: d.diskType,
+    driver: d.template['DRIVER'] ?? '',
+    persistentOnly: d.persistentOnly,
+  };
+}
