@@ -131,20 +131,17 @@ export function answers(r: ImageRecord): ImageEvent[] {
   const at = p.issuedAt + 500;
   const meta = { at, actor: ADMIN };
   const ctx = decisionContext({ datastore: IMAGE_DS });
-  const reply = (result: 'SUCCESS' | 'FAILURE', info: string): ImageEvent => ({
-    type: 'driver.reply',
-    imageId: r.id,
-    requestId: p.requestId,
-    action: p.action,
-    result,
-    info,
-    meta: { ...meta, commandId: `${p.requestId}-${result}` },
+  const answer = (c: ImageCommandInput, suffix: string): ImageEvent => ({
+    ...ImageCommandSchema.parse(c),
+    meta: { ...meta, commandId: `${p.requestId}-${suffix}` },
     ctx,
   });
+  const reply = (result: 'SUCCESS' | 'FAILURE', info: string): ImageEvent =>
+    answer({ type: 'driver.reply', imageId: r.id, requestId: p.requestId, action: p.action, result, info }, result);
   return [
     reply('SUCCESS', SUCCESS_INFO[p.action]),
     reply('FAILURE', 'driver said no'),
-    { type: 'driver.timeout', imageId: r.id, requestId: p.requestId, meta: { ...meta, commandId: `${p.requestId}-timeout` }, ctx },
+    answer({ type: 'driver.timeout', imageId: r.id, requestId: p.requestId }, 'timeout'),
   ];
 }
 

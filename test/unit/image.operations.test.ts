@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SnapshotList } from '../../src/messages/image-record.js';
-import { event, given, history, replay } from '../support/image-spec.js';
+import { event, given, history } from '../support/image-spec.js';
 import { acquire, registerReady } from '../support/image-states.js';
 import { BACKUP_DS, FILE_DS, IMAGE_DS } from '../support/fixtures.js';
 import { deleteSnapshot, revertSnapshot, snapshotDeletionError } from '../../src/machines/image/snapshots.js';

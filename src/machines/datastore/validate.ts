@@ -72,7 +72,7 @@ export function validateCreate(ev: DatastoreEventOf<'datastore.create'>, drivers
     template['SAFE_DIRS'] = '/var/tmp';
     template['RESTRICTED_DIRS'] = '/';
   }
-  for (const k of ['NAME', 'TYPE', 'DS_MAD', 'TM_MAD', 'BASE_PATH', 'DISK_TYPE']) delete template[k];
+  const fields = new Set(['NAME', 'TYPE', 'DS_MAD', 'TM_MAD', 'BASE_PATH', 'DISK_TYPE']);
 
   return {
     id: ev.datastoreId,
@@ -94,7 +94,7 @@ export function validateCreate(ev: DatastoreEventOf<'datastore.create'>, drivers
     images: [],
     reservations: [],
     persistentOnly,
-    template,
+    template: Object.fromEntries(Object.entries(template).filter(([k]) => !fields.has(k))),
   };
 }
 

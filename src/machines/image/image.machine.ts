@@ -1,6 +1,6 @@
 import { setup } from 'xstate';
 import type { ImageRecord } from '../../messages/image-record.js';
-import type { ImageLifecycle, ImageState } from '../../messages/states.js';
+import type { ImageLifecycle, ImageState, ImageType } from '../../messages/states.js';
 import { CLONABLE_TYPES, FILE_TYPES, SNAPSHOT_TYPES, parseImageType } from '../../messages/states.js';
 import { rejection, type ErrorCode, type Rejection } from '../../messages/errors.js';
 import type { Effect } from '../../messages/effects.js';
@@ -108,7 +108,7 @@ function chtypeRefusal(r: ImageRecord, ev: ImageEvent): Rejection | undefined {
   const wanted = raw === '' ? parseImageType(ev.ctx.defaults.imageType) ?? 'OS' : parseImageType(raw);
   if (wanted === undefined) return rejection('IMG_ERR_UNKNOWN_TYPE', { type: raw });
   if (r.type === 'BACKUP' || r.type === 'FILESYSTEM') return rejection('IMG_ERR_CHTYPE_FIXED', { type: r.type });
-  const group = (t: string) => (CLONABLE_TYPES.includes(t as never) ? 'disk' : FILE_TYPES.includes(t as never) ? 'file' : t);
+  const group = (t: ImageType): string => (CLONABLE_TYPES.includes(t) ? 'disk' : FILE_TYPES.includes(t) ? 'file' : t);
   if (group(wanted) !== group(r.type)) return rejection('IMG_ERR_CHTYPE_INCOMPATIBLE');
   if (r.snapshots.list.length > 0 && !SNAPSHOT_TYPES.includes(wanted)) return rejection('IMG_ERR_CHTYPE_SNAPSHOTS');
   return undefined;
