@@ -5,6 +5,8 @@ import type { ImageAggregate } from '../../src/machines/image/decide.js';
 import { ImageCommandSchema, type ImageCommandInput } from '../../src/messages/image-commands.js';
 import { decisionContext } from '../../src/machines/image/events.js';
 import { ADMIN, BACKUP_DS, IMAGE_DS, T0 } from './fixtures.js';
+import { emptyImage } from '../../src/machines/image/record.js';
+import { TWO_SNAPSHOTS } from './image-states.js';
 
 const ID = 5;
 const SUCCESS_INFO: Record<ImageAction, string> = {
@@ -18,47 +20,18 @@ const SUCCESS_INFO: Record<ImageAction, string> = {
   INCREMENT_FLATTEN: '12 0:bk0',
 };
 const ORIGIN_VIEW = {
-  id: 3,
+  ...emptyImage(3),
   name: 'origin',
   uid: 0,
   gid: 0,
   uname: 'oneadmin',
-  gname: '',
-  type: 'OS' as const,
-  diskType: 'FILE',
-  persistent: false,
   datastore: { id: 1, name: 'default', type: 'IMAGE_DS' as const, dsMad: 'fs' },
   source: '/ds/1/origin',
-  path: '',
   format: 'raw',
-  fs: '',
   size: 10,
-  regTime: 0,
-  modTime: 0,
-  vms: [],
-  clones: [],
-  appClones: [],
-  cloningId: -1,
-  targetSnapshot: -1,
-  template: {},
-  error: null,
-  snapshots: { mode: 'DENY' as const, currentBase: -1, nextSnapshot: 0, list: [] },
-  increments: [],
-  backupDiskIds: [],
-  pending: null,
-  deleting: null,
-  saveAs: null,
   state: 'READY' as const,
 };
-const SNAPS = {
-  mode: 'DENY' as const,
-  currentBase: -1,
-  nextSnapshot: 2,
-  list: [
-    { id: 0, name: 'a', date: 1, parent: -1, children: [], active: false, size: 3 },
-    { id: 1, name: 'b', date: 2, parent: -1, children: [], active: true, size: 4 },
-  ],
-};
+const SNAPS = TWO_SNAPSHOTS;
 
 /** Fixed events with stable ids: the alphabet that model-based and property tests draw from. */
 function fixed(): ImageEvent[] {
@@ -81,18 +54,7 @@ function fixed(): ImageEvent[] {
     ev({ type: 'image.allocateClone', imageId: ID, originId: 3, name: 'c', datastoreId: 1 }, { origin: ORIGIN_VIEW }),
     ev({ type: 'image.allocateSaveAs', imageId: ID, name: 's', vmId: 20, diskId: 0, originImageId: 3, imageType: 'OS', sizeMb: 10, diskFormat: 'raw' }),
     ev(
-      {
-        type: 'image.allocateBackup',
-        imageId: ID,
-        datastoreId: 100,
-        vmId: 9,
-        source: 'bk0',
-        sizeMb: 10,
-        format: 'raw',
-        diskIds: [0],
-        incremental: true,
-        owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' },
-      },
+      { type: 'image.allocateBackup', imageId: ID, datastoreId: 100, vmId: 9, source: 'bk0', sizeMb: 10, format: 'raw', diskIds: [0], incremental: true, owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } },
       { datastore: BACKUP_DS },
     ),
     ev({ type: 'image.delete', imageId: ID }),

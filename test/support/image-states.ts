@@ -1,10 +1,11 @@
 import type { ImageFact } from '../../src/messages/image-facts.js';
+import type { SnapshotList } from '../../src/messages/image-record.js';
 import type { ImageState, ImageType } from '../../src/messages/states.js';
 import type { ImageAggregate } from '../../src/machines/image/decide.js';
 import type { ImageEvent } from '../../src/machines/image/events.js';
 import type { DriverResult } from '../../src/messages/driver.js';
 import { event, history, type EventOptions } from './image-spec.js';
-import { FILE_DS } from './fixtures.js';
+import { BACKUP_DS, FILE_DS } from './fixtures.js';
 
 export interface ImageShape {
   readonly id?: number;
@@ -98,3 +99,57 @@ export function imageIn(state: ImageState | 'INIT', s: ImageShape = {}): ImageFa
       return history(id, registerFromPath({ ...p, persistent: true }), acquire(id, 10));
   }
 }
+
+export interface BackupShape {
+  readonly id?: number;
+  readonly source?: string;
+  readonly incremental?: boolean;
+  readonly selectedDisks?: boolean;
+  readonly diskIds?: number[];
+  readonly backupJobId?: number;
+  readonly owner?: { uid: number; gid: number; uname: string; gname: string };
+  readonly at?: number;
+}
+
+/** A backup image of VM 9 in the BACKUP_DS, as the backup process registers it (§7.3). */
+export const allocateBackup = (s: BackupShape = {}): ImageEvent =>
+  event(
+    {
+      type: 'image.allocateBackup',
+      imageId: s.id ?? 5,
+      datastoreId: BACKUP_DS.id,
+      vmId: 9,
+      source: s.source ?? 'bk0',
+      sizeMb: 10,
+      format: 'raw',
+      diskIds: s.diskIds ?? [0],
+      incremental: s.incremental ?? true,
+      selectedDisks: s.selectedDisks ?? false,
+      backupJobId: s.backupJobId ?? null,
+      owner: s.owner ?? { uid: 0, gid: 0, uname: 'oneadmin', gname: 'oneadmin' },
+    },
+    { ctx: { datastore: BACKUP_DS }, ...(s.at !== undefined ? { at: s.at } : {}) },
+  );
+
+/** Two snapshots pushed by a VM: 0 (3 MB) and the active 1 (4 MB). */
+export const TWO_SNAPSHOTS: SnapshotList = {
+  mode: 'DENY',
+  currentBase: -1,
+  nextSnapshot: 2,
+  list: [
+    { id: 0, name: 'a', date: 1, parent: -1, children: [], active: false, size: 3 },
+    { id: 1, name: 'b', date: 2, parent: -1, children: [], active: true, size: 4 },
+  ],
+};
+
+/** A persistent READY image that a VM left with snapshots (§7.12): the only way images get them. */
+export const readyWithSnapshots = (s: ImageShape = {}, list: SnapshotList = TWO_SNAPSHOTS): ImageFact[] => {
+  const id = s.id ?? 5;
+  return history(
+    id,
+    registerReady({ persistent: true, ...s, id }),
+    acquire(id, 10),
+    event({ type: 'image.setSnapshots', imageId: id, snapshots: list }),
+    event({ type: 'image.release', imageId: id, vmId: 10 }),
+  );
+};

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { IMAGE_STATES, type ImageState } from '../../src/messages/states.js';
 import { event, given, givenAggregate, history } from '../support/image-spec.js';
-import { imageIn, registerFromPath, registerReady, replyTo } from '../support/image-states.js';
+import { allocateBackup, imageIn, readyWithSnapshots, registerFromPath, registerReady, replyTo } from '../support/image-states.js';
 import { aggregateOf } from '../../src/machines/image/decide.js';
 import { replay } from '../support/image-spec.js';
 import { BACKUP_DS } from '../support/fixtures.js';
@@ -31,21 +31,7 @@ const errorWithSource = () =>
 function backupIn(state: ImageState) {
   const facts = history(
     ID,
-    event(
-      {
-        type: 'image.allocateBackup',
-        imageId: ID,
-        datastoreId: 100,
-        vmId: 9,
-        source: 'b-1',
-        sizeMb: 10,
-        format: 'raw',
-        diskIds: [0],
-        incremental: true,
-        owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: 'oneadmin' },
-      },
-      { ctx: { datastore: BACKUP_DS } },
-    ),
+    allocateBackup({ source: 'b-1' }),
   );
   const view = replay(facts);
   if (view === null) throw new Error('no backup');
@@ -171,17 +157,7 @@ describe('§6.1 PERS', () => {
       .when(cmd.persistent(false))
       .thenRejects('IMG_ERR_NONPERSISTENT_STATE', 'Could not make image non-persistent: Image cannot be in state LOCKED.'));
   it('E7: an image with snapshots cannot become non-persistent', () => {
-    const facts = history(
-      ID,
-      registerReady({ persistent: true }),
-      event({ type: 'image.acquire', imageId: ID, vmId: 10, mode: 'deploy' }),
-      event({
-        type: 'image.setSnapshots',
-        imageId: ID,
-        snapshots: { mode: 'DENY', currentBase: -1, nextSnapshot: 1, list: [{ id: 0, name: 's', date: 1, parent: -1, children: [], active: true, size: 3 }] },
-      }),
-      event({ type: 'image.release', imageId: ID, vmId: 10 }),
-    );
+    const facts = readyWithSnapshots();
     given(facts).when(cmd.persistent(false)).thenRejects('IMG_ERR_NONPERSISTENT_SNAPSHOTS', 'Could not make image non-persistent: Image has snapshots.');
   });
 });
@@ -209,25 +185,7 @@ describe('§6.1 CLN (clone start on the origin)', () => {
 describe('§6.1 SNAP', () => {
   it('INIT', () => given(imageIn('INIT')).when(cmd.snapDelete()).thenRejects(...NOT_FOUND));
   it('READY: → LOCKED with TARGET_SNAPSHOT and [SNAP_DELETE]', () => {
-    const facts = history(
-      ID,
-      registerReady({ persistent: true }),
-      event({ type: 'image.acquire', imageId: ID, vmId: 10, mode: 'deploy' }),
-      event({
-        type: 'image.setSnapshots',
-        imageId: ID,
-        snapshots: {
-          mode: 'DENY',
-          currentBase: -1,
-          nextSnapshot: 2,
-          list: [
-            { id: 0, name: 'a', date: 1, parent: -1, children: [], active: false, size: 3 },
-            { id: 1, name: 'b', date: 2, parent: -1, children: [], active: true, size: 4 },
-          ],
-        },
-      }),
-      event({ type: 'image.release', imageId: ID, vmId: 10 }),
-    );
+    const facts = readyWithSnapshots();
     const f = given(facts).when(cmd.snapDelete()).thenState('LOCKED');
     expect(f.changes.targetSnapshot).toBe(0);
     expect(f.effects).toContainEqual(expect.objectContaining({ kind: 'driver.request', action: 'SNAP_DELETE' }));

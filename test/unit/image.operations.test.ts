@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SnapshotList } from '../../src/messages/image-record.js';
 import { event, given, history } from '../support/image-spec.js';
-import { acquire, registerReady } from '../support/image-states.js';
+import { allocateBackup, readyWithSnapshots, registerReady } from '../support/image-states.js';
 import { BACKUP_DS, FILE_DS, IMAGE_DS } from '../support/fixtures.js';
 import { deleteSnapshot, revertSnapshot, snapshotDeletionError } from '../../src/machines/image/snapshots.js';
 import { rewriteIncrements } from '../../src/machines/image/increments.js';
@@ -17,8 +17,7 @@ const tree = (mode: SnapshotList['mode']): SnapshotList => ({
   nextSnapshot: 3,
   list: [snap(0, -1, [1]), snap(1, 0, [2]), snap(2, 1, [], true)],
 });
-const withSnapshots = (list: SnapshotList) =>
-  history(ID, registerReady({ persistent: true }), acquire(ID, 10), event({ type: 'image.setSnapshots', imageId: ID, snapshots: list }), event({ type: 'image.release', imageId: ID, vmId: 10 }));
+const withSnapshots = (list: SnapshotList) => readyWithSnapshots({}, list);
 
 describe('§7.7 persistent toggle', () => {
   const pers = (persistent: boolean, ctx = {}) => event({ type: 'image.setPersistent', imageId: ID, persistent }, { ctx });
@@ -37,20 +36,7 @@ describe('§7.7 persistent toggle', () => {
   it('BACKUP images must stay persistent', () => {
     const facts = history(
       ID,
-      event(
-        {
-          type: 'image.allocateBackup',
-          imageId: ID,
-          datastoreId: 100,
-          vmId: 9,
-          source: 'b',
-          sizeMb: 1,
-          format: 'raw',
-          diskIds: [0],
-          owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: 'oneadmin' },
-        },
-        { ctx: { datastore: BACKUP_DS } },
-      ),
+      allocateBackup({ source: 'b' }),
     );
     given(facts).when(pers(false, { datastore: BACKUP_DS })).thenRejects('IMG_ERR_PERSISTENT_BACKUP', 'BACKUP images must be persistent');
   });
@@ -132,21 +118,7 @@ describe('§7.13.1 restore', () => {
   const backup = (selected = false) =>
     history(
       ID,
-      event(
-        {
-          type: 'image.allocateBackup',
-          imageId: ID,
-          datastoreId: 100,
-          vmId: 9,
-          source: 'b',
-          sizeMb: 1,
-          format: 'raw',
-          diskIds: [0, 2],
-          selectedDisks: selected,
-          owner: { uid: 7, gid: 100, uname: 'alice', gname: 'users' },
-        },
-        { ctx: { datastore: BACKUP_DS } },
-      ),
+      allocateBackup({ source: 'b', diskIds: [0, 2], selectedDisks: selected, owner: { uid: 7, gid: 100, uname: 'alice', gname: 'users' } }),
     );
   const restore = (options = {}, datastore: typeof IMAGE_DS | null = IMAGE_DS) =>
     event({ type: 'image.restore', imageId: ID, datastoreId: 1, options }, { ctx: { datastore } });

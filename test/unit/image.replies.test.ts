@@ -6,20 +6,12 @@ import { describe, expect, it } from 'vitest';
 import type { ImageFact } from '../../src/messages/image-facts.js';
 import type { ImageShape } from '../support/image-states.js';
 import { event, given, history, replay } from '../support/image-spec.js';
-import { acquire, imageIn, registerFromPath, registerReady, replyTo, timeoutOf } from '../support/image-states.js';
-import { BACKUP_DS, IMAGE_DS } from '../support/fixtures.js';
+import { acquire, allocateBackup, imageIn, readyWithSnapshots, registerFromPath, registerReady, replyTo, timeoutOf, TWO_SNAPSHOTS } from '../support/image-states.js';
+import { IMAGE_DS } from '../support/fixtures.js';
 
 const ID = 5;
 const ORIGIN = 3;
-const snapList = {
-  mode: 'DENY' as const,
-  currentBase: -1,
-  nextSnapshot: 2,
-  list: [
-    { id: 0, name: 'a', date: 1, parent: -1, children: [], active: false, size: 3 },
-    { id: 1, name: 'b', date: 2, parent: -1, children: [], active: true, size: 4 },
-  ],
-};
+const snapList = TWO_SNAPSHOTS;
 
 /** Each scenario brings image 5 into LOCKED with one kind of operation pending. */
 const locked = {
@@ -38,33 +30,14 @@ const locked = {
       ID,
       event({ type: 'image.allocateSaveAs', imageId: ID, name: 'saved', vmId: 20, diskId: 0, originImageId: ORIGIN, imageType: 'OS', sizeMb: 10, diskFormat: 'qcow2' }),
     ),
-  SNAP: (op: 'image.snapshotDelete' | 'image.snapshotRevert' | 'image.snapshotFlatten', s: ImageShape = {}) =>
-    history(
-      ID,
-      registerReady({ persistent: true, ...s }),
-      acquire(ID, 10),
-      event({ type: 'image.setSnapshots', imageId: ID, snapshots: snapList }),
-      event({ type: 'image.release', imageId: ID, vmId: 10 }),
-      event({ type: op, imageId: ID, snapshotId: 0 }),
-    ),
+  SNAP: (op: 'image.snapshotDelete' | 'image.snapshotRevert' | 'image.snapshotFlatten', s: ImageShape = {}) => {
+    const facts = readyWithSnapshots(s);
+    return [...facts, given(facts).when(event({ type: op, imageId: ID, snapshotId: 0 })).then({ state: 'LOCKED' })];
+  },
   FINC: () =>
     history(
       ID,
-      event(
-        {
-          type: 'image.allocateBackup',
-          imageId: ID,
-          datastoreId: 100,
-          vmId: 9,
-          source: 'bk0',
-          sizeMb: 10,
-          format: 'raw',
-          diskIds: [0],
-          incremental: true,
-          owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: 'oneadmin' },
-        },
-        { ctx: { datastore: BACKUP_DS } },
-      ),
+      allocateBackup(),
       event({ type: 'image.addIncrement', imageId: ID, source: 'bk1', sizeMb: 2 }),
       event({ type: 'image.addIncrement', imageId: ID, source: 'bk2', sizeMb: 3 }),
       event({ type: 'image.flattenIncrements', imageId: ID, keepLast: 2 }),

@@ -1,15 +1,14 @@
 import { setup } from 'xstate';
 import type { DatastoreRecord, DatastoreFact, DatastoreLifecycle } from '../../messages/datastore.js';
 import type { Effect } from '../../messages/effects.js';
-import { rejection, type ErrorCode, type Rejection } from '../../messages/errors.js';
+import { rejection, type Rejection } from '../../messages/errors.js';
+import type { Detail, Outcome } from '../shared/emitted.js';
 import type { DatastoreEvent, DatastoreEventOf } from './events.js';
 import { capacityRefusal, parseMonitor, validateCreate } from './validate.js';
 import { addId, removeId } from '../image/record.js';
+import { emptyDatastore } from './record.js';
 
-type Detail = DatastoreFact['detail'];
-export type DatastoreEmitted =
-  | { type: 'fact'; fact: DatastoreFact['type']; detail: Detail; effects: readonly Effect[] }
-  | { type: 'rejected'; code: ErrorCode; message: string };
+type DatastoreEmitted = Outcome<DatastoreFact['type']>;
 
 interface Step {
   fact: DatastoreFact['type'];
@@ -23,30 +22,6 @@ type E = DatastoreEvent;
 function of<T extends E['type']>(ev: E, type: T): DatastoreEventOf<T> {
   if (ev.type !== type) throw new Error(`handler for ${type} received ${ev.type}`);
   return ev as DatastoreEventOf<T>;
-}
-
-export function emptyDatastore(id: number): DatastoreRecord {
-  return {
-    id,
-    name: '',
-    uid: -1,
-    gid: -1,
-    uname: '',
-    type: 'IMAGE_DS',
-    dsMad: '',
-    tmMad: '',
-    basePath: '',
-    diskType: 'FILE',
-    totalMb: 0,
-    freeMb: 0,
-    usedMb: 0,
-    monitoredAt: null,
-    monitorError: null,
-    images: [],
-    reservations: [],
-    persistentOnly: false,
-    template: {},
-  };
 }
 
 const dsSetup = setup({

@@ -9,8 +9,9 @@ import {
 import type { DatastoreInfo } from '../../messages/datastore-info.js';
 import type { Rejection } from '../../messages/errors.js';
 import { changedFields, definedFields } from '../shared/equal.js';
-import { emittedEvents } from '../shared/emitted.js';
-import { datastoreMachine, emptyDatastore, type DatastoreEmitted } from './datastore.machine.js';
+import { singleOutcome } from '../shared/emitted.js';
+import { datastoreMachine } from './datastore.machine.js';
+import { emptyDatastore } from './record.js';
 import type { DatastoreEvent } from './events.js';
 
 export interface DatastoreAggregate {
@@ -23,17 +24,10 @@ export type DatastoreDecision =
   | { readonly ok: true; readonly fact: DatastoreFact; readonly next: DatastoreAggregate }
   | { readonly ok: false; readonly rejection: Rejection };
 
-const isEmitted = (x: unknown): x is DatastoreEmitted =>
-  typeof x === 'object' && x !== null && 'type' in x && (x.type === 'fact' || x.type === 'rejected');
-
 export function decideDatastore(agg: DatastoreAggregate, event: DatastoreEvent): DatastoreDecision {
   const snapshot = datastoreMachine.resolveState({ value: agg.state, context: agg.record });
   const [next, actions] = transition(datastoreMachine, snapshot, event);
-  const emitted = emittedEvents(actions, isEmitted);
-  const [out, ...extra] = emitted;
-  if (out === undefined || extra.length > 0) {
-    throw new Error(`datastore machine emitted ${emitted.length} outcomes for ${event.type} in ${agg.state}`);
-  }
+  const out = singleOutcome<DatastoreFact['type']>(actions, `datastore machine, ${event.type} in ${agg.state}`);
   if (out.type === 'rejected') return { ok: false, rejection: { code: out.code, message: out.message } };
   const state = DatastoreLifecycleSchema.parse(next.value);
   return {

@@ -3,6 +3,7 @@ import { DatastoreTypeSchema, type DatastoreType } from '../../messages/states.j
 import { rejection, type Rejection } from '../../messages/errors.js';
 import { nameError } from '../image/allocate.js';
 import type { DatastoreEventOf } from './events.js';
+import { emptyDatastore } from './record.js';
 
 const IMAGE_DISK_TYPES = ['FILE', 'BLOCK', 'ISCSI', 'RBD', 'GLUSTER', 'SHEEPDOG', 'FILESYSTEM'];
 const SYSTEM_DISK_TYPES = ['FILE', 'RBD', 'BLOCK', 'FILESYSTEM'];
@@ -75,7 +76,7 @@ export function validateCreate(ev: DatastoreEventOf<'datastore.create'>, drivers
   const fields = new Set(['NAME', 'TYPE', 'DS_MAD', 'TM_MAD', 'BASE_PATH', 'DISK_TYPE']);
 
   return {
-    id: ev.datastoreId,
+    ...emptyDatastore(ev.datastoreId),
     name,
     uid: ev.meta.actor.uid,
     gid: ev.meta.actor.gid,
@@ -86,13 +87,6 @@ export function validateCreate(ev: DatastoreEventOf<'datastore.create'>, drivers
     // §12.2: always <DATASTORE_LOCATION>/<ID>; a user value is discarded.
     basePath: `${drivers.datastoreLocation.replace(/\/+$/, '')}/${ev.datastoreId}`,
     diskType,
-    totalMb: 0,
-    freeMb: 0,
-    usedMb: 0,
-    monitoredAt: null,
-    monitorError: null,
-    images: [],
-    reservations: [],
     persistentOnly,
     template: Object.fromEntries(Object.entries(template).filter(([k]) => !fields.has(k))),
   };

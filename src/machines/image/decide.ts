@@ -1,13 +1,13 @@
 import { transition } from 'xstate';
 import type { ImageRecord, ImageView } from '../../messages/image-record.js';
-import type { ImageFact } from '../../messages/image-facts.js';
+import type { ImageFact, ImageFactType } from '../../messages/image-facts.js';
 import { ImageLifecycleSchema, type ImageLifecycle } from '../../messages/states.js';
 import type { Rejection } from '../../messages/errors.js';
-import { imageMachine, type Emitted } from './image.machine.js';
+import { imageMachine } from './image.machine.js';
 import type { ImageEvent } from './events.js';
 import { emptyImage } from './record.js';
 import { changedFields, definedFields } from '../shared/equal.js';
-import { emittedEvents } from '../shared/emitted.js';
+import { singleOutcome } from '../shared/emitted.js';
 
 /** The resident, persisted form of one image: its state and its record (a few hundred bytes). */
 export interface ImageAggregate {
@@ -21,10 +21,6 @@ export type ImageDecision =
   | { readonly ok: true; readonly fact: ImageFact; readonly next: ImageAggregate }
   | { readonly ok: false; readonly rejection: Rejection };
 
-function isEmitted(x: unknown): x is Emitted {
-  return typeof x === 'object' && x !== null && 'type' in x && (x.type === 'fact' || x.type === 'rejected');
-}
-
 /**
  * Decides one command with the image machine: a pure function of the
  * aggregate and the event (time, ids and outside knowledge arrive in it).
@@ -33,11 +29,7 @@ function isEmitted(x: unknown): x is Emitted {
 export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecision {
   const snapshot = imageMachine.resolveState({ value: agg.state, context: agg.record });
   const [next, actions] = transition(imageMachine, snapshot, event);
-  const emitted = emittedEvents(actions, isEmitted);
-  const [out, ...extra] = emitted;
-  if (out === undefined || extra.length > 0) {
-    throw new Error(`image machine emitted ${emitted.length} outcomes for ${event.type} in ${agg.state}`);
-  }
+  const out = singleOutcome<ImageFactType>(actions, `image machine, ${event.type} in ${agg.state}`);
   if (out.type === 'rejected') return { ok: false, rejection: { code: out.code, message: out.message } };
   const state = ImageLifecycleSchema.parse(next.value);
   const fact: ImageFact = {

@@ -6,17 +6,15 @@ import { rejection, type ErrorCode, type Rejection } from '../../messages/errors
 import type { Effect } from '../../messages/effects.js';
 import type { ImageFactType } from '../../messages/image-facts.js';
 import type { ImageEvent } from './events.js';
-import type { Detail, Refusal, Step } from './steps.js';
+import type { Refusal, Step } from './steps.js';
+import type { Outcome } from '../shared/emitted.js';
 import * as S from './steps.js';
 import { isRejection } from './allocate.js';
 import { addId, emptyImage, errorText, idleStateFor, isShareable, removeId } from './record.js';
 import { findSnapshot, snapshotDeletionError } from './snapshots.js';
 import { incrementsSize } from './increments.js';
 
-/** What a decision emits: the fact of an accepted command, or the refusal. */
-export type Emitted =
-  | { type: 'fact'; fact: ImageFactType; detail: Detail; effects: readonly Effect[] }
-  | { type: 'rejected'; code: ErrorCode; message: string };
+type Emitted = Outcome<ImageFactType>;
 
 type Args = { context: ImageRecord; event: ImageEvent };
 type Guard = (r: ImageRecord, ev: ImageEvent) => boolean;

@@ -9,7 +9,7 @@ import { addId, errorText, idleStateFor, removeId } from './record.js';
 import { abandonedOperationEffects, interpretReply, monitorEffect, removalEffects, saveAsClearedEffects } from './replies.js';
 import { allocateBackup, allocateClone, allocateFromTemplate, allocateSaveAs, isRejection, type AllocationResult } from './allocate.js';
 
-export type Detail = Record<string, string | number | boolean | null>;
+import type { Detail } from '../shared/emitted.js';
 
 /** What one accepted command does to the record, and the fact that records it. */
 export interface StepResult {
