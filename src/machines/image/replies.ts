@@ -182,4 +182,4 @@ export function removalEffects(r: ImageRecord): Effect[] {
   ];
 }
 
-export { monitor as monitorEffect, quota as quotaEffect, saveAsCleared as saveAsClearedEffects };
+export { saveAsCleared as saveAsClearedEffects };

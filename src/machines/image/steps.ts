@@ -6,7 +6,7 @@ import type { ImageLifecycle } from '../../messages/states.js';
 import { rejection, type Rejection } from '../../messages/errors.js';
 import type { ImageEvent, ImageEventOf } from './events.js';
 import { addId, errorText, idleStateFor, removeId } from './record.js';
-import { abandonedOperationEffects, interpretReply, monitorEffect, removalEffects, saveAsClearedEffects } from './replies.js';
+import { abandonedOperationEffects, interpretReply, removalEffects, saveAsClearedEffects } from './replies.js';
 import { allocateBackup, allocateClone, allocateFromTemplate, allocateSaveAs, isRejection, type AllocationResult } from './allocate.js';
 
 import type { Detail } from '../shared/emitted.js';
@@ -318,4 +318,3 @@ export const ignored =
   (reason: string): Step =>
   (_r, ev) => ({ fact: 'image.commandIgnored', changes: {}, detail: { command: ev.type, reason } });
 
-export { idleStateFor, monitorEffect };
