@@ -16,6 +16,18 @@ interface StateArg { state: string }
 interface IdArg { id: number }
 
 export const ERRORS = {
+  // --- the command boundary: what cannot even be decided
+  CMD_ERR_MALFORMED: def<{ reason: string }>('principle 7', ({ reason }) => `Malformed command message: ${reason}`),
+  CMD_ERR_INVALID: def<{ issues: string }>('principle 7', ({ issues }) => `Invalid command: ${issues}`),
+  CMD_ERR_SUBJECT: def<{ subject: string; expected: string }>(
+    'principle 7',
+    ({ subject, expected }) => `Command published on ${subject} belongs on ${expected}`,
+  ),
+  CMD_ERR_CONFLICT: def<{ tries: number }>(
+    'principle 3',
+    ({ tries }) => `The aggregate kept changing under this command; gave up after ${tries} tries`,
+  ),
+
   // --- lookup
   IMG_ERR_NOT_FOUND: def<IdArg>('§7', ({ id }) => `Error getting image [${id}].`),
   IMG_ERR_EXISTS: def<IdArg>('event sourcing', ({ id }) => `Image ${id} already exists.`),

@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { EnvelopeSchema } from './envelope.js';
+import { ImageCommandSchema } from './image-commands.js';
+import { DatastoreCommandSchema, DatastoreFactSchema, DatastoreViewSchema } from './datastore.js';
+import { ImageFactSchema } from './image-facts.js';
+import { ImageViewSchema } from './image-record.js';
+import { DriverActionSchema } from './driver.js';
+import { ErrorCodeSchema } from './error-code.js';
+
+/** Subjects of the wire protocol; `<id>` is the aggregate's numeric id. */
+export const AGGREGATES = ['image', 'datastore'] as const;
+export const AggregateKindSchema = z.enum(AGGREGATES);
+export type AggregateKind = z.infer<typeof AggregateKindSchema>;
+
+export const subjects = {
+  command: (kind: AggregateKind, id: number): string => `imgr.cmd.${kind}.${id}`,
+  commands: 'imgr.cmd.>',
+  event: (kind: AggregateKind, id: number): string => `imgr.evt.${kind}.${id}`,
+  events: 'imgr.evt.>',
+  driverRequest: (dsMad: string, action: string): string => `imgr.drv.${dsMad}.${action}`,
+  driverRequests: 'imgr.drv.>',
+  rejected: (kind: AggregateKind | 'unknown', id: number | 'unknown'): string => `imgr.rej.${kind}.${id}`,
+  rejections: 'imgr.rej.>',
+  /** Core NATS notifications for the VM subsystem (§5.2): imgr.vm.<vm id>.<kind>. */
+  vmNotice: (vmId: number, kind: string): string => `imgr.vm.${vmId}.${kind}`,
+} as const;
+
+/** Parses `imgr.<x>.<kind>.<id>` into its aggregate. */
+export function aggregateOfSubject(subject: string): { kind: AggregateKind; id: number } | undefined {
+  const m = /^imgr\.[a-z]+\.(image|datastore)\.(\d+)$/.exec(subject);
+  if (m?.[1] === undefined || m[2] === undefined) return undefined;
+  const kind = AggregateKindSchema.parse(m[1]);
+  return { kind, id: Number(m[2]) };
+}
+
+export const CommandSchema = z.discriminatedUnion('type', [...ImageCommandSchema.options, ...DatastoreCommandSchema.options]);
+export type Command = z.infer<typeof CommandSchema>;
+export type CommandInput = z.input<typeof CommandSchema>;
+
+export const aggregateOfCommand = (c: Command): { kind: AggregateKind; id: number } =>
+  'imageId' in c ? { kind: 'image', id: c.imageId } : { kind: 'datastore', id: c.datastoreId };
+
+/** What a service publishes on imgr.cmd.<kind>.<id>. */
+export const CommandMessageSchema = z.object({
+  envelope: EnvelopeSchema,
+  command: CommandSchema,
+  /** Where the outcome is sent (a core NATS inbox); null when the sender only reads imgr_outcomes. */
+  replyTo: z.string().min(1).nullable().default(null),
+});
+export type CommandMessage = z.infer<typeof CommandMessageSchema>;
+export type CommandMessageInput = z.input<typeof CommandMessageSchema>;
+
+/** The answer to one command, sent to replyTo and kept in KV imgr_outcomes under the command id. */
+export const OutcomeSchema = z.discriminatedUnion('status', [
+  z.object({
+    status: z.literal('accepted'),
+    commandId: z.string(),
+    aggregate: AggregateKindSchema,
+    id: z.number().int(),
+    fact: z.string(),
+    state: z.string(),
+    /** Event-log sequence of the commit. */
+    seq: z.number().int().positive(),
+  }),
+  z.object({
+    status: z.literal('rejected'),
+    commandId: z.string(),
+    code: ErrorCodeSchema,
+    message: z.string(),
+  }),
+]);
+export type Outcome = z.infer<typeof OutcomeSchema>;
+
+const commitBase = {
+  v: z.literal(1),
+  id: z.number().int().nonnegative(),
+  commandId: z.string(),
+  correlationId: z.string(),
+  causationId: z.string().nullable(),
+  actor: EnvelopeSchema.shape.actor,
+  at: z.number().int(),
+};
+/** One message of the event log: all facts of one command (principle 3). */
+export const CommitSchema = z.discriminatedUnion('aggregate', [
+  z.object({ aggregate: z.literal('image'), ...commitBase, facts: z.array(ImageFactSchema).min(1) }),
+  z.object({ aggregate: z.literal('datastore'), ...commitBase, facts: z.array(DatastoreFactSchema).min(1) }),
+]);
+export type Commit = z.infer<typeof CommitSchema>;
+
+/** A rejected or unreadable command, kept in IMGR_REJ for audit. */
+export const RejectionRecordSchema = z.object({
+  commandId: z.string().nullable(),
+  actor: EnvelopeSchema.shape.actor.nullable(),
+  subject: z.string(),
+  code: ErrorCodeSchema,
+  message: z.string(),
+  at: z.number().int(),
+  /** The command as received (parsed when it parsed, else the raw text, cut to 4 KiB). */
+  command: z.union([CommandSchema, z.string()]),
+});
+export type RejectionRecord = z.infer<typeof RejectionRecordSchema>;
+
+/** What the driver host receives on imgr.drv.<DS_MAD>.<action>. */
+export const DriverRequestSchema = z.object({
+  requestId: z.string(),
+  action: DriverActionSchema,
+  imageId: z.number().int(),
+  datastoreId: z.number().int(),
+  /** Epoch ms after which the watchdog answers with a timeout. */
+  deadline: z.number().int(),
+  extra: z.record(z.string(), z.string()),
+  image: ImageViewSchema.nullable(),
+  datastore: DatastoreViewSchema,
+  /** Event-log sequence of the commit that asked for it. */
+  seq: z.number().int(),
+});
+export type DriverRequest = z.infer<typeof DriverRequestSchema>;

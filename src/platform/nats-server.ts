@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+
+export interface NatsServerOptions {
+  /** nats.conf to run with. */
+  readonly configFile: string;
+  /** JetStream store directory (kept across restarts). */
+  readonly storeDir: string;
+  /** Client port; 'random' lets the server choose (tests). */
+  readonly port: number | 'random';
+  /** Where the server's own log lines go. */
+  readonly onLog?: (line: string) => void;
+}
+
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  /** Stops the server (SIGTERM, then SIGKILL after a grace period). */
+  stop(): Promise<void>;
+  /** Kills the server abruptly, as a crash would. */
+  kill(): Promise<void>;
+}
+
+const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
+
+/**
+ * Runs nats-server as a child process with imgr's nats.conf, the way
+ * `npm start` and the integration tests both do, and resolves once it
+ * accepts clients (it writes a ports file then).
+ */
+export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer> {
+  const portsDir = await mkdtemp(join(tmpdir(), 'imgr-ports-'));
+  const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir];
+  const child = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const collect = (chunk: Buffer): void => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line === '') continue;
+      if (output.length < 200) output.push(line);
+      o.onLog?.(line);
+    }
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let spawnError: Error | undefined;
+  child.once('error', (e) => (spawnError = e));
+
+  try {
+    const url = await waitForPortsFile(portsDir, child, () => spawnError, output);
+    const port = Number(new URL(url).port);
+    return {
+      url,
+      port,
+      pid: child.pid ?? -1,
+      stop: () => stopChild(child, exited, 'SIGTERM'),
+      kill: () => stopChild(child, exited, 'SIGKILL'),
+    };
+  } finally {
+    await rm(portsDir, { recursive: true, force: true });
+  }
+}
+
+async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Error | undefined, output: readonly string[]): Promise<string> {
+  for (let i = 0; i < 400; i++) {
+    const e = err();
+    if (e) throw new Error(`cannot run nats-server (is it installed? run scripts/setup.sh): ${e.message}`);
+    if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}:\n${output.join('\n')}`);
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.ports'));
+    const file = files[0];
+    if (file !== undefined) {
+      const parsed = PortsFileSchema.safeParse(JSON.parse(await readFile(join(dir, file), 'utf8')));
+      const url = parsed.success ? parsed.data.nats[0] : undefined;
+      if (url !== undefined) return url;
+    }
+    await sleep(25);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`nats-server did not start within 10 s:\n${output.join('\n')}`);
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<number | null>, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,26 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { z } from 'zod';
+
+export const ROLES = ['manager', 'drivers', 'service', 'auditor', 'dashboard'] as const;
+export const RoleSchema = z.enum(ROLES);
+export type Role = z.infer<typeof RoleSchema>;
+
+/** The development passwords of nats.conf; IMGR_NATS_<ROLE>_PASSWORD replaces them. */
+export function credentialsFor(role: Role, env: NodeJS.ProcessEnv = process.env): { user: string; pass: string } {
+  return { user: role, pass: env[`IMGR_NATS_${role.toUpperCase()}_PASSWORD`] ?? `imgr-${role}` };
+}
+
+/**
+ * Connects as a role. The client reconnects forever: a NATS server that
+ * restarts must not take the manager down (its JetStream state is on disk).
+ */
+export async function connectAs(role: Role, servers: string, name = `imgr-${role}`): Promise<NatsConnection> {
+  return connect({
+    servers,
+    name,
+    ...credentialsFor(role),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 10_000,
+  });
+}

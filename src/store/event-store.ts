@@ -1,0 +1,100 @@
+import { DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { CommitSchema, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
+import { ConcurrencyError, isWrongLastSequence } from './errors.js';
+import { STREAMS } from './provision.js';
+
+export interface Appended {
+  readonly seq: number;
+  /** True when the log already held this command's commit (msgID de-duplication). */
+  readonly duplicate: boolean;
+}
+
+export interface LoggedCommit {
+  readonly seq: number;
+  readonly subject: string;
+  /** The parsed commit, or why it could not be read (it is then skipped, never fatal). */
+  readonly commit: Commit | { readonly unreadable: string };
+}
+
+/**
+ * The event log: one JetStream message per command on the aggregate's
+ * subject, appended with the expected last sequence of that subject
+ * (optimistic concurrency) and the command id as msgID (idempotency).
+ */
+export class EventStore {
+  private readonly js: JetStreamClient;
+
+  constructor(
+    nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  async append(kind: AggregateKind, id: number, commit: Commit, expectedSeq: number): Promise<Appended> {
+    const subject = subjects.event(kind, id);
+    try {
+      const ack = await this.js.publish(subject, JSON.stringify(commit), {
+        msgID: commit.commandId,
+        expect: { lastSubjectSequence: expectedSeq },
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (e) {
+      if (isWrongLastSequence(e)) throw new ConcurrencyError(subject, expectedSeq, { cause: e });
+      throw e;
+    }
+  }
+
+  /** The sequence of the aggregate's last commit, 0 if it has none (one direct get). */
+  async lastSeqOf(kind: AggregateKind, id: number): Promise<number> {
+    const m = await this.jsm.direct.getMessage(STREAMS.events, { last_by_subj: subjects.event(kind, id) });
+    return m?.seq ?? 0;
+  }
+
+  async lastSeq(): Promise<number> {
+    return (await this.jsm.streams.info(STREAMS.events)).state.last_seq;
+  }
+
+  /**
+   * Reads the log from `fromSeq` on and keeps following it with an ordered
+   * consumer (it survives server restarts by recreating itself).
+   */
+  async tail(fromSeq: number, onCommit: (c: LoggedCommit) => void, filter: string = subjects.events): Promise<Tail> {
+    const consumer = await this.js.consumers.get(STREAMS.events, {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, fromSeq),
+    });
+    const messages = await consumer.consume({ max_messages: 1000 });
+    let stopped = false;
+    const done = (async () => {
+      for await (const m of messages) {
+        onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()) });
+        if (stopped) break;
+      }
+    })();
+    return {
+      stop: async () => {
+        stopped = true;
+        await messages.close();
+        await done;
+      },
+    };
+  }
+}
+
+export interface Tail {
+  stop(): Promise<void>;
+}
+
+export function parseCommit(text: string): Commit | { unreadable: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { unreadable: `not JSON: ${String(e)}` };
+  }
+  const r = CommitSchema.safeParse(raw);
+  return r.success ? r.data : { unreadable: r.error.message.slice(0, 500) };
+}

@@ -1,0 +1,118 @@
+import {
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  jetstreamManager,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { subjects } from '../messages/wire.js';
+import { isNotFound } from './errors.js';
+
+export const STREAMS = { commands: 'IMGR_CMD', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ' } as const;
+export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes', meta: 'imgr_meta' } as const;
+
+/** Bumped whenever the streams or buckets change; `migrations` brings older stores up to it. */
+export const SCHEMA_VERSION = 1;
+
+const MINUTE = 60_000;
+
+/** Stream configurations of schema version 1. */
+type NamedStreamConfig = Partial<StreamConfig> & { name: string };
+
+export function streamConfigs(): NamedStreamConfig[] {
+  return [
+    {
+      name: STREAMS.commands,
+      subjects: [subjects.commands],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(10 * MINUTE),
+      max_msg_size: 1024 * 1024,
+    },
+    {
+      // The log is the source of truth: no expiry, nothing deleted or purged.
+      name: STREAMS.events,
+      subjects: [subjects.events],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      duplicate_window: nanos(10 * MINUTE),
+      deny_delete: true,
+      deny_purge: true,
+      allow_direct: true,
+      discard: DiscardPolicy.New,
+    },
+    {
+      name: STREAMS.driver,
+      subjects: [subjects.driverRequests],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(10 * MINUTE),
+    },
+    {
+      name: STREAMS.rejected,
+      subjects: [subjects.rejections],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      duplicate_window: nanos(10 * MINUTE),
+      deny_delete: true,
+      deny_purge: true,
+    },
+  ];
+}
+
+export interface Provisioned {
+  readonly jsm: JetStreamManager;
+  readonly snapshots: KV;
+  readonly outcomes: KV;
+  readonly meta: KV;
+}
+
+/** Creates or updates every stream and bucket; safe to run at every start and from several managers. */
+export async function provision(nc: NatsConnection): Promise<Provisioned> {
+  const jsm = await jetstreamManager(nc);
+  for (const cfg of streamConfigs()) {
+    try {
+      await jsm.streams.info(cfg.name);
+      await jsm.streams.update(cfg.name, cfg);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      await addOrAccept(jsm, cfg);
+    }
+  }
+  const kvm = new Kvm(nc);
+  const snapshots = await kvm.create(BUCKETS.snapshots, { history: 1 });
+  const outcomes = await kvm.create(BUCKETS.outcomes, { history: 1, ttl: 24 * 60 * MINUTE });
+  const meta = await kvm.create(BUCKETS.meta, { history: 5 });
+  await migrate(meta);
+  return { jsm, snapshots, outcomes, meta };
+}
+
+/** Two managers starting at once may both try to add: the loser accepts the winner's stream. */
+async function addOrAccept(jsm: JetStreamManager, cfg: NamedStreamConfig): Promise<void> {
+  try {
+    await jsm.streams.add(cfg);
+  } catch (e) {
+    await jsm.streams.info(cfg.name).catch(() => {
+      throw e;
+    });
+  }
+}
+
+/** Steps from a stored schema version to the current one, each idempotent. */
+const migrations: Record<number, (meta: KV) => Promise<void>> = {};
+
+async function migrate(meta: KV): Promise<void> {
+  const entry = await meta.get('schema');
+  let version = entry ? Number(entry.string()) : 0;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`the NATS store has imgr schema ${version}, newer than this imgr (${SCHEMA_VERSION}); upgrade imgr`);
+  }
+  while (version < SCHEMA_VERSION) {
+    version += 1;
+    await migrations[version]?.(meta);
+  }
+  await meta.put('schema', String(SCHEMA_VERSION));
+}

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { TestNats } from '../support/nats.js';
+import { provision, STREAMS, SCHEMA_VERSION } from '../../src/store/provision.js';
+import { EventStore, type LoggedCommit } from '../../src/store/event-store.js';
+import { isConcurrencyError } from '../../src/store/errors.js';
+import type { Commit } from '../../src/messages/wire.js';
+import { history } from '../support/image-spec.js';
+import { registerReady } from '../support/image-states.js';
+import { ADMIN } from '../support/fixtures.js';
+
+let nats: TestNats;
+beforeAll(async () => {
+  nats = await TestNats.start();
+});
+afterAll(async () => {
+  await nats.dispose();
+});
+
+const commit = (commandId: string, id = 5): Commit => ({
+  v: 1,
+  aggregate: 'image',
+  id,
+  commandId,
+  correlationId: commandId,
+  causationId: null,
+  actor: ADMIN,
+  at: 1,
+  facts: history(id, registerReady({ id })),
+});
+
+describe('provisioning', () => {
+  it('creates the streams and buckets, and running it again changes nothing', async () => {
+    const nc = await nats.connect();
+    const a = await provision(nc);
+    const b = await provision(nc);
+    const names: string[] = [];
+    for await (const s of b.jsm.streams.list()) names.push(s.config.name);
+    expect(names.sort()).toEqual([STREAMS.commands, STREAMS.driver, STREAMS.events, STREAMS.rejected, 'KV_imgr_meta', 'KV_imgr_outcomes', 'KV_imgr_snapshots'].sort());
+    expect((await a.meta.get('schema'))?.string()).toBe(String(SCHEMA_VERSION));
+    const evt = await b.jsm.streams.info(STREAMS.events);
+    expect(evt.config).toMatchObject({ deny_delete: true, deny_purge: true, max_age: 0 });
+  });
+
+  it('refuses a store written by a newer imgr', async () => {
+    const nc = await nats.connect();
+    const p = await provision(nc);
+    await p.meta.put('schema', String(SCHEMA_VERSION + 1));
+    await expect(provision(nc)).rejects.toThrow(/newer than this imgr/);
+    await p.meta.put('schema', String(SCHEMA_VERSION));
+  });
+});
+
+describe('event store', () => {
+  it('appends with the expected subject sequence, reports conflicts as ConcurrencyError, de-duplicates by command id', async () => {
+    const nc = await nats.connect();
+    const p = await provision(nc);
+    const store = new EventStore(nc, p.jsm);
+    const first = await store.append('image', 5, commit('c-1'), 0);
+    expect(first.duplicate).toBe(false);
+    const second = await store.append('image', 5, commit('c-2'), first.seq);
+    expect(second.seq).toBeGreaterThan(first.seq);
+    const stale = await store.append('image', 5, commit('c-3'), first.seq).catch((e: unknown) => e);
+    expect(isConcurrencyError(stale)).toBe(true);
+    // A retried command is a duplicate, even with a stale expectation.
+    const again = await store.append('image', 5, commit('c-1'), first.seq);
+    expect(again).toEqual({ seq: first.seq, duplicate: true });
+    expect(await store.lastSeqOf('image', 5)).toBe(second.seq);
+    expect(await store.lastSeqOf('image', 999)).toBe(0);
+  });
+
+  it('tails the log from a sequence and skips what it cannot read', async () => {
+    const nc = await nats.connect();
+    const p = await provision(nc);
+    const store = new EventStore(nc, p.jsm);
+    const a = await store.append('image', 6, commit('t-1', 6), 0);
+    await jetstream(nc).publish('imgr.evt.image.7', 'not json');
+    await store.append('image', 8, commit('t-2', 8), 0);
+    const seen: LoggedCommit[] = [];
+    const last = await store.lastSeq();
+    await new Promise<void>((resolve, reject) => {
+      store
+        .tail(a.seq, (c) => {
+          seen.push(c);
+          if (c.seq >= last) resolve();
+        })
+        .then((t) => setTimeout(() => void t.stop(), 5_000))
+        .catch(reject);
+    });
+    expect(seen.map((s) => s.subject)).toEqual(['imgr.evt.image.6', 'imgr.evt.image.7', 'imgr.evt.image.8']);
+    expect(seen[1]?.commit).toMatchObject({ unreadable: expect.stringMatching(/^not JSON/) });
+  });
+
+  it('the log refuses deletes and purges', async () => {
+    const nc = await nats.connect();
+    const p = await provision(nc);
+    await expect(p.jsm.streams.purge(STREAMS.events)).rejects.toThrow();
+    await expect(p.jsm.streams.deleteMessage(STREAMS.events, 1)).rejects.toThrow();
+  });
+});
+
+describe('role permissions of nats.conf', () => {
+  it('a service may send commands but not write the log; an auditor may not send commands', async () => {
+    const mgr = await nats.connect('manager');
+    await provision(mgr);
+    const service = jetstream(await nats.connect('service'));
+    await expect(service.publish('imgr.cmd.image.1', '{}', { msgID: 'perm-1' })).resolves.toMatchObject({ stream: STREAMS.commands });
+    await expect(service.publish('imgr.evt.image.1', '{}', { timeout: 2000 })).rejects.toThrow();
+    const auditor = jetstream(await nats.connect('auditor'));
+    await expect(auditor.publish('imgr.cmd.image.1', '{}', { timeout: 2000 })).rejects.toThrow();
+  });
+});
