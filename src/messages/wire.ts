@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EnvelopeSchema } from './envelope.js';
-import { ImageCommandSchema } from './image-commands.js';
+import { ImageCommandSchema, type ImageCommand } from './image-commands.js';
 import { DatastoreCommandSchema, DatastoreFactSchema, DatastoreViewSchema } from './datastore.js';
 import { ImageFactSchema } from './image-facts.js';
 import { ImageViewSchema } from './image-record.js';
@@ -37,8 +37,12 @@ export const CommandSchema = z.discriminatedUnion('type', [...ImageCommandSchema
 export type Command = z.infer<typeof CommandSchema>;
 export type CommandInput = z.input<typeof CommandSchema>;
 
+const IMAGE_COMMAND_TYPES = new Set<string>(ImageCommandSchema.options.map((o) => o.shape.type.value));
+/** Image commands (and driver replies) versus datastore commands; some datastore commands name an image too. */
+export const isImageCommand = (c: Command): c is ImageCommand => IMAGE_COMMAND_TYPES.has(c.type);
+
 export const aggregateOfCommand = (c: Command): { kind: AggregateKind; id: number } =>
-  'imageId' in c ? { kind: 'image', id: c.imageId } : { kind: 'datastore', id: c.datastoreId };
+  isImageCommand(c) ? { kind: 'image', id: c.imageId } : { kind: 'datastore', id: c.datastoreId };
 
 /** What a service publishes on imgr.cmd.<kind>.<id>. */
 export const CommandMessageSchema = z.object({

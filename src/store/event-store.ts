@@ -67,16 +67,11 @@ export class EventStore {
       opt_start_seq: Math.max(1, fromSeq),
     });
     const messages = await consumer.consume({ max_messages: 1000 });
-    let stopped = false;
     const done = (async () => {
-      for await (const m of messages) {
-        onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()) });
-        if (stopped) break;
-      }
+      for await (const m of messages) onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()) });
     })();
     return {
       stop: async () => {
-        stopped = true;
         await messages.close();
         await done;
       },

@@ -1,0 +1,336 @@
+import type { KV } from '@nats-io/kv';
+import { z } from 'zod';
+import type { Logger } from '../platform/logger.js';
+import type { ManagerConfig } from '../platform/config.js';
+import type { Clock } from '../platform/clock.js';
+import { aggregateOfCommand, isImageCommand, type Commit, type CommandMessage, type Outcome } from '../messages/wire.js';
+import type { ImageCommand } from '../messages/image-commands.js';
+import type { DatastoreCommand } from '../messages/datastore.js';
+import { rejection } from '../messages/errors.js';
+import { decideImage, evolveImage, initialImage, viewOf, aggregateOf, type ImageAggregate } from '../machines/image/decide.js';
+import { decideDatastore, evolveDatastore, initialDatastore, datastoreInfo, type DatastoreAggregate } from '../machines/datastore/decide.js';
+import { decisionContext, type DecisionContext, type Meta } from '../machines/image/events.js';
+import type { DatastoreInfo } from '../messages/datastore-info.js';
+import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
+import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
+import type { EventStore} from '../store/event-store.js';
+import { type LoggedCommit, type Tail } from '../store/event-store.js';
+import { isConcurrencyError } from '../store/errors.js';
+import { Mailboxes } from './mailbox.js';
+import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
+
+const SnapshotSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('image'), seq: z.number().int(), view: ImageViewSchema }),
+  z.object({ kind: z.literal('datastore'), seq: z.number().int(), view: DatastoreViewSchema }),
+]);
+const CHECKPOINT_KEY = 'checkpoint';
+
+interface Committed {
+  readonly kind: 'image' | 'datastore';
+  readonly id: number;
+  readonly seq: number;
+  readonly fact: string;
+  readonly state: string;
+}
+
+/**
+ * Holds every aggregate as a compact resident snapshot, decides commands
+ * with the pure machines (one at a time per aggregate), appends one commit per
+ * command, and keeps itself current by following the log. Boots from the KV
+ * checkpoint plus the log tail, never from per-aggregate history reads.
+ */
+export class AggregateHost {
+  private readonly images = new Map<number, ResidentImage>();
+  private readonly datastores = new Map<number, ResidentDatastore>();
+  private readonly imageNames = new Map<string, number>();
+  private readonly datastoreNames = new Map<string, number>();
+  private readonly mailboxes = new Mailboxes();
+  private readonly recent = new RecentCommits<Committed>(100_000);
+  private readonly dirty = new Set<string>();
+  private readonly waiters: { seq: number; resolve: () => void }[] = [];
+  private applied = 0;
+  private tail: Tail | undefined;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly snapshots: KV,
+    private readonly config: ManagerConfig,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads the last checkpoint, then follows the log from there; resolves once caught up. */
+  async boot(): Promise<void> {
+    const checkpoint = await this.loadSnapshots();
+    const target = await this.store.lastSeq();
+    this.applied = checkpoint;
+    this.tail = await this.store.tail(checkpoint + 1, (c) => this.onLogged(c));
+    await this.waitFor(target);
+    this.log.info({ checkpoint, caughtUpTo: target, images: this.images.size, datastores: this.datastores.size }, 'aggregate host booted');
+  }
+
+  async stop(): Promise<void> {
+    await this.tail?.stop();
+  }
+
+  /** Highest log sequence applied to the resident state. */
+  get appliedSeq(): number {
+    return this.applied;
+  }
+
+  image(id: number): ImageView | undefined {
+    const r = this.images.get(id);
+    return r ? viewOf(r.agg) : undefined;
+  }
+
+  datastore(id: number): DatastoreView | undefined {
+    const r = this.datastores.get(id);
+    return r ? { ...r.agg.record, state: r.agg.state } : undefined;
+  }
+
+  allImages(): IterableIterator<ResidentImage> {
+    return this.images.values();
+  }
+
+  allDatastores(): IterableIterator<ResidentDatastore> {
+    return this.datastores.values();
+  }
+
+  /** Resolves once the resident state reflects the log up to `seq`. */
+  waitFor(seq: number): Promise<void> {
+    if (this.applied >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ seq, resolve }));
+  }
+
+  /** Decides and commits one command; commands for one aggregate run in arrival order. */
+  execute(msg: CommandMessage): Promise<Outcome> {
+    const { kind, id } = aggregateOfCommand(msg.command);
+    return this.mailboxes.run(`${kind}.${id}`, () => this.decideAndCommit(msg));
+  }
+
+  private async decideAndCommit(msg: CommandMessage): Promise<Outcome> {
+    const { envelope, command } = msg;
+    const commandId = envelope.commandId;
+    const { kind, id } = aggregateOfCommand(command);
+    for (let attempt = 1; attempt <= this.config.conflictRetries; attempt++) {
+      const earlier = this.recent.get(commandId);
+      if (earlier) return { status: 'accepted', commandId, aggregate: earlier.kind, id: earlier.id, fact: earlier.fact, state: earlier.state, seq: earlier.seq };
+      const meta: Meta = { commandId, at: this.clock.now(), actor: envelope.actor };
+      const decision = this.decide(command, meta);
+      if (!decision.ok) return { status: 'rejected', commandId, ...decision.rejection };
+      const expected = kind === 'image' ? (this.images.get(id)?.seq ?? 0) : (this.datastores.get(id)?.seq ?? 0);
+      const base = { v: 1 as const, id, commandId, correlationId: envelope.correlationId, causationId: envelope.causationId, actor: envelope.actor, at: meta.at };
+      const commit: Commit =
+        decision.kind === 'image' ? { ...base, aggregate: 'image', facts: [decision.fact] } : { ...base, aggregate: 'datastore', facts: [decision.fact] };
+      try {
+        const r = await this.store.append(kind, id, commit, expected);
+        if (r.duplicate) {
+          // The log holds this command already (a redelivery after a crash): answer with that commit.
+          await this.waitFor(r.seq);
+          const done = this.recent.get(commandId);
+          if (done) return { status: 'accepted', commandId, aggregate: done.kind, id: done.id, fact: done.fact, state: done.state, seq: done.seq };
+          return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
+        }
+        this.apply(r.seq, commit);
+        return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
+      } catch (e) {
+        if (!isConcurrencyError(e)) throw e;
+        // Another writer got there first: catch up with the log and decide again.
+        const last = await this.store.lastSeqOf(kind, id);
+        this.log.debug({ kind, id, expected, last, attempt }, 'append conflict, catching up');
+        await this.waitFor(last);
+      }
+    }
+    return { status: 'rejected', commandId, ...rejection('CMD_ERR_CONFLICT', { tries: this.config.conflictRetries }) };
+  }
+
+  private decide(command: ImageCommand | DatastoreCommand, meta: Meta) {
+    if (isImageCommand(command)) {
+      const agg = this.images.get(command.imageId)?.agg ?? initialImage(command.imageId);
+      const d = decideImage(agg, { ...command, meta, ctx: this.imageContext(command, meta) });
+      return d.ok ? { ok: true as const, kind: 'image' as const, fact: d.fact } : d;
+    }
+    const agg = this.datastores.get(command.datastoreId)?.agg ?? initialDatastore(command.datastoreId);
+    const name = command.type === 'datastore.create' ? nameIn(command.template) : '';
+    const ctx = { nameTakenBy: this.datastoreNames.get(name) ?? null, drivers: this.config.drivers, capacityCheck: this.config.capacityCheck };
+    const d = decideDatastore(agg, { ...command, meta, ctx });
+    return d.ok ? { ok: true as const, kind: 'datastore' as const, fact: d.fact } : d;
+  }
+
+  /** What an image decision needs from other aggregates (DecisionContext). */
+  private imageContext(c: ImageCommand, meta: Meta): DecisionContext {
+    const base = { defaults: this.config.defaults, timeouts: this.config.timeouts };
+    const own = this.images.get(c.imageId)?.agg.record;
+    const taken = (name: string) => this.imageNames.get(nameKey(meta.actor.uid, name)) ?? null;
+    switch (c.type) {
+      case 'image.allocate':
+        return decisionContext({ ...base, datastore: this.dsInfo(c.datastoreId), nameTakenBy: taken(nameIn(c.template)) });
+      case 'image.allocateClone': {
+        const origin = this.image(c.originId) ?? null;
+        return decisionContext({
+          ...base,
+          datastore: this.dsInfo(c.datastoreId),
+          origin,
+          originDatastore: origin ? this.dsInfo(origin.datastore.id) : null,
+          nameTakenBy: taken(c.name),
+        });
+      }
+      case 'image.allocateSaveAs': {
+        const origin = this.images.get(c.originImageId)?.agg.record;
+        return decisionContext({ ...base, datastore: origin ? this.dsInfo(origin.datastore.id) : null, nameTakenBy: taken(c.name) });
+      }
+      case 'image.allocateBackup':
+        return decisionContext({ ...base, datastore: this.dsInfo(c.datastoreId) });
+      case 'image.restore':
+        return decisionContext({ ...base, datastore: this.dsInfo(c.datastoreId) });
+      default:
+        return decisionContext({ ...base, datastore: own ? this.dsInfo(own.datastore.id) : null });
+    }
+  }
+
+  private dsInfo(id: number): DatastoreInfo | null {
+    const r = this.datastores.get(id);
+    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record) : null;
+  }
+
+  private onLogged(c: LoggedCommit): void {
+    if ('unreadable' in c.commit) {
+      this.log.error({ seq: c.seq, subject: c.subject, reason: c.commit.unreadable }, 'skipping an unreadable commit');
+      this.advance(c.seq);
+      return;
+    }
+    this.apply(c.seq, c.commit);
+  }
+
+  /** Folds a commit into the resident state; a commit already applied is skipped. */
+  private apply(seq: number, commit: Commit): void {
+    if (commit.aggregate === 'image') {
+      const r = this.images.get(commit.id) ?? { agg: initialImage(commit.id), seq: 0 };
+      if (seq > r.seq) {
+        const before = r.agg.record;
+        const view = commit.facts.reduce<ImageView>((v, f) => evolveImage(v, f), viewOf(r.agg));
+        r.agg = aggregateOf(view);
+        r.seq = seq;
+        this.images.set(commit.id, r);
+        this.indexImageName(before.uid, before.name, r.agg);
+        this.dirty.add(`image.${commit.id}`);
+        const last = commit.facts[commit.facts.length - 1];
+        if (last) this.recent.set(commit.commandId, { kind: 'image', id: commit.id, seq, fact: last.type, state: last.state });
+      }
+    } else {
+      const r = this.datastores.get(commit.id) ?? { agg: initialDatastore(commit.id), seq: 0 };
+      if (seq > r.seq) {
+        const beforeName = r.agg.record.name;
+        const view = commit.facts.reduce((v, f) => evolveDatastore(v, f), { ...r.agg.record, state: r.agg.state });
+        const { state, ...record } = view;
+        r.agg = { state, record };
+        r.seq = seq;
+        this.datastores.set(commit.id, r);
+        if (this.datastoreNames.get(beforeName) === commit.id) this.datastoreNames.delete(beforeName);
+        if (state !== 'REMOVED' && record.name !== '') this.datastoreNames.set(record.name, commit.id);
+        this.dirty.add(`datastore.${commit.id}`);
+        const last = commit.facts[commit.facts.length - 1];
+        if (last) this.recent.set(commit.commandId, { kind: 'datastore', id: commit.id, seq, fact: last.type, state: last.state });
+      }
+    }
+    this.advance(seq);
+  }
+
+  private indexImageName(uid: number, name: string, agg: ImageAggregate): void {
+    const oldKey = nameKey(uid, name);
+    if (this.imageNames.get(oldKey) === agg.record.id) this.imageNames.delete(oldKey);
+    if (agg.state !== 'REMOVED' && agg.state !== 'INIT') this.imageNames.set(nameKey(agg.record.uid, agg.record.name), agg.record.id);
+  }
+
+  private advance(seq: number): void {
+    if (seq <= this.applied) return;
+    this.applied = seq;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i];
+      if (w && w.seq <= seq) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  /**
+   * Writes every aggregate changed since the last checkpoint to KV, then the
+   * checkpoint sequence: a restart replays only the log after it.
+   */
+  async checkpoint(): Promise<number> {
+    const upTo = this.applied;
+    const keys = [...this.dirty];
+    this.dirty.clear();
+    try {
+      await Promise.all(
+        keys.map((key) => {
+          const [kind, idText] = key.split('.');
+          const id = Number(idText);
+          const snap =
+            kind === 'image'
+              ? (() => {
+                  const r = this.images.get(id);
+                  return r ? { kind: 'image' as const, seq: r.seq, view: viewOf(r.agg) } : undefined;
+                })()
+              : (() => {
+                  const r = this.datastores.get(id);
+                  return r ? { kind: 'datastore' as const, seq: r.seq, view: { ...r.agg.record, state: r.agg.state } } : undefined;
+                })();
+          return snap ? this.snapshots.put(key, JSON.stringify(snap)) : Promise.resolve(0);
+        }),
+      );
+      await this.snapshots.put(CHECKPOINT_KEY, String(upTo));
+    } catch (e) {
+      for (const k of keys) this.dirty.add(k);
+      throw e;
+    }
+    return upTo;
+  }
+
+  private async loadSnapshots(): Promise<number> {
+    const status = await this.snapshots.status();
+    if (status.values === 0) return 0;
+    let checkpoint = 0;
+    const watch = await this.snapshots.watch();
+    for await (const e of watch) {
+      if (e.operation === 'PUT') {
+        if (e.key === CHECKPOINT_KEY) checkpoint = Number(e.string());
+        else this.loadSnapshot(e.key, e.string());
+      }
+      if (e.delta === 0) break;
+    }
+    watch.stop();
+    return Number.isFinite(checkpoint) ? checkpoint : 0;
+  }
+
+  private loadSnapshot(key: string, text: string): void {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      raw = undefined;
+    }
+    const s = SnapshotSchema.safeParse(raw);
+    if (!s.success) {
+      // An unreadable snapshot only costs a longer replay: drop it and the checkpoint with it.
+      this.log.warn({ key }, 'ignoring an unreadable snapshot');
+      return;
+    }
+    if (s.data.kind === 'image') {
+      const agg = aggregateOf(s.data.view);
+      this.images.set(agg.record.id, { agg, seq: s.data.seq });
+      this.indexImageName(agg.record.uid, agg.record.name, agg);
+    } else {
+      const { state, ...record } = s.data.view;
+      this.datastores.set(record.id, { agg: { state, record }, seq: s.data.seq });
+      if (state !== 'REMOVED') this.datastoreNames.set(record.name, record.id);
+    }
+  }
+}
+
+const nameKey = (uid: number, name: string): string => `${uid}\u0000${name}`;
+const nameIn = (template: Readonly<Record<string, string>>): string =>
+  Object.entries(template).find(([k]) => k.trim().toUpperCase() === 'NAME')?.[1] ?? '';
+
+export type { ImageAggregate, DatastoreAggregate };

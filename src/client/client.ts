@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { createInbox, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { connectAs, type Role } from '../platform/nats.js';
+import type { z } from 'zod';
+import { ActorSchema, type Actor } from '../messages/envelope.js';
+import {
+  CommandSchema,
+  OutcomeSchema,
+  aggregateOfCommand,
+  subjects,
+  type AggregateKind,
+  type CommandInput,
+  type CommandMessage,
+  type Outcome,
+} from '../messages/wire.js';
+import { BUCKETS } from '../store/provision.js';
+
+/** The command was sent but no outcome arrived in time; it may still be processed. */
+export class ImgrTimeoutError extends Error {
+  override readonly name = 'ImgrTimeoutError';
+  constructor(readonly commandId: string, ms: number) {
+    super(`no outcome for command ${commandId} within ${ms} ms; it may still be processed (send it again with the same id to learn its outcome)`);
+  }
+}
+
+export interface SendOptions {
+  readonly commandId?: string;
+  readonly correlationId?: string;
+  readonly causationId?: string | null;
+  readonly actor?: Actor;
+  readonly timeoutMs?: number;
+}
+
+/**
+ * The typed client for services: send a command and get its outcome
+ * (accepted with the new state, or rejected with code and text).
+ */
+export class ImgrClient {
+  private readonly js: JetStreamClient;
+  private outcomes: Promise<KV> | undefined;
+
+  constructor(
+    readonly nc: NatsConnection,
+    private readonly actor: Actor,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  static async connect(o: { servers: string; role?: Role; actor: ActorInput }): Promise<ImgrClient> {
+    const nc = await connectAs(o.role ?? 'service', o.servers);
+    return new ImgrClient(nc, ActorSchema.parse(o.actor));
+  }
+
+  async close(): Promise<void> {
+    await this.nc.close();
+  }
+
+  /** Publishes a command and waits for its outcome. The same command id twice yields the first outcome. */
+  async send(input: CommandInput, o: SendOptions = {}): Promise<Outcome> {
+    const command = CommandSchema.parse(input);
+    const commandId = o.commandId ?? randomUUID();
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    const { kind, id } = aggregateOfCommand(command);
+    const inbox = createInbox();
+    const sub = this.nc.subscribe(inbox, { max: 1, timeout: timeoutMs });
+    const message: CommandMessage = {
+      envelope: {
+        commandId: commandId as CommandMessage['envelope']['commandId'],
+        correlationId: o.correlationId ?? commandId,
+        causationId: o.causationId ?? null,
+        actor: o.actor ?? this.actor,
+        at: Date.now(),
+      },
+      command,
+      replyTo: inbox,
+    };
+    try {
+      const ack = await this.js.publish(subjects.command(kind, id), JSON.stringify(message), { msgID: commandId });
+      if (ack.duplicate) {
+        sub.unsubscribe();
+        return await this.storedOutcome(commandId, timeoutMs);
+      }
+      for await (const m of sub) return OutcomeSchema.parse(m.json());
+      throw new ImgrTimeoutError(commandId, timeoutMs);
+    } catch (e) {
+      if (isTimeout(e)) throw new ImgrTimeoutError(commandId, timeoutMs);
+      throw e;
+    } finally {
+      sub.unsubscribe();
+    }
+  }
+
+  /** The outcome of an earlier command, once it is known. */
+  async storedOutcome(commandId: string, timeoutMs: number): Promise<Outcome> {
+    this.outcomes ??= new Kvm(this.nc).open(BUCKETS.outcomes);
+    const kv = await this.outcomes;
+    const until = Date.now() + timeoutMs;
+    for (let wait = 20; Date.now() < until; wait = Math.min(wait * 2, 500)) {
+      const e = await kv.get(commandId);
+      if (e?.operation === 'PUT') return OutcomeSchema.parse(e.json());
+      await sleep(wait);
+    }
+    throw new ImgrTimeoutError(commandId, timeoutMs);
+  }
+
+  /** A new id for an image or datastore, from the manager's counter. */
+  async nextId(kind: AggregateKind): Promise<number> {
+    const m = await this.nc.request(`imgr.query.next-id.${kind}`, '', { timeout: 10_000 });
+    const id = Number(m.string());
+    if (!Number.isInteger(id) || id < 0) throw new Error(`bad id from the manager: ${m.string()}`);
+    return id;
+  }
+}
+
+type ActorInput = z.input<typeof ActorSchema>;
+
+const isTimeout = (e: unknown): boolean => e instanceof TimeoutError;

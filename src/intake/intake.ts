@@ -1,0 +1,184 @@
+import { AckPolicy, DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../platform/logger.js';
+import type { Clock } from '../platform/clock.js';
+import { rejection, type Rejection } from '../messages/errors.js';
+import {
+  CommandMessageSchema,
+  OutcomeSchema,
+  aggregateOfCommand,
+  subjects,
+  type CommandMessage,
+  type Outcome,
+  type RejectionRecord,
+} from '../messages/wire.js';
+import type { AggregateHost } from '../actors/host.js';
+import { STREAMS } from '../store/provision.js';
+
+export const INTAKE_DURABLE = 'imgr-intake';
+
+/**
+ * The command consumer: parse (zod), route to the aggregate's mailbox,
+ * decide and commit, answer, then acknowledge. A malformed or refused command
+ * is acknowledged too (never redelivered forever), answered, and recorded in
+ * IMGR_REJ with who sent it and why.
+ */
+export class Intake {
+  private readonly js: JetStreamClient;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private close: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly host: AggregateHost,
+    private readonly outcomes: KV,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  async start(): Promise<void> {
+    await this.jsm.consumers.add(STREAMS.commands, {
+      durable_name: INTAKE_DURABLE,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: subjects.commands,
+      ack_wait: nanos(60_000),
+      max_ack_pending: 2000,
+    });
+    const consumer = await this.js.consumers.get(STREAMS.commands, INTAKE_DURABLE);
+    const messages = await consumer.consume({ max_messages: 500 });
+    this.close = async () => {
+      await messages.close();
+    };
+    this.loop = (async () => {
+      const inflight = new Set<Promise<void>>();
+      for await (const m of messages) {
+        // Routing happens synchronously, in stream order, so each aggregate sees its commands in order.
+        const p = this.handle(m).finally(() => inflight.delete(p));
+        inflight.add(p);
+        if (this.stopping) break;
+      }
+      await Promise.allSettled(inflight);
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.close?.();
+    await this.loop;
+  }
+
+  private handle(m: JsMsg): Promise<void> {
+    const started = this.clock.now();
+    const parsed = parseCommandMessage(m.subject, m.string());
+    if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
+    const msg = parsed.message;
+    return this.answered(msg)
+      .then((known) => known ?? this.host.execute(msg))
+      .then(async (outcome) => {
+        await this.finish(msg, outcome);
+        m.ack();
+        this.log.info(
+          { commandId: msg.envelope.commandId, type: msg.command.type, ...aggregateOfCommand(msg.command), status: outcome.status, ...(outcome.status === 'accepted' ? { state: outcome.state, seq: outcome.seq } : { code: outcome.code }), ms: this.clock.now() - started },
+          'command',
+        );
+      })
+      .catch((e: unknown) => {
+        // NATS trouble or a bug: leave the command for redelivery instead of answering wrongly.
+        this.log.error({ err: e, commandId: msg.envelope.commandId }, 'command not processed, will be redelivered');
+        m.nak(1000);
+      });
+  }
+
+  /** Idempotency beyond the stream's de-duplication window: a known command id gets its first outcome. */
+  private async answered(msg: CommandMessage): Promise<Outcome | undefined> {
+    const e = await this.outcomes.get(msg.envelope.commandId);
+    if (!e || e.operation !== 'PUT') return undefined;
+    const r = OutcomeSchema.safeParse(safeJson(e.string()));
+    return r.success ? r.data : undefined;
+  }
+
+  private async finish(msg: CommandMessage, outcome: Outcome): Promise<void> {
+    await this.outcomes.put(msg.envelope.commandId, JSON.stringify(outcome));
+    if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
+    if (outcome.status === 'rejected') {
+      const { kind, id } = aggregateOfCommand(msg.command);
+      await this.recordRejection(subjects.rejected(kind, id), {
+        commandId: msg.envelope.commandId,
+        actor: msg.envelope.actor,
+        subject: subjects.command(kind, id),
+        code: outcome.code,
+        message: outcome.message,
+        at: this.clock.now(),
+        command: msg.command,
+      });
+    }
+  }
+
+  private async refuseUnreadable(m: JsMsg, r: Rejection, partial: Partial<CommandMessage> & { replyTo?: string | null }): Promise<void> {
+    try {
+      const commandId = partial.envelope?.commandId ?? null;
+      await this.recordRejection(subjects.rejected('unknown', 'unknown'), {
+        commandId,
+        actor: partial.envelope?.actor ?? null,
+        subject: m.subject,
+        code: r.code,
+        message: r.message,
+        at: this.clock.now(),
+        command: m.string().slice(0, 4096),
+      });
+      if (typeof partial.replyTo === 'string') {
+        this.nc.publish(partial.replyTo, JSON.stringify({ status: 'rejected', commandId: commandId ?? '', code: r.code, message: r.message }));
+      }
+      m.ack();
+      this.log.warn({ subject: m.subject, code: r.code, message: r.message }, 'unreadable command refused');
+    } catch (e) {
+      this.log.error({ err: e }, 'could not record a refused command, will retry');
+      m.nak(1000);
+    }
+  }
+
+  private async recordRejection(subject: string, rec: RejectionRecord): Promise<void> {
+    await this.js.publish(subject, JSON.stringify(rec), rec.commandId ? { msgID: `rej-${rec.commandId}` } : {});
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+type Parsed =
+  | { ok: true; message: CommandMessage }
+  | { ok: false; rejection: Rejection; partial: Partial<CommandMessage> & { replyTo?: string | null } };
+
+/** Everything a command message must be before it reaches a machine. */
+export function parseCommandMessage(subject: string, text: string): Parsed {
+  const raw = safeJson(text);
+  if (raw === undefined) return { ok: false, rejection: rejection('CMD_ERR_MALFORMED', { reason: 'not JSON' }), partial: {} };
+  const r = CommandMessageSchema.safeParse(raw);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
+    return { ok: false, rejection: rejection('CMD_ERR_INVALID', { issues }), partial: partialOf(raw) };
+  }
+  const { kind, id } = aggregateOfCommand(r.data.command);
+  const expected = subjects.command(kind, id);
+  if (subject !== expected) return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected }), partial: r.data };
+  return { ok: true, message: r.data };
+}
+
+/** The envelope and replyTo of a message whose command did not parse, so the sender still hears back. */
+function partialOf(raw: unknown): Partial<CommandMessage> & { replyTo?: string | null } {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const env = CommandMessageSchema.shape.envelope.safeParse('envelope' in raw ? raw.envelope : undefined);
+  const replyTo = 'replyTo' in raw && typeof raw.replyTo === 'string' ? raw.replyTo : null;
+  return { ...(env.success ? { envelope: env.data } : {}), replyTo };
+}

@@ -1,0 +1,125 @@
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import { connectAs } from './platform/nats.js';
+import { ManagerConfigSchema, type ManagerConfig, type ManagerConfigInput } from './platform/config.js';
+import { systemClock, type Clock } from './platform/clock.js';
+import type { Logger } from './platform/logger.js';
+import { provision } from './store/provision.js';
+import { EventStore } from './store/event-store.js';
+import { isWrongLastSequence } from './store/errors.js';
+import { AggregateHost } from './actors/host.js';
+import { Intake } from './intake/intake.js';
+import { DriverDispatcher } from './reactors/dispatcher.js';
+import { ProcessManager } from './reactors/process-manager.js';
+import { Watchdog } from './reactors/watchdog.js';
+import { MonitorTimer } from './reactors/monitor-timer.js';
+import { Publisher } from './reactors/publish.js';
+import { AggregateKindSchema, type AggregateKind } from './messages/wire.js';
+
+export interface ManagerOptions {
+  readonly servers: string;
+  readonly config?: ManagerConfigInput;
+  readonly clock?: Clock;
+  readonly log: Logger;
+  /** Seconds between timer ticks (watchdog, monitor); tests shorten it. */
+  readonly tickMs?: number;
+}
+
+/** First ids handed out: user datastores start at 100 (§12.2), images at 0. */
+const FIRST_ID: Record<AggregateKind, number> = { image: 0, datastore: 100 };
+
+/**
+ * The manager role: provisions the store, boots the aggregate host, and runs
+ * the intake, the reactors, the timers and the id service.
+ */
+export class Manager {
+  private timers: NodeJS.Timeout[] = [];
+  private busy = new Set<string>();
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly host: AggregateHost,
+    private readonly intake: Intake,
+    private readonly reactors: { stop(): Promise<void> }[],
+    private readonly ids: Subscription,
+    readonly config: ManagerConfig,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(o: ManagerOptions): Promise<Manager> {
+    const config = ManagerConfigSchema.parse(o.config ?? {});
+    const clock = o.clock ?? systemClock;
+    const nc = await connectAs('manager', o.servers);
+    const p = await provision(nc);
+    const store = new EventStore(nc, p.jsm);
+    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }));
+    await host.boot();
+    const ctx = { nc, jsm: p.jsm, host, log: o.log };
+    const dispatcher = new DriverDispatcher({ ...ctx, log: o.log.child({ component: 'dispatch' }) }, config, clock);
+    const pm = new ProcessManager({ ...ctx, log: o.log.child({ component: 'process' }) }, clock);
+    await dispatcher.start();
+    await pm.start();
+    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }));
+    await intake.start();
+    const ids = nc.subscribe('imgr.query.next-id.*', {
+      queue: 'imgr-ids',
+      callback: (err, m) => {
+        if (err) return;
+        const kind = AggregateKindSchema.safeParse(m.subject.split('.').pop());
+        if (!kind.success) return;
+        nextId(p.meta, kind.data).then(
+          (id) => m.respond(String(id)),
+          (e: unknown) => o.log.error({ err: e }, 'id service failed'),
+        );
+      },
+    });
+    const m = new Manager(nc, host, intake, [intake, dispatcher, pm], ids, config, o.log);
+    const out = new Publisher(nc, 'watchdog');
+    const watchdog = new Watchdog(host, out, clock, o.log.child({ component: 'watchdog' }));
+    const monitor = new MonitorTimer(host, dispatcher, config.monitorIntervalMs, clock);
+    const tick = o.tickMs ?? 1000;
+    m.every('watchdog', Math.min(tick, config.watchdogIntervalMs), () => watchdog.tick());
+    m.every('monitor', tick, () => monitor.tick());
+    m.every('checkpoint', config.snapshotIntervalMs, () => host.checkpoint());
+    o.log.info({ servers: o.servers }, 'manager started');
+    return m;
+  }
+
+  /** Runs `task` every `ms`, never two at once, logging failures instead of dying. */
+  private every(name: string, ms: number, task: () => Promise<unknown>): void {
+    const t = setInterval(() => {
+      if (this.busy.has(name)) return;
+      this.busy.add(name);
+      task()
+        .catch((e: unknown) => this.log.error({ err: e, timer: name }, 'timer task failed'))
+        .finally(() => this.busy.delete(name));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.ids.unsubscribe();
+    for (const r of this.reactors) await r.stop();
+    await this.host.checkpoint().catch((e: unknown) => this.log.warn({ err: e }, 'final checkpoint failed'));
+    await this.host.stop();
+    await this.nc.drain();
+  }
+}
+
+/** A counter in KV, incremented with a revision check so that several managers never hand out one id twice. */
+async function nextId(meta: KV, kind: AggregateKind): Promise<number> {
+  const key = `next.${kind}`;
+  for (;;) {
+    const e = await meta.get(key);
+    const next = e?.operation === 'PUT' ? Number(e.string()) : FIRST_ID[kind];
+    try {
+      if (e) await meta.update(key, String(next + 1), e.revision);
+      else await meta.create(key, String(next + 1));
+      return next;
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+    }
+  }
+}

@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { DriverConfigSchema } from '../messages/datastore.js';
+import { ImageDefaultsSchema } from '../messages/datastore-info.js';
+import { DEFAULT_DRIVER_TIMEOUTS, DriverActionSchema } from '../messages/driver.js';
+
+/** Driver configuration of the bundled drivers (oned.conf's DS_MAD_CONF / TM_MAD_CONF). */
+export const BUNDLED_DRIVERS = DriverConfigSchema.parse({
+  dsMads: { fs: {}, dummy: {}, rsync: { requiredAttrs: ['RSYNC_HOST'] }, restic: { requiredAttrs: ['RESTIC_PASSWORD'] } },
+  tmMads: { shared: {}, ssh: { shared: false }, qcow2: { driver: 'qcow2' }, dummy: {} },
+  datastoreLocation: '.data/datastores',
+});
+
+export const ManagerConfigSchema = z.object({
+  defaults: ImageDefaultsSchema.default(ImageDefaultsSchema.parse({})),
+  drivers: DriverConfigSchema.default(BUNDLED_DRIVERS),
+  /** Global DATASTORE_CAPACITY_CHECK (§14). */
+  capacityCheck: z.boolean().default(true),
+  timeouts: z.record(DriverActionSchema, z.number().positive()).default(DEFAULT_DRIVER_TIMEOUTS),
+  /** How often resident aggregates are checkpointed to KV, in ms. */
+  snapshotIntervalMs: z.number().int().positive().default(30_000),
+  /** How often the watchdog looks for expired driver requests, in ms. */
+  watchdogIntervalMs: z.number().int().positive().default(5_000),
+  /** MONITORING_INTERVAL_DATASTORE, in ms; monitors are spread over it (W37). */
+  monitorIntervalMs: z.number().int().positive().default(300_000),
+  /** Conflicting appends are retried this many times after catching up. */
+  conflictRetries: z.number().int().positive().default(5),
+});
+export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
+export type ManagerConfigInput = z.input<typeof ManagerConfigSchema>;

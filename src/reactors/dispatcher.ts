@@ -1,0 +1,66 @@
+import type { Commit, DriverRequest } from '../messages/wire.js';
+import { subjects } from '../messages/wire.js';
+import type { Effect } from '../messages/effects.js';
+import type { ManagerConfig } from '../platform/config.js';
+import type { Clock } from '../platform/clock.js';
+import { LogReactor, type ReactorContext } from './log-reactor.js';
+import { Publisher } from './publish.js';
+
+/**
+ * Driver dispatch: every `driver.request` and `datastore.monitor` effect of a
+ * commit becomes a message on imgr.drv.<DS_MAD>.<action>, carrying the image
+ * and datastore documents the driver contract needs.
+ */
+export class DriverDispatcher extends LogReactor {
+  readonly name = 'imgr-dispatch';
+  private readonly out: Publisher;
+
+  constructor(
+    ctx: ReactorContext,
+    private readonly config: ManagerConfig,
+    private readonly clock: Clock,
+  ) {
+    super(ctx);
+    this.out = new Publisher(ctx.nc, 'dispatcher');
+  }
+
+  protected async react(commit: Commit, seq: number): Promise<void> {
+    const effects: Effect[] = commit.facts.flatMap((f) => f.effects);
+    for (const [i, e] of effects.entries()) {
+      if (e.kind === 'driver.request') {
+        await this.request({ ...e, seq });
+      } else if (e.kind === 'datastore.monitor') {
+        await this.monitor(e.datastoreId, `mon-${seq}-${i}`, seq);
+      }
+    }
+  }
+
+  /** Also used by the monitor timer. */
+  async monitor(datastoreId: number, requestId: string, seq: number): Promise<void> {
+    const ds = this.ctx.host.datastore(datastoreId);
+    if (!ds || ds.state === 'REMOVED') return;
+    // §12.5: a system datastore is probed only when shared; DS_MAD is "-" there.
+    if (ds.type === 'SYSTEM_DS' && (ds.template['SHARED'] ?? 'YES') !== 'YES') return;
+    await this.request({
+      requestId,
+      action: 'MONITOR',
+      imageId: -1,
+      datastoreId,
+      deadline: this.clock.now() + this.config.timeouts.MONITOR * 1000,
+      extra: {},
+      seq,
+    });
+  }
+
+  private async request(r: Omit<DriverRequest, 'image' | 'datastore'>): Promise<void> {
+    const datastore = this.ctx.host.datastore(r.datastoreId);
+    if (!datastore) {
+      this.ctx.log.warn({ requestId: r.requestId, datastoreId: r.datastoreId }, 'driver request for a datastore that does not exist');
+      return;
+    }
+    const image = r.imageId >= 0 ? (this.ctx.host.image(r.imageId) ?? null) : null;
+    const mad = datastore.type === 'SYSTEM_DS' ? datastore.tmMad : datastore.dsMad;
+    const body: DriverRequest = { ...r, image, datastore };
+    await this.out.raw(subjects.driverRequest(mad, r.action), body, `drv-${r.requestId}`);
+  }
+}

@@ -1,0 +1,31 @@
+import type { Logger } from '../platform/logger.js';
+import type { Clock } from '../platform/clock.js';
+import type { AggregateHost } from '../actors/host.js';
+import type { Publisher } from './publish.js';
+
+/**
+ * W1/W2: turns expired driver deadlines into `driver.timeout` commands. The
+ * command id is derived from the request id, so several managers (or ticks)
+ * asking for the same timeout produce one command.
+ */
+export class Watchdog {
+  constructor(
+    private readonly host: AggregateHost,
+    private readonly out: Publisher,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  async tick(): Promise<number> {
+    const now = this.clock.now();
+    let sent = 0;
+    for (const { agg } of this.host.allImages()) {
+      const p = agg.record.pending;
+      if (p === null || p.deadline > now) continue;
+      await this.out.command({ type: 'driver.timeout', imageId: agg.record.id, requestId: p.requestId }, `timeout-${p.requestId}`, null, now);
+      this.log.warn({ imageId: agg.record.id, requestId: p.requestId, action: p.action }, 'driver request expired');
+      sent += 1;
+    }
+    return sent;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Public operations end to end through NATS: a real nats-server, the manager,
+ * and a responder standing in for the driver host.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { TestNats } from '../support/nats.js';
+import { DriverResponder } from '../support/driver-responder.js';
+import { eventually } from '../support/eventually.js';
+import { Manager } from '../../src/manager.js';
+import { ImgrClient } from '../../src/client/client.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import type { Outcome } from '../../src/messages/wire.js';
+import { STREAMS } from '../../src/store/provision.js';
+import { RejectionRecordSchema } from '../../src/messages/wire.js';
+import { DEFAULT_DRIVER_TIMEOUTS } from '../../src/messages/driver.js';
+
+let nats: TestNats;
+let manager: Manager;
+let drivers: DriverResponder;
+let admin: ImgrClient;
+let user: ImgrClient;
+let ds: number;
+
+const accepted = (o: Outcome) => {
+  if (o.status !== 'accepted') throw new Error(`rejected: ${o.code} ${o.message}`);
+  return o;
+};
+
+beforeAll(async () => {
+  nats = await TestNats.start();
+  // MKFS gets a 1 s deadline so that the watchdog test does not wait long.
+  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100, config: { watchdogIntervalMs: 100, timeouts: { ...DEFAULT_DRIVER_TIMEOUTS, MKFS: 1 } } });
+  drivers = await DriverResponder.start(nats.url, await nats.connect('manager'));
+  admin = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'test' } });
+  user = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice', service: 'test' } });
+  ds = await admin.nextId('datastore');
+  accepted(await admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } }));
+  await eventually(() => manager.host.datastore(ds)?.monitoredAt !== null, 'first monitor');
+});
+
+afterAll(async () => {
+  await drivers.stop();
+  await admin.close();
+  await user.close();
+  await manager.stop();
+  await nats.dispose();
+});
+
+const register = async (name: string, extra: Record<string, string> = {}) => {
+  const id = await user.nextId('image');
+  const o = accepted(await user.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: name, PATH: '/tmp/x.img', SIZE: '10', ...extra } }));
+  expect(o).toMatchObject({ state: 'LOCKED', fact: 'image.registered' });
+  await eventually(() => manager.host.image(id)?.state === 'READY', `${name} READY`);
+  return id;
+};
+
+describe('datastores', () => {
+  it('a created datastore is monitored at once', () => {
+    expect(manager.host.datastore(ds)).toMatchObject({ totalMb: 1000, freeMb: 900, usedMb: 100, monitorError: null });
+    expect(drivers.seen.some((r) => r.action === 'MONITOR' && r.datastoreId === ds)).toBe(true);
+  });
+  it('ids come from the manager and never repeat', async () => {
+    const a = await user.nextId('image');
+    const b = await user.nextId('image');
+    expect(b).toBe(a + 1);
+    expect(await admin.nextId('datastore')).toBeGreaterThanOrEqual(101);
+  });
+});
+
+describe('image life cycle through NATS', () => {
+  it('register from a PATH: LOCKED, CP dispatched with the documents, READY, member of its datastore', async () => {
+    const id = await register('disk-a');
+    const cp = drivers.seen.find((r) => r.action === 'CP' && r.imageId === id);
+    expect(cp?.image).toMatchObject({ id, name: 'disk-a', path: '/tmp/x.img' });
+    expect(cp?.datastore).toMatchObject({ id: ds, dsMad: 'fs' });
+    expect(manager.host.image(id)).toMatchObject({ source: `/var/lib/one/datastores/${ds}/img-${id}`, format: 'raw', uname: 'alice' });
+    await eventually(() => manager.host.datastore(ds)?.images.includes(id), 'membership');
+  });
+
+  it('clone: the origin is held while the copy runs and released by the process manager', async () => {
+    const origin = await register('origin-b');
+    const target = await user.nextId('image');
+    accepted(await user.send({ type: 'image.cloneStart', imageId: origin, clone: { kind: 'image', id: target } }));
+    expect(manager.host.image(origin)?.state).toBe('USED');
+    accepted(await user.send({ type: 'image.allocateClone', imageId: target, originId: origin, name: 'copy-b', datastoreId: ds }));
+    await eventually(() => manager.host.image(target)?.state === 'READY', 'clone READY');
+    await eventually(() => manager.host.image(origin)?.state === 'READY', 'origin released');
+    expect(manager.host.image(origin)?.clones).toEqual([]);
+  });
+
+  it('VMs acquire and release; a refused command carries its code and text', async () => {
+    const id = await register('vm-disk', { PERSISTENT: 'YES' });
+    expect(accepted(await user.send({ type: 'image.acquire', imageId: id, vmId: 1, mode: 'deploy' })).state).toBe('USED_PERS');
+    expect(await user.send({ type: 'image.acquire', imageId: id, vmId: 2, mode: 'deploy' })).toMatchObject({
+      status: 'rejected',
+      code: 'IMG_ERR_ACQUIRE_PERSISTENT',
+      message: `Cannot acquire image ${id}, it is persistent and already in use`,
+    });
+    expect(accepted(await user.send({ type: 'image.release', imageId: id, vmId: 1 })).state).toBe('READY');
+  });
+
+  it('delete: DELETE, RM, then the record is gone and the datastore forgets it', async () => {
+    const id = await register('doomed');
+    await eventually(() => manager.host.datastore(ds)?.images.includes(id), 'membership');
+    expect(accepted(await user.send({ type: 'image.delete', imageId: id })).state).toBe('DELETE');
+    await eventually(() => manager.host.image(id)?.state === 'REMOVED', 'removed');
+    await eventually(() => !manager.host.datastore(ds)?.images.includes(id), 'membership dropped');
+    expect(await user.send({ type: 'image.enable', imageId: id })).toMatchObject({ status: 'rejected', code: 'IMG_ERR_REMOVED' });
+  });
+
+  it('W1: a driver that never answers is timed out by the watchdog', async () => {
+    drivers.set('MKFS', 'silent');
+    try {
+      const id = await user.nextId('image');
+      accepted(await user.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'blank', SIZE: '1' } }));
+      await eventually(() => manager.host.image(id)?.state === 'ERROR', 'timed out');
+      expect(manager.host.image(id)?.error).toMatch(/Driver action MKFS timed out after 1 s/);
+    } finally {
+      drivers.set('MKFS', 'succeed');
+    }
+  });
+});
+
+describe('idempotency and bad input', () => {
+  it('the same command id twice returns the first outcome and commits nothing new', async () => {
+    const id = await register('twice');
+    const first = accepted(await user.send({ type: 'image.disable', imageId: id }, { commandId: 'same-id-1' }));
+    const seq = manager.host.appliedSeq;
+    const second = await user.send({ type: 'image.disable', imageId: id }, { commandId: 'same-id-1' });
+    expect(second).toEqual(first);
+    expect(manager.host.appliedSeq).toBe(seq);
+  });
+
+  const raw = async (subject: string, body: string) => {
+    const nc = await nats.connect('service');
+    const inbox = `_INBOX.raw.${Math.random().toString(36).slice(2)}`;
+    const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
+    await jetstream(nc).publish(subject, body.replace('$REPLY', inbox));
+    for await (const m of sub) return m.json<Outcome>();
+    throw new Error('no reply');
+  };
+  const envelope = (commandId: string) => ({ commandId, correlationId: commandId, causationId: null, actor: { uid: 7, gid: 100, name: 'alice' }, at: 1 });
+
+  it('malformed JSON is refused, acknowledged and recorded, and nothing crashes', async () => {
+    const nc = await nats.connect('service');
+    await jetstream(nc).publish('imgr.cmd.image.1', '{not json');
+    const js = jetstream(await nats.connect('manager'));
+    const rec = await eventually(async () => {
+      const c = await js.consumers.get(STREAMS.rejected, { filter_subjects: 'imgr.rej.unknown.unknown' });
+      const m = await c.next({ expires: 1000 });
+      return m ? RejectionRecordSchema.parse(m.json()) : undefined;
+    }, 'rejection record');
+    expect(rec).toMatchObject({ code: 'CMD_ERR_MALFORMED', subject: 'imgr.cmd.image.1', command: '{not json' });
+  });
+
+  it('an unknown command type, wrong field types and a wrong subject get clear refusals', async () => {
+    const unknown = await raw('imgr.cmd.image.1', JSON.stringify({ envelope: envelope('bad-1'), command: { type: 'image.explode', imageId: 1 }, replyTo: '$REPLY' }));
+    expect(unknown).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INVALID', commandId: 'bad-1' });
+    expect(unknown.status === 'rejected' && unknown.message).toMatch(/command\.type/);
+    const types = await raw('imgr.cmd.image.1', JSON.stringify({ envelope: envelope('bad-2'), command: { type: 'image.acquire', imageId: 'one', vmId: 1, mode: 'deploy' }, replyTo: '$REPLY' }));
+    expect(types).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INVALID' });
+    const subject = await raw('imgr.cmd.image.2', JSON.stringify({ envelope: envelope('bad-3'), command: { type: 'image.enable', imageId: 1 }, replyTo: '$REPLY' }));
+    expect(subject).toMatchObject({ status: 'rejected', code: 'CMD_ERR_SUBJECT', message: 'Command published on imgr.cmd.image.2 belongs on imgr.cmd.image.1' });
+  });
+
+  it('an unknown image id is refused with the spec text', async () => {
+    expect(await user.send({ type: 'image.enable', imageId: 99_999 })).toMatchObject({ status: 'rejected', code: 'IMG_ERR_NOT_FOUND', message: 'Error getting image [99999].' });
+  });
+});

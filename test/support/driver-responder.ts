@@ -1,0 +1,76 @@
+import { AckPolicy, jetstream } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DriverRequestSchema, type DriverRequest } from '../../src/messages/wire.js';
+import type { DriverAction } from '../../src/messages/driver.js';
+import { STREAMS } from '../../src/store/provision.js';
+import { ImgrClient } from '../../src/client/client.js';
+
+export type Behaviour = 'succeed' | 'fail' | 'silent';
+
+/**
+ * Answers driver requests the way OpenNebula's dummy driver does, standing in
+ * for the driver host in runtime tests. Each action's behaviour can be set.
+ */
+export class DriverResponder {
+  readonly seen: DriverRequest[] = [];
+  private readonly behaviour = new Map<DriverAction, Behaviour>();
+  private stopping = false;
+  private done: Promise<void> | undefined;
+  private close: (() => Promise<void>) | undefined;
+
+  private constructor(private readonly client: ImgrClient) {}
+
+  static async start(servers: string, admin: NatsConnection): Promise<DriverResponder> {
+    // The test durable is created by a manager-role connection, as an operator would.
+    const jsm = await jetstreamManager(admin);
+    await jsm.consumers.add(STREAMS.driver, { durable_name: 'test-drivers', ack_policy: AckPolicy.Explicit, filter_subject: 'imgr.drv.>' });
+    const client = await ImgrClient.connect({ servers, role: 'drivers', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'driver-host' } });
+    const r = new DriverResponder(client);
+    const consumer = await jetstream(client.nc).consumers.get(STREAMS.driver, 'test-drivers');
+    const messages = await consumer.consume();
+    r.close = async () => {
+      await messages.close();
+    };
+    r.done = (async () => {
+      for await (const m of messages) {
+        const req = DriverRequestSchema.parse(m.json());
+        r.seen.push(req);
+        await r.answer(req);
+        m.ack();
+        if (r.stopping) break;
+      }
+    })();
+    return r;
+  }
+
+  set(action: DriverAction, b: Behaviour): void {
+    this.behaviour.set(action, b);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.close?.();
+    await this.done;
+    await this.client.close();
+  }
+
+  private async answer(req: DriverRequest): Promise<void> {
+    const b = this.behaviour.get(req.action) ?? 'succeed';
+    if (b === 'silent') return;
+    const ok = b === 'succeed';
+    const id = `reply-${req.requestId}`;
+    if (req.action === 'MONITOR') {
+      const info = ok ? btoa('TOTAL_MB=1000\nFREE_MB=900\nUSED_MB=100') : 'monitor failed';
+      await this.client.send({ type: 'datastore.monitored', datastoreId: req.datastoreId, result: ok ? 'SUCCESS' : 'FAILURE', info }, { commandId: id });
+      return;
+    }
+    if (req.action === 'STAT' || req.action === 'RESTORE') return;
+    const source = `/var/lib/one/datastores/${req.datastoreId}/img-${req.imageId}`;
+    const info: Record<string, string> = { CP: `${source} raw`, CLONE: source, MKFS: source, RM: '', SNAP_DELETE: '-', SNAP_REVERT: '-', SNAP_FLATTEN: '-', INCREMENT_FLATTEN: '10' };
+    await this.client.send(
+      { type: 'driver.reply', imageId: req.imageId, requestId: req.requestId, action: req.action, result: ok ? 'SUCCESS' : 'FAILURE', info: ok ? (info[req.action] ?? '') : 'dummy failure' },
+      { commandId: id },
+    );
+  }
+}
