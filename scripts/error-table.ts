@@ -1,8 +1,9 @@
 /**
- * Prints the error-code table of the README from the registry, so the
- * documentation cannot drift: `npx tsx scripts/error-table.ts`; a unit test
- * checks that the README holds exactly this table.
+ * The error-code table of the README, generated from the registry so the
+ * documentation cannot drift: `npm run docs:errors` rewrites it in place, and
+ * a unit test checks that the README holds exactly this table.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { ERRORS, ERROR_CODES } from '../src/messages/errors.js';
 
 const placeholder = (code: (typeof ERROR_CODES)[number]): string => {
@@ -16,4 +17,10 @@ export function errorTable(): string {
   return ['| code | text | from |', '|---|---|---|', ...rows].join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) console.log(errorTable());
+export const TABLE_PATTERN = /(<!-- error-table:begin -->\n)[\s\S]*?(\n<!-- error-table:end -->)/;
+
+if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
+  const readme = new URL('../README.md', import.meta.url);
+  const text = readFileSync(readme, 'utf8');
+  writeFileSync(readme, text.replace(TABLE_PATTERN, (_m, begin: string, end: string) => `${begin}${errorTable()}${end}`));
+}
