@@ -41,7 +41,7 @@ export class Manager {
     readonly host: AggregateHost,
     private readonly intake: Intake,
     private readonly reactors: { stop(): Promise<void> }[],
-    private readonly ids: Subscription,
+    private readonly subscriptions: Subscription[],
     readonly config: ManagerConfig,
     private readonly log: Logger,
   ) {}
@@ -73,7 +73,18 @@ export class Manager {
         );
       },
     });
-    const m = new Manager(nc, host, intake, [intake, dispatcher, pm], ids, config, o.log);
+    // Point reads of the resident state, until the projections serve richer queries.
+    const views = nc.subscribe('imgr.query.view.*.*', {
+      queue: 'imgr-views',
+      callback: (err, msg) => {
+        if (err) return;
+        const [, , , kind, idText] = msg.subject.split('.');
+        const id = Number(idText);
+        const view = kind === 'image' ? host.image(id) : kind === 'datastore' ? host.datastore(id) : undefined;
+        msg.respond(JSON.stringify(view ?? null));
+      },
+    });
+    const m = new Manager(nc, host, intake, [intake, dispatcher, pm], [ids, views], config, o.log);
     const out = new Publisher(nc, 'watchdog');
     const watchdog = new Watchdog(host, out, clock, o.log.child({ component: 'watchdog' }));
     const monitor = new MonitorTimer(host, dispatcher, config.monitorIntervalMs, clock);
@@ -100,7 +111,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    this.ids.unsubscribe();
+    for (const s of this.subscriptions) s.unsubscribe();
     for (const r of this.reactors) await r.stop();
     await this.host.checkpoint().catch((e: unknown) => this.log.warn({ err: e }, 'final checkpoint failed'));
     await this.host.stop();

@@ -12,11 +12,15 @@ import {
   aggregateOfCommand,
   subjects,
   type AggregateKind,
+  type Commit,
   type CommandInput,
   type CommandMessage,
   type Outcome,
 } from '../messages/wire.js';
 import { BUCKETS } from '../store/provision.js';
+import { parseCommit } from '../store/event-store.js';
+import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
+import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
 
 /** The command was sent but no outcome arrived in time; it may still be processed. */
 export class ImgrTimeoutError extends Error {
@@ -104,6 +108,29 @@ export class ImgrClient {
       await sleep(wait);
     }
     throw new ImgrTimeoutError(commandId, timeoutMs);
+  }
+
+  /** The current view of an image, or null when there is none. */
+  async image(id: number): Promise<ImageView | null> {
+    const m = await this.nc.request(`imgr.query.view.image.${id}`, '', { timeout: 10_000 });
+    return ImageViewSchema.nullable().parse(m.json());
+  }
+
+  async datastore(id: number): Promise<DatastoreView | null> {
+    const m = await this.nc.request(`imgr.query.view.datastore.${id}`, '', { timeout: 10_000 });
+    return DatastoreViewSchema.nullable().parse(m.json());
+  }
+
+  /** Calls `onCommit` for every commit of one image as it is written; returns a function that stops. */
+  watchImage(id: number, onCommit: (c: Commit) => void): () => void {
+    const sub = this.nc.subscribe(subjects.event('image', id), {
+      callback: (err, m) => {
+        if (err) return;
+        const c = parseCommit(m.string());
+        if (!('unreadable' in c)) onCommit(c);
+      },
+    });
+    return () => sub.unsubscribe();
   }
 
   /** A new id for an image or datastore, from the manager's counter. */

@@ -7,6 +7,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
+import { readLog } from '../support/log.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/client.js';
 import { silentLogger } from '../../src/platform/logger.js';
@@ -122,14 +123,32 @@ describe('image life cycle through NATS', () => {
   });
 });
 
+describe('client reads', () => {
+  it('queries a view and follows an image\'s commits', async () => {
+    const id = await register('watched');
+    const seen: string[] = [];
+    const stop = user.watchImage(id, (c) => seen.push(...c.facts.map((f) => `${f.type}:${f.state}`)));
+    try {
+      accepted(await user.send({ type: 'image.disable', imageId: id }));
+      await eventually(() => seen.length > 0, 'a watched commit');
+      expect(seen).toEqual(['image.disabled:DISABLED']);
+      expect(await user.image(id)).toMatchObject({ id, state: 'DISABLED', name: 'watched' });
+      expect(await user.image(987_654)).toBeNull();
+      expect(await user.datastore(ds)).toMatchObject({ id: ds, name: 'images', state: 'READY' });
+    } finally {
+      stop();
+    }
+  });
+});
+
 describe('idempotency and bad input', () => {
   it('the same command id twice returns the first outcome and commits nothing new', async () => {
     const id = await register('twice');
     const first = accepted(await user.send({ type: 'image.disable', imageId: id }, { commandId: 'same-id-1' }));
-    const seq = manager.host.appliedSeq;
     const second = await user.send({ type: 'image.disable', imageId: id }, { commandId: 'same-id-1' });
     expect(second).toEqual(first);
-    expect(manager.host.appliedSeq).toBe(seq);
+    const log = await readLog(await nats.connect('manager'), `imgr.evt.image.${id}`);
+    expect(log.filter((c) => c.commit.commandId === 'same-id-1').map((c) => c.seq)).toEqual([first.seq]);
   });
 
   const raw = async (subject: string, body: string) => {

@@ -1,0 +1,23 @@
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { STREAMS } from '../../src/store/provision.js';
+import { parseCommit } from '../../src/store/event-store.js';
+import type { Commit } from '../../src/messages/wire.js';
+
+/** Reads the whole event log (or one filter of it) as it is now. */
+export async function readLog(nc: NatsConnection, filter = 'imgr.evt.>'): Promise<{ seq: number; commit: Commit }[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(STREAMS.events, { subjects_filter: filter });
+  const last = info.state.last_seq;
+  const out: { seq: number; commit: Commit }[] = [];
+  if (info.state.messages === 0) return out;
+  const c = await jetstream(nc).consumers.get(STREAMS.events, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+  const iter = await c.fetch({ max_messages: 1_000_000, expires: 5_000 });
+  for await (const m of iter) {
+    const commit = parseCommit(m.string());
+    if ('unreadable' in commit) throw new Error(`unreadable commit at ${m.seq}`);
+    out.push({ seq: m.seq, commit });
+    if (m.info.pending === 0 || m.seq >= last) break;
+  }
+  return out;
+}
