@@ -6,7 +6,6 @@ import type { Clock } from '../platform/clock.js';
 import { aggregateOfCommand, isImageCommand, type Commit, type CommandMessage, type Outcome } from '../messages/wire.js';
 import type { ImageCommand } from '../messages/image-commands.js';
 import type { DatastoreCommand } from '../messages/datastore.js';
-import { rejection } from '../messages/errors.js';
 import { decideImage, evolveImage, initialImage, viewOf, aggregateOf, type ImageAggregate } from '../machines/image/decide.js';
 import { decideDatastore, evolveDatastore, initialDatastore, datastoreInfo, type DatastoreAggregate } from '../machines/datastore/decide.js';
 import { decisionContext, type DecisionContext, type Meta } from '../machines/image/events.js';
@@ -16,6 +15,7 @@ import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.j
 import type { EventStore} from '../store/event-store.js';
 import { type LoggedCommit, type Tail } from '../store/event-store.js';
 import { isConcurrencyError } from '../store/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Mailboxes } from './mailbox.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
 
@@ -139,9 +139,12 @@ export class AggregateHost {
         const last = await this.store.lastSeqOf(kind, id);
         this.log.debug({ kind, id, expected, last, attempt }, 'append conflict, catching up');
         await this.waitFor(last);
+        // Jitter keeps two managers from colliding on the same aggregate in lockstep.
+        await sleep(Math.random() * 5 * attempt);
       }
     }
-    return { status: 'rejected', commandId, ...rejection('CMD_ERR_CONFLICT', { tries: this.config.conflictRetries }) };
+    // Not a decision: the command is left for redelivery rather than answered with a transient failure.
+    throw new ConflictsExhaustedError(`${kind}.${id}`, this.config.conflictRetries);
   }
 
   private decide(command: ImageCommand | DatastoreCommand, meta: Meta) {
@@ -326,6 +329,14 @@ export class AggregateHost {
       this.datastores.set(record.id, { agg: { state, record }, seq: s.data.seq });
       if (state !== 'REMOVED') this.datastoreNames.set(record.name, record.id);
     }
+  }
+}
+
+/** An aggregate kept changing under a command; the intake redelivers it later. */
+export class ConflictsExhaustedError extends Error {
+  override readonly name = 'ConflictsExhaustedError';
+  constructor(aggregate: string, tries: number) {
+    super(`${aggregate} kept changing under the command; ${tries} tries`);
   }
 }
 

@@ -23,10 +23,6 @@ export const ERRORS = {
     'principle 7',
     ({ subject, expected }) => `Command published on ${subject} belongs on ${expected}`,
   ),
-  CMD_ERR_CONFLICT: def<{ tries: number }>(
-    'principle 3',
-    ({ tries }) => `The aggregate kept changing under this command; gave up after ${tries} tries`,
-  ),
 
   // --- lookup
   IMG_ERR_NOT_FOUND: def<IdArg>('§7', ({ id }) => `Error getting image [${id}].`),

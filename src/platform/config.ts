@@ -23,7 +23,7 @@ export const ManagerConfigSchema = z.object({
   /** MONITORING_INTERVAL_DATASTORE, in ms; monitors are spread over it (W37). */
   monitorIntervalMs: z.number().int().positive().default(300_000),
   /** Conflicting appends are retried this many times after catching up. */
-  conflictRetries: z.number().int().positive().default(5),
+  conflictRetries: z.number().int().positive().default(20),
 });
 export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
 export type ManagerConfigInput = z.input<typeof ManagerConfigSchema>;
