@@ -54,12 +54,12 @@ export class Manager {
     const store = new EventStore(nc, p.jsm);
     const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }));
     await host.boot();
-    const ctx = { nc, jsm: p.jsm, host, log: o.log };
+    const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs };
     const dispatcher = new DriverDispatcher({ ...ctx, log: o.log.child({ component: 'dispatch' }) }, config, clock);
     const pm = new ProcessManager({ ...ctx, log: o.log.child({ component: 'process' }) }, clock);
     await dispatcher.start();
     await pm.start();
-    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }));
+    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs);
     await intake.start();
     const ids = nc.subscribe('imgr.query.next-id.*', {
       queue: 'imgr-ids',

@@ -37,6 +37,7 @@ export class Intake {
     private readonly outcomes: KV,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly ackWaitMs: number,
   ) {
     this.js = jetstream(nc);
   }
@@ -47,7 +48,7 @@ export class Intake {
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       filter_subject: subjects.commands,
-      ack_wait: nanos(60_000),
+      ack_wait: nanos(this.ackWaitMs),
       max_ack_pending: 2000,
     });
     const consumer = await this.js.consumers.get(STREAMS.commands, INTAKE_DURABLE);

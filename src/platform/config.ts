@@ -22,6 +22,8 @@ export const ManagerConfigSchema = z.object({
   watchdogIntervalMs: z.number().int().positive().default(5_000),
   /** MONITORING_INTERVAL_DATASTORE, in ms; monitors are spread over it (W37). */
   monitorIntervalMs: z.number().int().positive().default(300_000),
+  /** How long a consumer waits for an acknowledgement before redelivering (after a crash, for example). */
+  ackWaitMs: z.number().int().positive().default(10_000),
   /** Conflicting appends are retried this many times after catching up. */
   conflictRetries: z.number().int().positive().default(20),
 });

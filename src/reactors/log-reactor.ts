@@ -11,6 +11,7 @@ export interface ReactorContext {
   readonly jsm: JetStreamManager;
   readonly host: AggregateHost;
   readonly log: Logger;
+  readonly ackWaitMs: number;
 }
 
 /**
@@ -34,7 +35,7 @@ export abstract class LogReactor {
       durable_name: this.name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(60_000),
+      ack_wait: nanos(this.ctx.ackWaitMs),
       max_ack_pending: 1,
     });
     const consumer = await jetstream(this.ctx.nc).consumers.get(STREAMS.events, this.name);
