@@ -58,6 +58,14 @@ export class ProcessManager extends LogReactor {
             break;
         }
       }
+      // §7.3: an incremental chain longer than the backup datastore's KEEP_LAST is flattened.
+      if (commit.aggregate === 'image' && fact.type === 'image.incrementAdded') {
+        const image = this.ctx.host.image(commit.id);
+        const keepLast = Number.parseInt(image ? (this.ctx.host.datastore(image.datastore.id)?.template['KEEP_LAST'] ?? '') : '', 10);
+        if (image && keepLast > 0 && image.increments.length > keepLast) {
+          await this.out.command({ type: 'image.flattenIncrements', imageId: commit.id, keepLast }, id('flatten'), commit, at);
+        }
+      }
       // W38: a creation that ended (either way) no longer needs its reserved space.
       if (commit.aggregate === 'image') {
         const action = fact.detail['action'];

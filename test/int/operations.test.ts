@@ -1,0 +1,136 @@
+/**
+ * The rest of the public operations of spec §7 through NATS: persistence,
+ * type, snapshots pushed by VMs and managed on the image, save-as, backups
+ * with increments and retention, restore requests, capacity reservations.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestNats } from '../support/nats.js';
+import { DriverResponder } from '../support/driver-responder.js';
+import { eventually } from '../support/eventually.js';
+import { Manager } from '../../src/manager.js';
+import { ImgrClient } from '../../src/client/client.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import type { CommandInput, Outcome } from '../../src/messages/wire.js';
+import { TWO_SNAPSHOTS } from '../support/image-states.js';
+
+let nats: TestNats;
+let manager: Manager;
+let drivers: DriverResponder;
+let c: ImgrClient;
+let ds: number;
+let backups: number;
+
+const ok = async (cmd: CommandInput): Promise<Extract<Outcome, { status: 'accepted' }>> => {
+  const o = await c.send(cmd);
+  if (o.status !== 'accepted') throw new Error(`${cmd.type} rejected: ${o.code} ${o.message}`);
+  return o;
+};
+const stateOf = (id: number) => manager.host.image(id)?.state;
+
+beforeAll(async () => {
+  nats = await TestNats.start();
+  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
+  drivers = await DriverResponder.start(nats.url, await nats.connect('manager'));
+  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  ds = await c.nextId('datastore');
+  await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+  backups = await c.nextId('datastore');
+  await ok({ type: 'datastore.create', datastoreId: backups, template: { NAME: 'backups', TYPE: 'BACKUP_DS', DS_MAD: 'rsync', RSYNC_HOST: 'localhost', KEEP_LAST: '2' } });
+  await eventually(() => manager.host.datastore(ds)?.monitoredAt !== null && manager.host.datastore(backups)?.monitoredAt !== null, 'monitored');
+});
+
+afterAll(async () => {
+  await drivers.stop();
+  await c.close();
+  await manager.stop();
+  await nats.dispose();
+});
+
+async function ready(template: Record<string, string> = {}): Promise<number> {
+  const id = await c.nextId('image');
+  await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `img-${id}`, PATH: '/tmp/a', SIZE: '10', ...template } });
+  await eventually(() => stateOf(id) === 'READY', 'READY');
+  return id;
+}
+
+describe('§7 operations through NATS', () => {
+  it('persistent, chtype, disable and enable', async () => {
+    const id = await ready();
+    expect((await ok({ type: 'image.setPersistent', imageId: id, persistent: true })).state).toBe('READY');
+    expect(manager.host.image(id)?.persistent).toBe(true);
+    await ok({ type: 'image.chtype', imageId: id, imageType: 'DATABLOCK' });
+    expect(manager.host.image(id)?.type).toBe('DATABLOCK');
+    expect((await ok({ type: 'image.disable', imageId: id })).state).toBe('DISABLED');
+    expect((await ok({ type: 'image.enable', imageId: id })).state).toBe('READY');
+  });
+
+  it('snapshots pushed by a VM, then deleted, reverted and flattened on the image by the driver', async () => {
+    const id = await ready({ PERSISTENT: 'YES' });
+    await ok({ type: 'image.acquire', imageId: id, vmId: 3, mode: 'deploy' });
+    await ok({ type: 'image.setSnapshots', imageId: id, snapshots: TWO_SNAPSHOTS });
+    await ok({ type: 'image.release', imageId: id, vmId: 3 });
+    expect((await ok({ type: 'image.snapshotDelete', imageId: id, snapshotId: 0 })).state).toBe('LOCKED');
+    await eventually(() => stateOf(id) === 'READY', 'snapshot deleted');
+    expect(manager.host.image(id)?.snapshots.list.map((s) => s.id)).toEqual([1]);
+    await ok({ type: 'image.snapshotFlatten', imageId: id, snapshotId: 1 });
+    await eventually(() => stateOf(id) === 'READY' && manager.host.image(id)?.snapshots.list.length === 0, 'flattened');
+    expect(manager.host.image(id)?.size).toBe(4);
+  });
+
+  it('save-as: MKFS reserves the source, the VM copies, completion makes it READY', async () => {
+    const origin = await ready();
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocateSaveAs', imageId: id, name: 'saved', vmId: 8, diskId: 0, originImageId: origin, imageType: 'OS', sizeMb: 10, diskFormat: 'qcow2' });
+    await eventually(() => manager.host.image(id)?.saveAs?.transferring === true, 'transfer started');
+    expect((await ok({ type: 'image.saveAsDone', imageId: id, success: true })).state).toBe('READY');
+    expect(manager.host.image(id)).toMatchObject({ format: 'qcow2', saveAs: null });
+  });
+
+  it('backup images: increments beyond KEEP_LAST are flattened by the process manager', async () => {
+    const id = await c.nextId('image');
+    await ok({
+      type: 'image.allocateBackup',
+      imageId: id,
+      datastoreId: backups,
+      vmId: 9,
+      source: 'bk0',
+      sizeMb: 10,
+      format: 'raw',
+      diskIds: [0],
+      incremental: true,
+      owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: 'oneadmin' },
+    });
+    await ok({ type: 'image.addIncrement', imageId: id, source: 'bk1', sizeMb: 2 });
+    expect(drivers.seen.some((r) => r.action === 'INCREMENT_FLATTEN' && r.imageId === id)).toBe(false);
+    await ok({ type: 'image.addIncrement', imageId: id, source: 'bk2', sizeMb: 3 });
+    await eventually(() => drivers.seen.find((r) => r.action === 'INCREMENT_FLATTEN' && r.imageId === id), 'flatten requested');
+    expect(drivers.seen.find((r) => r.action === 'INCREMENT_FLATTEN' && r.imageId === id)?.extra).toEqual({ KEEP_LAST: '2' });
+    await eventually(() => stateOf(id) === 'READY', 'flatten done');
+  });
+
+  it('restore: a RESTORE request goes to the backup datastore driver with the destination', async () => {
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocateBackup', imageId: id, datastoreId: backups, vmId: 9, source: 'bk', sizeMb: 1, format: 'raw', diskIds: [0], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } });
+    const o = await ok({ type: 'image.restore', imageId: id, datastoreId: ds, options: { name: 'back' } });
+    expect(o.fact).toBe('image.restoreRequested');
+    const req = await eventually(() => drivers.seen.find((r) => r.action === 'RESTORE' && r.imageId === id), 'restore request');
+    expect(req).toMatchObject({ datastoreId: backups, extra: { DESTINATION_DS_ID: String(ds), NAME: 'back' } });
+    expect(req.image).toMatchObject({ id, type: 'BACKUP' });
+  });
+
+  it('capacity (W38): a reservation holds space until the creation settles', async () => {
+    const id = await c.nextId('image');
+    expect(await c.send({ type: 'datastore.reserve', datastoreId: ds, imageId: id, sizeMb: 901 })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE' });
+    await ok({ type: 'datastore.reserve', datastoreId: ds, imageId: id, sizeMb: 800 });
+    const other = await c.nextId('image');
+    expect(await c.send({ type: 'datastore.reserve', datastoreId: ds, imageId: other, sizeMb: 200 })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE' });
+    await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `big-${id}`, PATH: '/tmp/big', SIZE: '800' } });
+    await eventually(() => manager.host.datastore(ds)?.reservations.length === 0, 'reservation settled after the copy');
+    await ok({ type: 'datastore.reserve', datastoreId: ds, imageId: other, sizeMb: 200 });
+  });
+
+  it('a datastore holding images cannot be deleted', async () => {
+    await ready();
+    expect(await c.send({ type: 'datastore.delete', datastoreId: ds })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NOT_EMPTY', message: `Datastore ${ds} is not empty.` });
+  });
+});
