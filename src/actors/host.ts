@@ -102,10 +102,22 @@ export class AggregateHost {
     return new Promise((resolve) => this.waiters.push({ seq, resolve }));
   }
 
-  /** Decides and commits one command; commands for one aggregate run in arrival order. */
-  execute(msg: CommandMessage): Promise<Outcome> {
+  /**
+   * Decides and commits one command; commands for one aggregate run in
+   * arrival order. A redelivered command may already be committed (its
+   * manager died before answering): a refusal is then checked against the
+   * aggregate's last commit, so the first outcome stands.
+   */
+  execute(msg: CommandMessage, redelivered = false): Promise<Outcome> {
     const { kind, id } = aggregateOfCommand(msg.command);
-    return this.mailboxes.run(`${kind}.${id}`, () => this.decideAndCommit(msg));
+    return this.mailboxes.run(`${kind}.${id}`, async () => {
+      const outcome = await this.decideAndCommit(msg);
+      if (outcome.status === 'accepted' || !redelivered) return outcome;
+      const last = await this.store.lastCommitOf(kind, id);
+      const fact = last?.commit.facts.at(-1);
+      if (last?.commit.commandId !== msg.envelope.commandId || !fact) return outcome;
+      return { status: 'accepted', commandId: outcome.commandId, aggregate: kind, id, fact: fact.type, state: fact.state, seq: last.seq };
+    });
   }
 
   private async decideAndCommit(msg: CommandMessage): Promise<Outcome> {

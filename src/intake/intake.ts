@@ -80,7 +80,7 @@ export class Intake {
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     return this.answered(msg)
-      .then((known) => known ?? this.host.execute(msg))
+      .then((known) => known ?? this.host.execute(msg, m.info.deliveryCount > 1))
       .then(async (outcome) => {
         await this.finish(msg, outcome);
         m.ack();

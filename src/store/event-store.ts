@@ -52,6 +52,14 @@ export class EventStore {
     return m?.seq ?? 0;
   }
 
+  /** The aggregate's last commit, if it has one and it reads. */
+  async lastCommitOf(kind: AggregateKind, id: number): Promise<{ seq: number; commit: Commit } | undefined> {
+    const m = await this.jsm.direct.getMessage(STREAMS.events, { last_by_subj: subjects.event(kind, id) });
+    if (!m) return undefined;
+    const commit = parseCommit(m.string());
+    return 'unreadable' in commit ? undefined : { seq: m.seq, commit };
+  }
+
   async lastSeq(): Promise<number> {
     return (await this.jsm.streams.info(STREAMS.events)).state.last_seq;
   }
