@@ -11,6 +11,8 @@ declare -A tools=(
   [qemu-img]=qemu-utils
   [rsync]=rsync
   [restic]=restic
+  [curl]=curl
+  [mkfs.ext4]=e2fsprogs
 )
 
 missing=()

@@ -131,6 +131,14 @@ export const DriverReplySchema = z.object({
   /** The driver's single stdout line (or failure message); "" when it printed nothing. */
   info: z.string(),
 });
+/** Log lines a driver script wrote on stderr (driver-contract §7), recorded on the image. */
+export const DriverLogSchema = z.object({
+  type: z.literal('driver.log'),
+  ...base,
+  requestId: RequestIdSchema,
+  action: z.string(),
+  lines: z.array(z.object({ severity: z.enum(['E', 'W', 'I', 'D']), text: z.string().max(4096) })).min(1).max(200),
+});
 /** W1: the watchdog's verdict on an expired request. */
 export const DriverTimeoutSchema = z.object({ type: z.literal('driver.timeout'), ...base, requestId: RequestIdSchema });
 
@@ -159,6 +167,7 @@ export const ImageCommandSchema = z.discriminatedUnion('type', [
   RestoreSchema,
   DriverReplySchema,
   DriverTimeoutSchema,
+  DriverLogSchema,
 ]);
 export type ImageCommand = z.infer<typeof ImageCommandSchema>;
 export type ImageCommandInput = z.input<typeof ImageCommandSchema>;

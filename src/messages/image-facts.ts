@@ -25,6 +25,8 @@ export const IMAGE_FACT_TYPES = [
   'image.driverSucceeded',
   'image.driverFailed',
   'image.driverTimedOut',
+  /** stderr log lines of a driver script. */
+  'image.driverLogged',
   /** W11: a reply or timeout that matches no pending request. */
   'image.replyIgnored',
   /** A command the spec answers with "log": accepted, recorded, nothing changed. */

@@ -404,3 +404,14 @@ describe('W1/W2: timeouts', () => {
     expect(f.changes.source).toBe('/ds/1/a');
   });
 });
+
+describe('driver log lines (driver-contract §7)', () => {
+  const log = event({ type: 'driver.log', imageId: ID, requestId: 'r-1', action: 'CP', lines: [{ severity: 'I', text: 'cp: copying' }, { severity: 'E', text: 'slow disk' }] });
+  it('are recorded on the image in every state, changing nothing', () => {
+    for (const s of ['READY', 'LOCKED', 'ERROR', 'DELETE', 'USED_PERS'] as const) {
+      const f = given(imageIn(s)).when(log).then({ type: 'image.driverLogged', state: s, changes: {}, effects: [] });
+      expect(f.detail).toMatchObject({ requestId: 'r-1', action: 'CP', lines: 'I cp: copying\nE slow disk' });
+    }
+  });
+  it('are refused for an image that never existed', () => given(imageIn('INIT')).when(log).thenRejects('IMG_ERR_NOT_FOUND', 'Error getting image [5].'));
+});

@@ -312,6 +312,15 @@ const saveAsCompleted: Step = (r, ev, from) => {
   };
 };
 
+const driverLogged: Step = (_r, ev) => {
+  const l = S.eventOf(ev, 'driver.log');
+  return {
+    fact: 'image.driverLogged',
+    changes: {},
+    detail: { requestId: l.requestId, action: l.action, lines: l.lines.map((x) => `${x.severity} ${x.text}`).join('\n') },
+  };
+};
+
 const notFound: Refusal = (r) => rejection('IMG_ERR_NOT_FOUND', { id: r.id });
 const gone: Refusal = (r) => rejection('IMG_ERR_REMOVED', { id: r.id });
 const exists: Refusal = (r) => rejection('IMG_ERR_EXISTS', { id: r.id });
@@ -388,6 +397,7 @@ function common(s: ImageState): On {
     // (e.g. after a failed VM put the image in ERROR) apply their data but unlock nothing.
     'driver.reply': [stay(s, S.replyIgnored, (r, ev) => !S.matchesPending(r, ev)), stay(s, S.replyApplied('stay'))],
     'driver.timeout': [stay(s, S.replyIgnored, (r, ev) => !S.matchesPending(r, ev)), stay(s, S.timedOut)],
+    'driver.log': [stay(s, driverLogged)],
   };
 }
 
@@ -555,6 +565,7 @@ const INIT: On = {
   ),
   'driver.reply': [always('INIT', notFound)],
   'driver.timeout': [always('INIT', notFound)],
+  'driver.log': [always('INIT', notFound)],
 };
 
 /** REMOVED: commands are refused; late replies are recorded, with any source they orphaned (§10). */
@@ -562,6 +573,8 @@ const REMOVED: On = {
   ...Object.fromEntries(ALL_COMMANDS.map((t) => [t, [always('REMOVED', gone)]])),
   'driver.reply': [stay('REMOVED', S.replyIgnored)],
   'driver.timeout': [stay('REMOVED', S.replyIgnored)],
+  // The last lines of an RM that removed the image still belong to its history.
+  'driver.log': [stay('REMOVED', driverLogged)],
 };
 
 // -------------------------------------------------------------------------- the machine

@@ -1,0 +1,199 @@
+import { access, constants } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../platform/logger.js';
+import type { Clock } from '../platform/clock.js';
+import { DriverRequestSchema, subjects, type CommandInput, type DriverRequest } from '../messages/wire.js';
+import { Publisher } from '../reactors/publish.js';
+import { IMAGE_ACTIONS, type ImageAction } from '../messages/driver.js';
+import { STREAMS } from '../store/provision.js';
+import { actionDocument, actionEnvironment } from './document.js';
+import { runScript } from './run.js';
+import { classifyStderr, replyFor, type LogLine } from './reply.js';
+import { Semaphore } from './semaphore.js';
+
+export const DRIVERS_DURABLE = 'imgr-drivers';
+
+export interface DriverHostOptions {
+  /** The folder with one sub-folder per DS_MAD. */
+  readonly driversDir: string;
+  /** Parallel executions per driver (reference -t, default 15). */
+  readonly concurrency: number;
+  /** Between SIGTERM and SIGKILL when a script overruns its deadline. */
+  readonly graceMs: number;
+  readonly maxStdoutBytes: number;
+}
+
+const isImageAction = (a: string): a is ImageAction => (IMAGE_ACTIONS as readonly string[]).includes(a);
+
+/**
+ * Runs drivers/<DS_MAD>/<action> for each driver request (competing
+ * consumers: several hosts share the work), enforces the request's deadline,
+ * records stderr log lines on the image, validates the output, and publishes
+ * the reply. A request is acknowledged only after its reply is published, so
+ * a host restart loses nothing.
+ */
+export class DriverHost {
+  private readonly js: JetStreamClient;
+  private readonly out: Publisher;
+  private readonly limits = new Map<string, Semaphore>();
+  private readonly running = new Set<Promise<void>>();
+  private closer: (() => Promise<void>) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly o: DriverHostOptions,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    this.js = jetstream(nc);
+    this.out = new Publisher(nc, 'driver-host');
+  }
+
+  /** Creates the shared durable (needs the manager role); hosts then only bind to it. */
+  static async provision(admin: NatsConnection): Promise<void> {
+    const jsm = await jetstreamManager(admin);
+    await jsm.consumers.add(STREAMS.driver, {
+      durable_name: DRIVERS_DURABLE,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: subjects.driverRequests,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 1000,
+    });
+  }
+
+  async start(): Promise<void> {
+    const consumer = await this.js.consumers.get(STREAMS.driver, DRIVERS_DURABLE);
+    const messages = await consumer.consume({ max_messages: 100 });
+    this.closer = async () => {
+      await messages.close();
+    };
+    this.loop = (async () => {
+      for await (const m of messages) {
+        const p = this.handle(m).finally(() => this.running.delete(p));
+        this.running.add(p);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    await this.closer?.();
+    await this.loop;
+    await Promise.allSettled(this.running);
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    const parsed = DriverRequestSchema.safeParse(safeJson(m.string()));
+    if (!parsed.success) {
+      this.log.error({ subject: m.subject, issues: parsed.error.issues.slice(0, 5) }, 'unreadable driver request dropped');
+      m.term();
+      return;
+    }
+    const req = parsed.data;
+    // Keep the request ours while the script runs (ack_wait is shorter than most deadlines).
+    const keepAlive = setInterval(() => m.working(), 10_000);
+    try {
+      await this.execute(req);
+      m.ack();
+    } catch (e) {
+      this.log.error({ err: e, requestId: req.requestId }, 'reply not published, the request will run again');
+      m.nak(2000);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async execute(req: DriverRequest): Promise<void> {
+    const mad = req.datastore.type === 'SYSTEM_DS' ? req.datastore.tmMad : req.datastore.dsMad;
+    const started = this.clock.now();
+    if (req.deadline <= started) {
+      // Nobody ran it in time (no host was up): the watchdog has failed the operation already.
+      await this.reply(req, 'FAILURE', `Deadline passed before ${req.action} could run`);
+      return;
+    }
+    const limit = this.limits.get(mad) ?? new Semaphore(this.o.concurrency);
+    this.limits.set(mad, limit);
+    const r = await limit.use(() => runAction(req, this.o, this.clock));
+    if (r.logs.length > 0 && req.image) await this.logLines(req, r.logs);
+    if (r.result === 'FAILURE') this.log.warn({ requestId: req.requestId, commandLine: r.commandLine, info: r.info }, 'driver action failed');
+    await this.reply(req, r.result, r.info);
+    this.log.info({ requestId: req.requestId, action: req.action, result: r.result, ms: this.clock.now() - started }, 'driver action');
+  }
+
+  private async logLines(req: DriverRequest, lines: readonly LogLine[]): Promise<void> {
+    for (let i = 0; i < lines.length; i += 200) {
+      await this.command(
+        { type: 'driver.log', imageId: req.imageId, requestId: req.requestId, action: req.action, lines: lines.slice(i, i + 200).map((l) => ({ ...l, text: l.text.slice(0, 4096) })) },
+        `log-${req.requestId}-${i / 200}`,
+      );
+    }
+  }
+
+  private async reply(req: DriverRequest, result: 'SUCCESS' | 'FAILURE', info: string): Promise<void> {
+    const commandId = `reply-${req.requestId}`;
+    if (req.action === 'MONITOR') {
+      const b64 = result === 'SUCCESS' ? info : Buffer.from(info, 'utf8').toString('base64');
+      await this.command({ type: 'datastore.monitored', datastoreId: req.datastoreId, result, info: b64 }, commandId);
+    } else if (isImageAction(req.action)) {
+      await this.command({ type: 'driver.reply', imageId: req.imageId, requestId: req.requestId, action: req.action, result, info }, commandId);
+    } else {
+      // STAT and RESTORE answer their callers, not an image: recorded in the log until their flows land.
+      this.log.info({ requestId: req.requestId, action: req.action, result, info }, 'driver answer');
+    }
+  }
+
+  private command(input: CommandInput, commandId: string): Promise<void> {
+    return this.out.command(input, commandId, null, this.clock.now());
+  }
+}
+
+export interface ActionResult {
+  readonly result: 'SUCCESS' | 'FAILURE';
+  readonly info: string;
+  readonly logs: LogLine[];
+  readonly commandLine: string;
+}
+
+/**
+ * Runs the script of one request the way the driver contract says: the
+ * document on stdin (base64), the id as the only argument, the IMGR_*
+ * environment, the deadline enforced on the process group; then validates
+ * what it printed.
+ */
+export async function runAction(
+  req: DriverRequest,
+  o: Pick<DriverHostOptions, 'driversDir' | 'graceMs' | 'maxStdoutBytes'>,
+  clock: Clock,
+): Promise<ActionResult> {
+  const mad = req.datastore.type === 'SYSTEM_DS' ? req.datastore.tmMad : req.datastore.dsMad;
+  const id = req.action === 'MONITOR' ? req.datastoreId : req.imageId;
+  const unavailable = { result: 'FAILURE' as const, info: `Datastore driver '${mad}' not available`, logs: [], commandLine: '' };
+  if (!/^[a-z0-9_-]+$/i.test(mad)) return unavailable;
+  try {
+    await access(join(o.driversDir, mad), constants.R_OK);
+  } catch {
+    return unavailable;
+  }
+  const script = join(o.driversDir, mad, req.action.toLowerCase());
+  const commandLine = `${script} ${id}`;
+  const x = await runScript({
+    script,
+    args: [String(id)],
+    stdin: Buffer.from(actionDocument(req), 'utf8').toString('base64'),
+    env: actionEnvironment(req),
+    timeoutMs: Math.max(1, req.deadline - clock.now()),
+    graceMs: o.graceMs,
+    maxStdoutBytes: o.maxStdoutBytes,
+  });
+  return { ...replyFor(req.action, commandLine, x), logs: classifyStderr(x.stderr).logs, commandLine };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
