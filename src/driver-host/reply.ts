@@ -40,6 +40,8 @@ export function replyFor(action: DriverAction, commandLine: string, x: Execution
     return fail(x.exitCode === null ? `${why} (killed by ${x.signal ?? 'a signal'})` : why);
   }
   if (x.stdoutOverflow) return fail(`${action} printed more output than a driver may (first bytes: ${quote(x.stdout.slice(0, 100))})`);
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
+  if (/[\u0000-\u0008\u000b-\u001f\u007f\ufffd]/.test(x.stdout)) return fail(`${action} printed binary data: ${quote(x.stdout)}`);
   if (action === 'MONITOR') return { result: 'SUCCESS', info: Buffer.from(x.stdout, 'utf8').toString('base64') };
 
   const lines = x.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
@@ -49,7 +51,9 @@ export function replyFor(action: DriverAction, commandLine: string, x: Execution
   const ok = (info: string) => ({ result: 'SUCCESS' as const, info });
   switch (action) {
     case 'CP':
-      if (tokens.length !== 2 || tokens[0] === '-') return fail(`CP must print "<source> <format>", printed ${quote(out)}`);
+      if (tokens.length !== 2 || tokens[0] === '-' || !/^[\w.-]+$/.test(tokens[1] ?? '')) {
+        return fail(`CP must print "<source> <format>", printed ${quote(out)}`);
+      }
       return ok(out);
     case 'CLONE':
       if (tokens.length < 1 || tokens.length > 2 || tokens[0] === '-') return fail(`CLONE must print "<source> [<format>]", printed ${quote(out)}`);
