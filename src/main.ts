@@ -1,34 +1,65 @@
 /**
- * Composition root: `imgr-serve <role>` runs one role against the NATS system
- * named by NATS_URL. Roles: manager (more come with the driver host,
- * projections and API).
+ * Composition root: `main.ts <role>` runs one role against the NATS system
+ * named by NATS_URL. Roles: manager, drivers (projections and API come with
+ * their issues).
  */
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { Manager } from './manager.js';
-import { createLogger } from './platform/logger.js';
+import { DriverHost } from './driver-host/driver-host.js';
+import { connectAs } from './platform/nats.js';
+import { systemClock } from './platform/clock.js';
+import { createLogger, type Logger } from './platform/logger.js';
 import { ManagerConfigSchema } from './platform/config.js';
 
 const EnvSchema = z.object({
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   /** Manager configuration as JSON (see platform/config.ts); defaults when absent. */
   IMGR_CONFIG: z.string().default('{}'),
+  IMGR_DRIVERS_DIR: z.string().default(fileURLToPath(new URL('../drivers', import.meta.url))),
+  IMGR_DRIVER_CONCURRENCY: z.coerce.number().int().positive().default(15),
 });
+type Env = z.infer<typeof EnvSchema>;
+
+interface Running {
+  stop(): Promise<void>;
+}
+
+async function startRole(role: string, env: Env, log: Logger): Promise<Running> {
+  switch (role) {
+    case 'manager': {
+      let config: unknown;
+      try {
+        config = JSON.parse(env.IMGR_CONFIG);
+      } catch (e) {
+        throw new Error(`IMGR_CONFIG is not JSON: ${String(e)}`);
+      }
+      return Manager.start({ servers: env.NATS_URL, config: ManagerConfigSchema.parse(config), log });
+    }
+    case 'drivers': {
+      const nc = await connectAs('drivers', env.NATS_URL);
+      const host = new DriverHost(nc, { driversDir: env.IMGR_DRIVERS_DIR, concurrency: env.IMGR_DRIVER_CONCURRENCY, graceMs: 5_000, maxStdoutBytes: 1024 * 1024 }, systemClock, log);
+      await host.start();
+      return {
+        stop: async () => {
+          await host.stop();
+          await nc.drain();
+        },
+      };
+    }
+    default:
+      throw new Error(`unknown role "${role}"; known roles: manager, drivers`);
+  }
+}
 
 async function main(argv: readonly string[]): Promise<void> {
   const role = argv[0] ?? 'manager';
   const env = EnvSchema.parse(process.env);
   const log = createLogger(`imgr-${role}`);
-  if (role !== 'manager') throw new Error(`unknown role "${role}"; known roles: manager`);
-  let config: unknown;
-  try {
-    config = JSON.parse(env.IMGR_CONFIG);
-  } catch (e) {
-    throw new Error(`IMGR_CONFIG is not JSON: ${String(e)}`);
-  }
-  const manager = await Manager.start({ servers: env.NATS_URL, config: ManagerConfigSchema.parse(config), log });
+  const running = await startRole(role, env, log);
   const stop = (signal: string): void => {
     log.info({ signal }, 'stopping');
-    manager.stop().then(
+    running.stop().then(
       () => process.exit(0),
       (e: unknown) => {
         log.error({ err: e }, 'stop failed');

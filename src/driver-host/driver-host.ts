@@ -1,19 +1,18 @@
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
-import { DriverRequestSchema, subjects, type CommandInput, type DriverRequest } from '../messages/wire.js';
+import { DriverRequestSchema, type CommandInput, type DriverRequest } from '../messages/wire.js';
 import { Publisher } from '../reactors/publish.js';
 import { IMAGE_ACTIONS, type ImageAction } from '../messages/driver.js';
-import { STREAMS } from '../store/provision.js';
+import { DRIVERS_DURABLE, STREAMS } from '../store/provision.js';
 import { actionDocument, actionEnvironment } from './document.js';
 import { runScript } from './run.js';
 import { classifyStderr, replyFor, type LogLine } from './reply.js';
 import { Semaphore } from './semaphore.js';
 
-export const DRIVERS_DURABLE = 'imgr-drivers';
 
 export interface DriverHostOptions {
   /** The folder with one sub-folder per DS_MAD. */
@@ -50,18 +49,6 @@ export class DriverHost {
   ) {
     this.js = jetstream(nc);
     this.out = new Publisher(nc, 'driver-host');
-  }
-
-  /** Creates the shared durable (needs the manager role); hosts then only bind to it. */
-  static async provision(admin: NatsConnection): Promise<void> {
-    const jsm = await jetstreamManager(admin);
-    await jsm.consumers.add(STREAMS.driver, {
-      durable_name: DRIVERS_DURABLE,
-      ack_policy: AckPolicy.Explicit,
-      filter_subject: subjects.driverRequests,
-      ack_wait: nanos(30_000),
-      max_ack_pending: 1000,
-    });
   }
 
   async start(): Promise<void> {

@@ -1,4 +1,5 @@
 import {
+  AckPolicy,
   DiscardPolicy,
   RetentionPolicy,
   StorageType,
@@ -12,6 +13,9 @@ import { subjects } from '../messages/wire.js';
 import { isNotFound } from './errors.js';
 
 export const STREAMS = { commands: 'IMGR_CMD', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ' } as const;
+/** The driver hosts' shared durable: created here because the drivers role may only bind to it. */
+export const DRIVERS_DURABLE = 'imgr-drivers';
+
 export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes', meta: 'imgr_meta' } as const;
 
 /** Bumped whenever the streams or buckets change; `migrations` brings older stores up to it. */
@@ -82,6 +86,13 @@ export async function provision(nc: NatsConnection): Promise<Provisioned> {
       await addOrAccept(jsm, cfg);
     }
   }
+  await jsm.consumers.add(STREAMS.driver, {
+    durable_name: DRIVERS_DURABLE,
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: subjects.driverRequests,
+    ack_wait: nanos(30_000),
+    max_ack_pending: 1000,
+  });
   const kvm = new Kvm(nc);
   const snapshots = await kvm.create(BUCKETS.snapshots, { history: 1 });
   const outcomes = await kvm.create(BUCKETS.outcomes, { history: 1, ttl: 24 * 60 * MINUTE });

@@ -3,6 +3,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS } from '../../src/store/provision.js';
 import { parseCommit } from '../../src/store/event-store.js';
 import type { Commit } from '../../src/messages/wire.js';
+import type { ImageFact } from '../../src/messages/image-facts.js';
+import type { DatastoreFact } from '../../src/messages/datastore.js';
 
 /** Reads the whole event log (or one filter of it) as it is now. */
 export async function readLog(nc: NatsConnection, filter = 'imgr.evt.>'): Promise<{ seq: number; commit: Commit }[]> {
@@ -21,3 +23,7 @@ export async function readLog(nc: NatsConnection, filter = 'imgr.evt.>'): Promis
   }
   return out;
 }
+
+/** Every fact of a log excerpt, in order. */
+export const factsIn = (log: readonly { commit: Commit }[]): (ImageFact | DatastoreFact)[] =>
+  log.flatMap((e): (ImageFact | DatastoreFact)[] => e.commit.facts);

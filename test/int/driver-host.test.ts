@@ -1,0 +1,199 @@
+/**
+ * The real driver host over NATS with the fs driver: images registered from a
+ * file and a URL, cloned, reverted to a snapshot and deleted do real work on
+ * disk; a hanging driver ends in ERROR while the host keeps serving; a host
+ * restart loses nothing.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestNats } from '../support/nats.js';
+import { eventually } from '../support/eventually.js';
+import { factsIn, readLog } from '../support/log.js';
+import { DRIVERS_DIR } from '../support/driver-request.js';
+import { Manager } from '../../src/manager.js';
+import { DriverHost } from '../../src/driver-host/driver-host.js';
+import { ImgrClient } from '../../src/client/client.js';
+import { connectAs } from '../../src/platform/nats.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import { systemClock } from '../../src/platform/clock.js';
+import { DEFAULT_DRIVER_TIMEOUTS } from '../../src/messages/driver.js';
+import type { CommandInput, Outcome } from '../../src/messages/wire.js';
+
+let nats: TestNats;
+let manager: Manager;
+let host: DriverHost;
+let c: ImgrClient;
+let dir: string;
+let drivers: string;
+let server: Server;
+let url: string;
+let ds: number;
+const content = randomBytes(2 * 1024 * 1024 + 5);
+
+const startHost = async (): Promise<DriverHost> => {
+  const h = new DriverHost(await connectAs('drivers', nats.url), { driversDir: drivers, concurrency: 4, graceMs: 200, maxStdoutBytes: 65536 }, systemClock, silentLogger());
+  await h.start();
+  return h;
+};
+const ok = async (cmd: CommandInput): Promise<Extract<Outcome, { status: 'accepted' }>> => {
+  const o = await c.send(cmd);
+  if (o.status !== 'accepted') throw new Error(`${cmd.type}: ${o.code} ${o.message}`);
+  return o;
+};
+const view = (id: number) => manager.host.image(id);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'imgr-dh-'));
+  writeFileSync(join(dir, 'disk.raw'), content);
+  // The host's drivers: the real fs driver, and one that hangs.
+  drivers = join(dir, 'drivers');
+  mkdirSync(join(drivers, 'hang'), { recursive: true });
+  symlinkSync(join(DRIVERS_DIR, 'fs'), join(drivers, 'fs'));
+  symlinkSync(join(DRIVERS_DIR, 'lib'), join(drivers, 'lib'));
+  writeFileSync(join(drivers, 'hang', 'mkfs'), '#!/usr/bin/env bash\ncat >/dev/null\nsleep 600\n');
+  chmodSync(join(drivers, 'hang', 'mkfs'), 0o755);
+  server = createServer((_req, res) => res.writeHead(200, { 'content-length': String(content.length) }).end(content));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/disk.raw`;
+
+  nats = await TestNats.start();
+  manager = await Manager.start({
+    servers: nats.url,
+    log: silentLogger(),
+    tickMs: 100,
+    config: {
+      watchdogIntervalMs: 100,
+      timeouts: { ...DEFAULT_DRIVER_TIMEOUTS, MKFS: 2, CP: 4 },
+      drivers: { dsMads: { fs: {}, hang: {} }, tmMads: { shared: {} }, datastoreLocation: join(dir, 'datastores') },
+    },
+  });
+  host = await startHost();
+  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  ds = await c.nextId('datastore');
+  await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'files', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: dir } });
+  await eventually(() => manager.host.datastore(ds)?.monitoredAt !== null, 'monitored by the fs driver');
+});
+
+afterAll(async () => {
+  await host.stop();
+  await c.close();
+  await manager.stop();
+  await nats.dispose();
+  server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function register(path: string, extra: Record<string, string> = {}): Promise<number> {
+  const id = await c.nextId('image');
+  await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `img-${id}`, PATH: path, SIZE: '3', ...extra } });
+  await eventually(() => view(id)?.state === 'READY' || view(id)?.state === 'ERROR', 'copy finished');
+  expect(view(id)?.error ?? null).toBeNull();
+  return id;
+}
+
+describe('fs datastore through the driver host', () => {
+  it('the monitor ran the real df', () => {
+    expect(manager.host.datastore(ds)?.totalMb).toBeGreaterThan(0);
+    expect(manager.host.datastore(ds)?.basePath).toBe(join(dir, 'datastores', String(ds)));
+  });
+
+  it('registers from a local file and an http URL: the bytes are in the datastore', async () => {
+    for (const path of [join(dir, 'disk.raw'), url]) {
+      const id = await register(path);
+      const v = view(id);
+      expect(v?.format).toBe('raw');
+      expect(v?.source.startsWith(join(dir, 'datastores', String(ds)))).toBe(true);
+      expect(readFileSync(v?.source ?? '').equals(content)).toBe(true);
+    }
+  });
+
+  it('records the driver\'s log lines on the image', async () => {
+    const id = await register(url);
+    const log = await readLog(await nats.connect('manager'), `imgr.evt.image.${id}`);
+    const logged = factsIn(log).find((f) => f.type === 'image.driverLogged');
+    expect(logged?.detail['lines']).toBe(`I cp: downloading ${url}`);
+  });
+
+  it('clones and deletes with real files', async () => {
+    const origin = await register(join(dir, 'disk.raw'));
+    const target = await c.nextId('image');
+    await ok({ type: 'image.cloneStart', imageId: origin, clone: { kind: 'image', id: target } });
+    await ok({ type: 'image.allocateClone', imageId: target, originId: origin, name: 'copy', datastoreId: ds });
+    await eventually(() => view(target)?.state === 'READY', 'clone READY');
+    const copy = view(target)?.source ?? '';
+    expect(copy).not.toBe(view(origin)?.source);
+    expect(readFileSync(copy).equals(content)).toBe(true);
+    await ok({ type: 'image.delete', imageId: target });
+    await eventually(() => view(target)?.state === 'REMOVED', 'removed');
+    expect(existsSync(copy)).toBe(false);
+  });
+
+  it('reverts a qcow2 image to a snapshot on disk', async () => {
+    const q = join(dir, 'snap.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', q, '8M']);
+    const id = await register(q, { PERSISTENT: 'YES' });
+    const src = view(id)?.source ?? '';
+    execFileSync('qemu-io', ['-c', 'write -P 0x11 0 4k', src]);
+    execFileSync('qemu-img', ['snapshot', '-c', '0', src]);
+    execFileSync('qemu-io', ['-c', 'write -P 0x22 0 4k', src]);
+    await ok({ type: 'image.acquire', imageId: id, vmId: 1, mode: 'deploy' });
+    await ok({
+      type: 'image.setSnapshots',
+      imageId: id,
+      snapshots: { mode: 'DENY', currentBase: -1, nextSnapshot: 1, list: [{ id: 0, name: 's0', date: 1, parent: -1, children: [], active: false, size: 8 }] },
+    });
+    await ok({ type: 'image.release', imageId: id, vmId: 1 });
+    await ok({ type: 'image.snapshotRevert', imageId: id, snapshotId: 0 });
+    await eventually(() => view(id)?.state === 'READY', 'reverted');
+    expect(execFileSync('qemu-io', ['-c', 'read -v 0 1', src], { encoding: 'utf8' }).split(/\s+/)[1]).toBe('11');
+  });
+
+  it('a copy that fails ends in ERROR with the driver\'s reason', async () => {
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `bad-${id}`, PATH: join(dir, 'missing.raw'), SIZE: '1' } });
+    await eventually(() => view(id)?.state === 'ERROR', 'ERROR');
+    expect(view(id)?.error).toMatch(new RegExp(`Error copying image in the datastore: Cannot access ${join(dir, 'missing.raw')}: no such readable file$`));
+  });
+});
+
+describe('a hanging driver and host restarts', () => {
+  it('a driver that hangs is killed at the deadline, the image fails, and the host keeps serving', async () => {
+    const hung = await c.nextId('datastore');
+    await ok({ type: 'datastore.create', datastoreId: hung, template: { NAME: 'hung', DS_MAD: 'hang', TM_MAD: 'shared' } });
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocate', imageId: id, datastoreId: hung, template: { NAME: 'never', SIZE: '1' } });
+    await eventually(() => view(id)?.state === 'ERROR', 'ERROR');
+    expect(view(id)?.error).toMatch(/Driver action MKFS timed out after 2 s|Timeout executing/);
+    await register(join(dir, 'disk.raw'));
+  });
+
+  it('requests queued while no host runs are served after a restart', async () => {
+    await host.stop();
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `late-${id}`, PATH: join(dir, 'disk.raw'), SIZE: '3' } });
+    expect(view(id)?.state).toBe('LOCKED');
+    host = await startHost();
+    await eventually(() => view(id)?.state === 'READY', 'served after restart');
+  });
+
+  it('a request whose deadline passed while no host ran is answered as a timeout', async () => {
+    await host.stop();
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `expired-${id}`, PATH: join(dir, 'disk.raw'), SIZE: '3' } });
+    await eventually(() => view(id)?.state === 'ERROR', 'timed out by the watchdog');
+    host = await startHost();
+    const log = await eventually(async () => {
+      const l = await readLog(await nats.connect('manager'), `imgr.evt.image.${id}`);
+      return l.some((e) => e.commit.facts.some((f) => f.type === 'image.replyIgnored')) ? l : undefined;
+    }, 'the late answer recorded');
+    const late = factsIn(log).find((f) => f.type === 'image.replyIgnored');
+    expect(late?.detail).toMatchObject({ kind: 'CP FAILURE' });
+    expect(view(id)?.state).toBe('ERROR');
+  });
+});
