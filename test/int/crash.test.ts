@@ -23,7 +23,7 @@ let manager: ManagerProcess;
 beforeAll(async () => {
   nats = await TestNats.start();
   manager = await ManagerProcess.start(nats.url, CONFIG);
-  drivers = await DriverResponder.start(nats.url, await nats.connect('manager'));
+  drivers = await DriverResponder.start(nats.url);
   client = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
 });
 

@@ -30,7 +30,7 @@ const stateOf = (id: number) => manager.host.image(id)?.state;
 beforeAll(async () => {
   nats = await TestNats.start();
   manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
-  drivers = await DriverResponder.start(nats.url, await nats.connect('manager'));
+  drivers = await DriverResponder.start(nats.url);
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   ds = await c.nextId('datastore');
   await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });

@@ -24,7 +24,7 @@ beforeAll(async () => {
   nats = await TestNats.start();
   a = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
   b = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
-  drivers = await DriverResponder.start(nats.url, await nats.connect('manager'));
+  drivers = await DriverResponder.start(nats.url);
   client = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   ds = await client.nextId('datastore');
   await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });

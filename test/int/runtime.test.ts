@@ -32,7 +32,7 @@ beforeAll(async () => {
   nats = await TestNats.start();
   // MKFS gets a 1 s deadline so that the watchdog test does not wait long.
   manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100, config: { watchdogIntervalMs: 100, timeouts: { ...DEFAULT_DRIVER_TIMEOUTS, MKFS: 1 } } });
-  drivers = await DriverResponder.start(nats.url, await nats.connect('manager'));
+  drivers = await DriverResponder.start(nats.url);
   admin = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'test' } });
   user = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice', service: 'test' } });
   ds = await admin.nextId('datastore');

@@ -1,9 +1,7 @@
-import { AckPolicy, jetstream } from '@nats-io/jetstream';
-import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { DriverRequestSchema, type DriverRequest } from '../../src/messages/wire.js';
 import type { DriverAction } from '../../src/messages/driver.js';
-import { STREAMS } from '../../src/store/provision.js';
+import { DRIVERS_DURABLE, STREAMS } from '../../src/store/provision.js';
 import { ImgrClient } from '../../src/client/client.js';
 
 export type Behaviour = 'succeed' | 'fail' | 'silent';
@@ -21,13 +19,11 @@ export class DriverResponder {
 
   private constructor(private readonly client: ImgrClient) {}
 
-  static async start(servers: string, admin: NatsConnection): Promise<DriverResponder> {
-    // The test durable is created by a manager-role connection, as an operator would.
-    const jsm = await jetstreamManager(admin);
-    await jsm.consumers.add(STREAMS.driver, { durable_name: 'test-drivers', ack_policy: AckPolicy.Explicit, filter_subject: 'imgr.drv.>' });
+  /** Binds to the driver hosts' durable (the manager provisions it), as a driver host does. */
+  static async start(servers: string): Promise<DriverResponder> {
     const client = await ImgrClient.connect({ servers, role: 'drivers', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'driver-host' } });
     const r = new DriverResponder(client);
-    const consumer = await jetstream(client.nc).consumers.get(STREAMS.driver, 'test-drivers');
+    const consumer = await jetstream(client.nc).consumers.get(STREAMS.driver, DRIVERS_DURABLE);
     const messages = await consumer.consume();
     r.close = async () => {
       await messages.close();
