@@ -198,6 +198,8 @@ export class AggregateHost {
         return decisionContext({ ...base, datastore: this.dsInfo(c.datastoreId) });
       case 'image.restore':
         return decisionContext({ ...base, datastore: this.dsInfo(c.datastoreId) });
+      case 'image.backup':
+        return decisionContext({ ...base, datastore: this.dsInfo(c.backupDatastoreId) });
       default:
         return decisionContext({ ...base, datastore: own ? this.dsInfo(own.datastore.id) : null });
     }

@@ -68,7 +68,14 @@ export function replyFor(action: DriverAction, commandLine: string, x: Execution
       if (out !== '' && !/^\d+(\s+\S+)?$/.test(out)) return fail(`INCREMENT_FLATTEN must print "<size_mb> <chain>", printed ${quote(out)}`);
       return ok(out);
     case 'RESTORE':
+      // imgr's backup drivers print "<file>:<size_mb> …", the restored disks the host registers.
       if (out === '') return fail('Cannot get info about restored disk images');
+      if (!tokens.every((t) => /^\/\S+:\d+$/.test(t))) return fail(`RESTORE must print "<file>:<size_mb> …", printed ${quote(out)}`);
+      return ok(out);
+    case 'BACKUP':
+      if (tokens.length !== 3 || !/^\d+$/.test(tokens[1] ?? '') || !/^[\w.-]+$/.test(tokens[0] ?? '')) {
+        return fail(`backup must print "<backup_id> <size_mb> <format>", printed ${quote(out)}`);
+      }
       return ok(out);
     case 'RM':
     case 'SNAP_DELETE':

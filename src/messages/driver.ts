@@ -13,6 +13,8 @@ export const DRIVER_ACTIONS = [
   'INCREMENT_FLATTEN',
   'RESTORE',
   'MONITOR',
+  /** Auxiliary (driver-contract §12): store an image's disk in a backup datastore. */
+  'BACKUP',
 ] as const;
 export const DriverActionSchema = z.enum(DRIVER_ACTIONS);
 export type DriverAction = z.infer<typeof DriverActionSchema>;
@@ -47,6 +49,7 @@ export const DEFAULT_DRIVER_TIMEOUTS: Readonly<Record<DriverAction, number>> = {
   INCREMENT_FLATTEN: 3600,
   RESTORE: 3600,
   MONITOR: 120,
+  BACKUP: 7200,
 };
 
 export const DriverResultSchema = z.enum(['SUCCESS', 'FAILURE']);

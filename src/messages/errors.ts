@@ -127,6 +127,9 @@ export const ERRORS = {
   IMG_ERR_RESTORE_SELECTED: def('§7.13.1', () => `Cannot restore a VM from a selected disk backup`),
   IMG_ERR_RESTORE_DISK: def<{ disk: number }>('§7.13.1', ({ disk }) => `Cannot restore disk ${disk}, it is not part of the backup`),
   IMG_ERR_NOT_INCREMENTAL: def<IdArg>('§7.3', ({ id }) => `Backup image ${id} is not an incremental backup chain`),
+  IMG_ERR_BACKUP_STATE: def<StateArg>('backup command', ({ state }) => `Cannot back up image in state ${state}`),
+  IMG_ERR_BACKUP_TYPE: def<{ type: string }>('backup command', ({ type }) => `${type} images cannot be backed up`),
+  IMG_ERR_BACKUP_DS: def('backup command', () => `Backups can only be stored in a BACKUP_DS datastore`),
   IMG_ERR_INCREMENT_STATE: def<StateArg>('§7.3', ({ state }) => `Cannot add a backup increment in state ${state}`),
 
   // --- §7.1 allocation

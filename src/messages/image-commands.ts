@@ -121,6 +121,23 @@ export const RestoreSchema = z.object({
   options: RestoreOptionsSchema.default(RestoreOptionsSchema.parse({})),
 });
 
+/**
+ * Back up an image's disk into a BACKUP datastore (the part a VM backup plays
+ * in OpenNebula): a new backup image, or one more increment of an existing chain.
+ */
+export const BackupImageSchema = z.object({
+  type: z.literal('image.backup'),
+  ...base,
+  backupDatastoreId: DatastoreIdSchema,
+  /** The backup image that receives it: a new id, or the chain to extend. */
+  backupImageId: ImageIdSchema,
+  /** Extend the existing chain `backupImageId` instead of creating it. */
+  chain: z.boolean().default(false),
+  /** Keep the result as an incremental chain (§7.3). */
+  incremental: z.boolean().default(false),
+  vmId: VmIdSchema,
+});
+
 /** A datastore driver's answer to a request the image recorded (§9.2). */
 export const DriverReplySchema = z.object({
   type: z.literal('driver.reply'),
@@ -165,6 +182,7 @@ export const ImageCommandSchema = z.discriminatedUnion('type', [
   SetSizeSchema,
   SaveAsDoneSchema,
   RestoreSchema,
+  BackupImageSchema,
   DriverReplySchema,
   DriverTimeoutSchema,
   DriverLogSchema,

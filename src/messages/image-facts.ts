@@ -22,6 +22,7 @@ export const IMAGE_FACT_TYPES = [
   'image.sizeSet',
   'image.saveAsCompleted',
   'image.restoreRequested',
+  'image.backupRequested',
   'image.driverSucceeded',
   'image.driverFailed',
   'image.driverTimedOut',

@@ -61,7 +61,7 @@ export class DriverResponder {
       await this.client.send({ type: 'datastore.monitored', datastoreId: req.datastoreId, result: ok ? 'SUCCESS' : 'FAILURE', info }, { commandId: id });
       return;
     }
-    if (req.action === 'STAT' || req.action === 'RESTORE') return;
+    if (req.action === 'STAT' || req.action === 'RESTORE' || req.action === 'BACKUP') return;
     const source = `/var/lib/one/datastores/${req.datastoreId}/img-${req.imageId}`;
     const info: Record<string, string> = { CP: `${source} raw`, CLONE: source, MKFS: source, RM: '', SNAP_DELETE: '-', SNAP_REVERT: '-', SNAP_FLATTEN: '-', INCREMENT_FLATTEN: '10' };
     await this.client.send(

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SnapshotList } from '../../src/messages/image-record.js';
 import { event, given, history } from '../support/image-spec.js';
-import { allocateBackup, readyWithSnapshots, registerReady } from '../support/image-states.js';
+import { acquire, allocateBackup, readyWithSnapshots, registerReady } from '../support/image-states.js';
 import { BACKUP_DS, FILE_DS, IMAGE_DS } from '../support/fixtures.js';
 import { deleteSnapshot, revertSnapshot, snapshotDeletionError } from '../../src/machines/image/snapshots.js';
 import { rewriteIncrements } from '../../src/machines/image/increments.js';
@@ -129,7 +129,7 @@ describe('§7.13.1 restore', () => {
         kind: 'driver.request',
         action: 'RESTORE',
         datastoreId: 100,
-        extra: { DESTINATION_DS_ID: '1', USERNAME: 'oneadmin', NAME: 'back', NO_IP: 'NO', NO_NIC: 'NO', DISK_ID: '2' },
+        extra: { DESTINATION_DS_ID: '1', USERNAME: 'oneadmin', USER_ID: '0', GROUP_ID: '0', NAME: 'back', NO_IP: 'NO', NO_NIC: 'NO', DISK_ID: '2' },
       }),
     ]);
   });
@@ -144,5 +144,33 @@ describe('§7.13.1 restore', () => {
     const facts = [...backup()];
     const locked = given(facts).when(event({ type: 'image.flattenIncrements', imageId: ID, keepLast: 1 })).thenState('LOCKED');
     given([...facts, locked]).when(restore()).thenRejects('IMG_ERR_RESTORE_STATE', 'Cannot restore backup in state LOCKED');
+  });
+});
+
+describe('backup command (the part a VM backup plays)', () => {
+  const backup = (o: { datastore?: typeof BACKUP_DS | typeof IMAGE_DS; chain?: boolean } = {}) =>
+    event({ type: 'image.backup', imageId: ID, backupDatastoreId: 100, backupImageId: 9, vmId: 4, incremental: true, chain: o.chain ?? false }, { ctx: { datastore: o.datastore ?? BACKUP_DS } });
+  it('asks the backup datastore driver to store the disk; the image does not change', () => {
+    const f = given(history(ID, registerReady({ format: 'qcow2' }))).when(backup()).then({ type: 'image.backupRequested', state: 'READY', changes: {} });
+    expect(f.effects).toEqual([
+      expect.objectContaining({
+        kind: 'driver.request',
+        action: 'BACKUP',
+        imageId: ID,
+        datastoreId: 100,
+        extra: { BACKUP_IMAGE_ID: '9', CHAIN: 'NO', MODE: 'INCREMENT', VM_ID: '4', DISK_SOURCE: '/var/lib/one/datastores/1/src-5', DISK_FORMAT: 'qcow2' },
+      }),
+    ]);
+  });
+  it('works while VMs use the disk, but not while a driver rewrites it', () => {
+    given(history(ID, registerReady({ persistent: true }), acquire(ID, 10))).when(backup()).thenState('USED_PERS');
+    given(readyWithSnapshots()).when(event({ type: 'image.snapshotFlatten', imageId: ID, snapshotId: 0 })).thenState('LOCKED');
+    const locked = [...readyWithSnapshots()];
+    const l = given(locked).when(event({ type: 'image.snapshotFlatten', imageId: ID, snapshotId: 0 })).then({});
+    given([...locked, l]).when(backup()).thenRejects('IMG_ERR_BACKUP_STATE', 'Cannot back up image in state LOCKED');
+  });
+  it('needs a BACKUP_DS and a disk image', () => {
+    given(history(ID, registerReady())).when(backup({ datastore: IMAGE_DS })).thenRejects('IMG_ERR_BACKUP_DS', 'Backups can only be stored in a BACKUP_DS datastore');
+    given(history(ID, registerReady({ type: 'KERNEL' }))).when(backup()).thenRejects('IMG_ERR_BACKUP_TYPE', 'KERNEL images cannot be backed up');
   });
 });

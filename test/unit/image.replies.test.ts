@@ -386,7 +386,7 @@ describe('W1/W2: timeouts', () => {
   it('the policy in the decision context sets the deadline', () => {
     const ev = event(
       { type: 'image.allocate', imageId: ID, datastoreId: 1, template: { NAME: 'x', PATH: '/a', SIZE: '1' } },
-      { ctx: { timeouts: { ...{ CP: 5, MKFS: 1, CLONE: 1, RM: 1, STAT: 1, SNAP_DELETE: 1, SNAP_REVERT: 1, SNAP_FLATTEN: 1, INCREMENT_FLATTEN: 1, RESTORE: 1, MONITOR: 1 } } } },
+      { ctx: { timeouts: { ...{ CP: 5, MKFS: 1, CLONE: 1, RM: 1, STAT: 1, SNAP_DELETE: 1, SNAP_REVERT: 1, SNAP_FLATTEN: 1, INCREMENT_FLATTEN: 1, RESTORE: 1, MONITOR: 1, BACKUP: 1 } } } },
     );
     const f = given([]).when(ev).thenState('LOCKED');
     expect(f.changes.pending?.deadline).toBe(ev.meta.at + 5000);

@@ -231,6 +231,8 @@ const restoreRequested: Step = (r, ev) => {
   const extra: Record<string, string> = {
     DESTINATION_DS_ID: String(cmd.datastoreId),
     USERNAME: ev.meta.actor.name,
+    USER_ID: String(ev.meta.actor.uid),
+    GROUP_ID: String(ev.meta.actor.gid),
     NAME: o.name,
     NO_IP: o.noIp ? 'YES' : 'NO',
     NO_NIC: o.noNic ? 'YES' : 'NO',
@@ -248,6 +250,35 @@ const restoreRequested: Step = (r, ev) => {
     extra,
   };
   return { fact: 'image.restoreRequested', changes: {}, detail: { requestId: ev.meta.commandId, destination: cmd.datastoreId }, effects: [effect] };
+};
+
+/** Backups read a disk with content that no driver is rewriting. */
+const BACKUP_STATES: readonly ImageLifecycle[] = ['READY', 'USED', 'USED_PERS', 'CLONE', 'DISABLED'];
+function backupRefusal(r: ImageRecord, ev: ImageEvent, from: ImageLifecycle): Rejection | undefined {
+  if (!CLONABLE_TYPES.includes(r.type)) return rejection('IMG_ERR_BACKUP_TYPE', { type: r.type });
+  if (ev.ctx.datastore?.type !== 'BACKUP_DS') return rejection('IMG_ERR_BACKUP_DS');
+  if (!BACKUP_STATES.includes(from)) return rejection('IMG_ERR_BACKUP_STATE', stateArg(from));
+  return undefined;
+}
+const backupRequested: Step = (r, ev) => {
+  const b = S.eventOf(ev, 'image.backup');
+  const effect: Effect = {
+    kind: 'driver.request',
+    requestId: ev.meta.commandId,
+    action: 'BACKUP',
+    imageId: r.id,
+    datastoreId: b.backupDatastoreId,
+    deadline: ev.meta.at + ev.ctx.timeouts.BACKUP * 1000,
+    extra: {
+      BACKUP_IMAGE_ID: String(b.backupImageId),
+      CHAIN: b.chain ? 'YES' : 'NO',
+      MODE: b.incremental ? 'INCREMENT' : 'FULL',
+      VM_ID: String(b.vmId),
+      DISK_SOURCE: r.source,
+      DISK_FORMAT: r.format,
+    },
+  };
+  return { fact: 'image.backupRequested', changes: {}, detail: { backupImageId: b.backupImageId, backupDatastoreId: b.backupDatastoreId, incremental: b.incremental }, effects: [effect] };
 };
 
 /** §6.2: type refusals come before the state column (A4; W24 for attach). */
@@ -358,6 +389,7 @@ const ALL_COMMANDS = [
   'image.setSize',
   'image.saveAsDone',
   'image.restore',
+  'image.backup',
 ] as const satisfies readonly ImageEvent['type'][];
 
 type On = Partial<Record<ImageEvent['type'], T[]>>;
@@ -392,6 +424,7 @@ function common(s: ImageState): On {
     'image.setSize': [stay(s, S.ignored(`size is only taken from USED_PERS images`))],
     'image.saveAsDone': [stay(s, S.ignored('no save-as transfer in progress'))],
     'image.restore': [refuseIf(s, restoreRefusal)],
+    'image.backup': [refuseIf(s, backupRefusal), stay(s, backupRequested)],
     'image.delete': [refuseIf(s, S.deleteRefusal), go(s, 'REMOVED', S.removedAtOnce, S.deleteRemovesAtOnce), go(s, 'DELETE', S.deleteRequested)],
     // W11: only the pending request's reply counts. Matching replies outside LOCKED*/DELETE
     // (e.g. after a failed VM put the image in ERROR) apply their data but unlock nothing.
