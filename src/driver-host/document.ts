@@ -142,6 +142,7 @@ export function actionEnvironment(r: DriverRequest): Record<string, string> {
       TARGET_SNAPSHOT: i.targetSnapshot,
       CLONING_ID: i.cloningId,
       VM_ID: i.vms[0] ?? '',
+      INCREMENTS: i.increments.map((x) => `${x.id}:${x.source}`).join(','),
     };
     for (const [k, v] of Object.entries(scalars)) put('IMGR_IMAGE', k, v);
     for (const [k, v] of Object.entries(i.template)) put('IMGR_IMAGE_TEMPLATE', k, v);

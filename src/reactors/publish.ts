@@ -1,6 +1,7 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CommandIdSchema } from '../messages/ids.js';
+import type { Actor } from '../messages/envelope.js';
 import { CommandSchema, aggregateOfCommand, subjects, type CommandInput, type CommandMessage, type Commit } from '../messages/wire.js';
 
 /** Publishes follow-up commands and driver requests with deterministic ids: a retry is a duplicate, not a second command. */
@@ -13,7 +14,13 @@ export class Publisher {
     this.js = jetstream(nc);
   }
 
-  async command(input: CommandInput, commandId: string, cause: Pick<Commit, 'commandId' | 'correlationId'> | null, at: number): Promise<void> {
+  async command(
+    input: CommandInput,
+    commandId: string,
+    cause: Pick<Commit, 'commandId' | 'correlationId'> | null,
+    at: number,
+    actor: Actor = { uid: 0, gid: 0, name: 'imgr', service: this.service },
+  ): Promise<void> {
     const command = CommandSchema.parse(input);
     const { kind, id } = aggregateOfCommand(command);
     const msg: CommandMessage = {
@@ -21,7 +28,7 @@ export class Publisher {
         commandId: CommandIdSchema.parse(commandId),
         correlationId: cause?.correlationId ?? commandId,
         causationId: cause?.commandId ?? null,
-        actor: { uid: 0, gid: 0, name: 'imgr', service: this.service },
+        actor,
         at,
       },
       command,
