@@ -55,6 +55,8 @@ beforeAll(async () => {
   mkdirSync(join(drivers, 'hang'), { recursive: true });
   symlinkSync(join(DRIVERS_DIR, 'fs'), join(drivers, 'fs'));
   symlinkSync(join(DRIVERS_DIR, 'lib'), join(drivers, 'lib'));
+  symlinkSync(join(DRIVERS_DIR, 'rsync'), join(drivers, 'rsync'));
+  symlinkSync(join(DRIVERS_DIR, 'restic'), join(drivers, 'restic'));
   writeFileSync(join(drivers, 'hang', 'mkfs'), '#!/usr/bin/env bash\ncat >/dev/null\nsleep 600\n');
   chmodSync(join(drivers, 'hang', 'mkfs'), 0o755);
   server = createServer((_req, res) => res.writeHead(200, { 'content-length': String(content.length) }).end(content));
@@ -70,7 +72,7 @@ beforeAll(async () => {
     config: {
       watchdogIntervalMs: 100,
       timeouts: { ...DEFAULT_DRIVER_TIMEOUTS, MKFS: 2, CP: 4 },
-      drivers: { dsMads: { fs: {}, hang: {} }, tmMads: { shared: {} }, datastoreLocation: join(dir, 'datastores') },
+      drivers: { dsMads: { fs: {}, hang: {}, rsync: {}, restic: {} }, tmMads: { shared: {} }, datastoreLocation: join(dir, 'datastores') },
     },
   });
   host = await startHost();
@@ -196,4 +198,41 @@ describe('a hanging driver and host restarts', () => {
     expect(late?.detail).toMatchObject({ kind: 'CP FAILURE' });
     expect(view(id)?.state).toBe('ERROR');
   });
+});
+
+describe('backups through NATS', () => {
+  for (const [mad, template] of [
+    ['rsync', { RSYNC_HOST: 'localhost' }],
+    ['restic', { RESTIC_PASSWORD: 'secret words' }],
+  ] as const) {
+    it(`${mad}: back up, keep the last 2 increments, restore into the image datastore`, async () => {
+      const backups = await c.nextId('datastore');
+      await ok({ type: 'datastore.create', datastoreId: backups, template: { NAME: `backups-${mad}`, TYPE: 'BACKUP_DS', DS_MAD: mad, KEEP_LAST: '2', ...template } });
+      const diskFile = join(dir, `${mad}.raw`);
+      writeFileSync(diskFile, randomBytes(1024 * 1024));
+      const src = await register(diskFile);
+      const backup = await c.nextId('image');
+      let last = Buffer.alloc(0);
+      for (let i = 0; i < 3; i++) {
+        last = randomBytes(1024 * 1024);
+        writeFileSync(view(src)?.source ?? '', last);
+        await ok({ type: 'image.backup', imageId: src, backupDatastoreId: backups, backupImageId: backup, vmId: 4, incremental: true, chain: i > 0 });
+        // Increment ids only grow (retention drops the oldest), so the last one tells which backup landed.
+        await eventually(() => view(backup)?.increments.at(-1)?.id === i, `backup ${i}`);
+      }
+      await eventually(() => view(backup)?.state === 'READY' && view(backup)?.increments.length === 2, 'flattened to KEEP_LAST');
+      expect(view(backup)).toMatchObject({ type: 'BACKUP', vms: [4] });
+      expect(view(backup)?.increments[0]?.type).toBe('FULL');
+
+      await ok({ type: 'image.restore', imageId: backup, datastoreId: ds, options: { name: `back-${mad}` } });
+      const restored = await eventually(
+        () => [...manager.host.allImages()].map((r) => r.agg).find((a) => a.record.name === `back-${mad}-disk-0` && a.state === 'READY'),
+        'restored image READY',
+      );
+      expect(restored.record.datastore.id).toBe(ds);
+      expect(readFileSync(restored.record.source).equals(last)).toBe(true);
+      const log = await readLog(await nats.connect('manager'), `imgr.evt.image.${backup}`);
+      expect(factsIn(log).some((f) => f.type === 'image.driverLogged' && String(f.detail['lines']).includes(`restoring disk 0 of 1 into image ${restored.record.id}`))).toBe(true);
+    });
+  }
 });
