@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SnapshotList } from '../../src/messages/image-record.js';
+import type { DatastoreInfo } from '../../src/messages/datastore-info.js';
 import { event, given, history } from '../support/image-spec.js';
 import { acquire, allocateBackup, readyWithSnapshots, registerReady } from '../support/image-states.js';
 import { BACKUP_DS, FILE_DS, IMAGE_DS } from '../support/fixtures.js';
@@ -148,7 +149,7 @@ describe('§7.13.1 restore', () => {
 });
 
 describe('backup command (the part a VM backup plays)', () => {
-  const backup = (o: { datastore?: typeof BACKUP_DS | typeof IMAGE_DS; chain?: boolean } = {}) =>
+  const backup = (o: { datastore?: DatastoreInfo; chain?: boolean } = {}) =>
     event({ type: 'image.backup', imageId: ID, backupDatastoreId: 100, backupImageId: 9, vmId: 4, incremental: true, chain: o.chain ?? false }, { ctx: { datastore: o.datastore ?? BACKUP_DS } });
   it('asks the backup datastore driver to store the disk; the image does not change', () => {
     const f = given(history(ID, registerReady({ format: 'qcow2' }))).when(backup()).then({ type: 'image.backupRequested', state: 'READY', changes: {} });
