@@ -282,18 +282,7 @@ export class AggregateHost {
     try {
       await Promise.all(
         keys.map((key) => {
-          const [kind, idText] = key.split('.');
-          const id = Number(idText);
-          const snap =
-            kind === 'image'
-              ? (() => {
-                  const r = this.images.get(id);
-                  return r ? { kind: 'image' as const, seq: r.seq, view: viewOf(r.agg) } : undefined;
-                })()
-              : (() => {
-                  const r = this.datastores.get(id);
-                  return r ? { kind: 'datastore' as const, seq: r.seq, view: { ...r.agg.record, state: r.agg.state } } : undefined;
-                })();
+          const snap = this.snapshotOf(key);
           return snap ? this.snapshots.put(key, JSON.stringify(snap)) : Promise.resolve(0);
         }),
       );
@@ -303,6 +292,18 @@ export class AggregateHost {
       throw e;
     }
     return upTo;
+  }
+
+  /** The KV form of one resident aggregate, keyed `image.<id>` or `datastore.<id>`. */
+  private snapshotOf(key: string): z.infer<typeof SnapshotSchema> | undefined {
+    const [kind, idText] = key.split('.');
+    const id = Number(idText);
+    if (kind === 'image') {
+      const r = this.images.get(id);
+      return r && { kind: 'image', seq: r.seq, view: viewOf(r.agg) };
+    }
+    const r = this.datastores.get(id);
+    return r && { kind: 'datastore', seq: r.seq, view: { ...r.agg.record, state: r.agg.state } };
   }
 
   private async loadSnapshots(): Promise<number> {
