@@ -104,9 +104,14 @@ export class Intake {
     return r.success ? r.data : undefined;
   }
 
+  /**
+   * The sender hears first (the decision is already committed or final), then
+   * the outcome is kept and a refusal recorded; the command is acknowledged
+   * only after both, so a crash in between redelivers it and it is answered again.
+   */
   private async finish(msg: CommandMessage, outcome: Outcome): Promise<void> {
-    await this.outcomes.put(msg.envelope.commandId, JSON.stringify(outcome));
     if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
+    const kept = this.outcomes.put(msg.envelope.commandId, JSON.stringify(outcome));
     if (outcome.status === 'rejected') {
       const { kind, id } = aggregateOfCommand(msg.command);
       await this.recordRejection(subjects.rejected(kind, id), {
@@ -119,6 +124,7 @@ export class Intake {
         command: msg.command,
       });
     }
+    await kept;
   }
 
   private async refuseUnreadable(m: JsMsg, r: Rejection, partial: Partial<CommandMessage> & { replyTo?: string | null }): Promise<void> {

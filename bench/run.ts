@@ -1,0 +1,25 @@
+/**
+ * `npm run bench`: every scenario, each against its baseline in the same run,
+ * written to BENCHMARKS.md. Figures depend on the machine and its load; they
+ * are compared within one run, never asserted in tests.
+ */
+import { writeFileSync } from 'node:fs';
+import { machine, rate, type Result } from './harness.js';
+import { run as decide } from './decide.bench.js';
+import { run as commands } from './commands.bench.js';
+
+const MS = Number(process.env['IMGR_BENCH_MS'] ?? 5000);
+const results: Result[] = [...(await decide(MS)), ...(await commands(MS))];
+const fmt = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
+const rows = results.map((r) => `| ${r.scenario} | ${r.variant} | ${fmt(rate(r))}/s | ${(1e6 / rate(r)).toFixed(0)} µs |`);
+const text = `# Benchmarks
+
+Measured by \`npm run bench\` (${MS / 1000} s per variant) on ${machine()}, ${new Date().toISOString().slice(0, 10)}.
+Each scenario runs against its baseline in the same run; client and server share the machine.
+
+| scenario | variant | rate | per operation |
+|---|---|---|---|
+${rows.join('\n')}
+`;
+writeFileSync(new URL('../BENCHMARKS.md', import.meta.url), text);
+process.stdout.write(text);
