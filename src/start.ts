@@ -1,0 +1,103 @@
+/**
+ * `npm start`: the whole system on one machine. Runs nats-server with
+ * nats.conf as a child process (or uses the one NATS_URL names), the manager
+ * and the driver host; creates the default datastores on first start; stops
+ * cleanly on Ctrl-C and starts again on the same data without loss.
+ */
+import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { startNatsServer, type NatsServer } from './platform/nats-server.js';
+import { connectAs } from './platform/nats.js';
+import { createLogger } from './platform/logger.js';
+import { systemClock } from './platform/clock.js';
+import { BUNDLED_DRIVERS } from './platform/config.js';
+import { Manager } from './manager.js';
+import { DriverHost } from './driver-host/driver-host.js';
+import { ImgrClient } from './client/client.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const EnvSchema = z.object({
+  /** Use this NATS system instead of starting one. */
+  NATS_URL: z.string().optional(),
+  IMGR_DATA_DIR: z.string().default(resolve(ROOT, '.data')),
+  IMGR_NATS_PORT: z.coerce.number().int().min(0).max(65535).default(4222),
+});
+
+async function main(): Promise<void> {
+  const env = EnvSchema.parse(process.env);
+  const data = resolve(env.IMGR_DATA_DIR);
+  // The terminal shows the banner; the JSON log goes to a file beside the data.
+  const logFile = resolve(data, 'imgr.log');
+  const log = createLogger('imgr', process.env['IMGR_LOG_LEVEL'] ?? 'info', logFile);
+  await mkdir(resolve(data, 'nats'), { recursive: true });
+
+  let server: NatsServer | undefined;
+  let url = env.NATS_URL;
+  if (url === undefined) {
+    server = await startNatsServer({ configFile: resolve(ROOT, 'nats.conf'), storeDir: resolve(data, 'nats'), port: env.IMGR_NATS_PORT === 0 ? 'random' : env.IMGR_NATS_PORT });
+    url = server.url;
+  }
+  const drivers = { ...BUNDLED_DRIVERS, datastoreLocation: resolve(data, 'datastores') };
+  const manager = await Manager.start({ servers: url, config: { drivers }, log: log.child({ role: 'manager' }) });
+  const driverConn = await connectAs('drivers', url);
+  const host = new DriverHost(driverConn, { driversDir: resolve(ROOT, 'drivers'), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024 }, systemClock, log.child({ role: 'drivers' }));
+  await host.start();
+  await createDefaults(url);
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    await host.stop();
+    await driverConn.drain();
+    await manager.stop();
+    await server?.stop();
+    process.stdout.write('imgr stopped\n');
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+
+  process.stdout.write(
+    [
+      '',
+      `imgr is running (data in ${data}, log in ${logFile})`,
+      `  NATS:        ${url}${server ? ' (nats-server started with nats.conf)' : ''}`,
+      '  datastores:  1 "default" (fs, images), 2 "files" (fs, kernels and contexts), "dummy" (no storage)',
+      '  services:    send commands with src/client (ImgrClient) as user "service"; see README "Sending a command"',
+      '  stop:        Ctrl-C',
+      'imgr ready',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** On first start: the built-in datastores of spec §12.2 (ids 1 and 2) and a dummy one. */
+async function createDefaults(url: string): Promise<void> {
+  const c = await ImgrClient.connect({ servers: url, role: 'service', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'start' } });
+  try {
+    if ((await c.datastore(1)) !== null) return;
+    const safe = `/var/tmp /tmp ${homedir()}`;
+    const templates = [
+      { id: 1, template: { NAME: 'default', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },
+      { id: 2, template: { NAME: 'files', TYPE: 'FILE_DS', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },
+      { id: await c.nextId('datastore'), template: { NAME: 'dummy', DS_MAD: 'dummy', TM_MAD: 'dummy' } },
+    ];
+    for (const { id, template } of templates) {
+      const o = await c.send({ type: 'datastore.create', datastoreId: id, template }, { commandId: `bootstrap-datastore-${template.NAME}` });
+      if (o.status === 'rejected' && o.code !== 'DS_ERR_EXISTS' && o.code !== 'DS_ERR_NAME_TAKEN') throw new Error(`cannot create datastore ${template.NAME}: ${o.message}`);
+    }
+  } finally {
+    await c.close();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`imgr: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

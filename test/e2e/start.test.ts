@@ -1,0 +1,89 @@
+/**
+ * `npm start`'s code path (src/start.ts) as a user runs it: the whole system
+ * comes up with its default datastores, an image registered from a file
+ * becomes READY with its bytes on disk, Ctrl-C stops everything, and a second
+ * start on the same data finds everything again.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ImgrClient } from '../../src/client/client.js';
+import { eventually } from '../support/eventually.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const data = mkdtempSync(join(tmpdir(), 'imgr-start-'));
+let child: ChildProcess | undefined;
+
+async function start(): Promise<{ url: string; output: string[] }> {
+  const output: string[] = [];
+  child = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const c = child;
+  await new Promise<void>((resolve, reject) => {
+    c.stdout?.on('data', (b: Buffer) => {
+      output.push(b.toString());
+      if (output.join('').includes('imgr ready')) resolve();
+    });
+    c.stderr?.on('data', (b: Buffer) => output.push(b.toString()));
+    c.once('exit', (code) => reject(new Error(`start exited with ${String(code)}: ${output.join('')}`)));
+  });
+  const url = /NATS: +(nats:\/\/\S+)/.exec(output.join(''))?.[1];
+  if (url === undefined) throw new Error(`no NATS address printed: ${output.join('')}`);
+  return { url, output };
+}
+
+async function interrupt(): Promise<string> {
+  const c = child;
+  if (!c) return '';
+  let out = '';
+  c.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((r) => c.once('exit', r));
+  c.kill('SIGINT');
+  expect(await exited).toBe(0);
+  child = undefined;
+  return out;
+}
+
+afterAll(async () => {
+  if (child) await interrupt();
+  rmSync(data, { recursive: true, force: true });
+});
+
+describe('npm start', () => {
+  it('runs the system, registers an image for real, stops on Ctrl-C and comes back with the same data', async () => {
+    const first = await start();
+    expect(first.output.join('')).toMatch(/datastores: +1 "default"/);
+    const bytes = randomBytes(1024 * 1024);
+    const file = join(data, 'disk.raw');
+    writeFileSync(file, bytes);
+
+    let c = await ImgrClient.connect({ servers: first.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+    await eventually(async () => (await c.datastore(1))?.monitoredAt !== null, 'default datastore monitored');
+    expect(await c.datastore(2)).toMatchObject({ name: 'files', type: 'FILE_DS' });
+    const id = await c.nextId('image');
+    expect(await c.send({ type: 'image.allocate', imageId: id, datastoreId: 1, template: { NAME: 'first', PATH: file, SIZE: '1' } })).toMatchObject({ status: 'accepted', state: 'LOCKED' });
+    const ready = await eventually(async () => {
+      const v = await c.image(id);
+      return v?.state === 'READY' ? v : undefined;
+    }, 'image READY');
+    expect(readFileSync(ready.source).equals(bytes)).toBe(true);
+    await c.close();
+    expect(await interrupt()).toContain('imgr stopped');
+
+    const second = await start();
+    c = await ImgrClient.connect({ servers: second.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+    expect(await c.image(id)).toEqual(ready);
+    const names: string[] = [];
+    for (const ds of [1, 2]) names.push((await c.datastore(ds))?.name ?? '');
+    expect(names).toEqual(['default', 'files']);
+    expect((await c.nextId('image')) > id).toBe(true);
+    await c.close();
+  });
+});
