@@ -1,4 +1,4 @@
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { NoRespondersError, RequestError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { connectAs } from './platform/nats.js';
 import { ManagerConfigSchema, type ManagerConfig, type ManagerConfigInput } from './platform/config.js';
@@ -14,7 +14,7 @@ import { ProcessManager } from './reactors/process-manager.js';
 import { Watchdog } from './reactors/watchdog.js';
 import { MonitorTimer } from './reactors/monitor-timer.js';
 import { Publisher } from './reactors/publish.js';
-import { AggregateKindSchema, type AggregateKind } from './messages/wire.js';
+import { AggregateKindSchema, StatReplySchema, type AggregateKind, type DriverRequest } from './messages/wire.js';
 
 export interface ManagerOptions {
   readonly servers: string;
@@ -52,7 +52,7 @@ export class Manager {
     const nc = await connectAs('manager', o.servers);
     const p = await provision(nc);
     const store = new EventStore(nc, p.jsm);
-    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }));
+    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000));
     await host.boot();
     const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs };
     const dispatcher = new DriverDispatcher({ ...ctx, log: o.log.child({ component: 'dispatch' }) }, config, clock);
@@ -116,6 +116,18 @@ export class Manager {
     await this.host.checkpoint().catch((e: unknown) => this.log.warn({ err: e }, 'final checkpoint failed'));
     await this.host.stop();
     await this.nc.drain();
+  }
+}
+
+/** STAT is a synchronous request (§9.3): a driver host answers on imgr.stat. */
+async function statOverNats(nc: NatsConnection, req: DriverRequest, timeoutMs: number): Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string }> {
+  try {
+    const m = await nc.request('imgr.stat', JSON.stringify(req), { timeout: timeoutMs });
+    return StatReplySchema.parse(m.json());
+  } catch (e) {
+    if (e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())) return { result: 'FAILURE', info: 'no driver host is running' };
+    if (e instanceof TimeoutError) return { result: 'FAILURE', info: 'Request timeout' };
+    throw e;
   }
 }
 

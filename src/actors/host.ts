@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
 import type { ManagerConfig } from '../platform/config.js';
 import type { Clock } from '../platform/clock.js';
-import { aggregateOfCommand, isImageCommand, type Commit, type CommandMessage, type Outcome } from '../messages/wire.js';
+import { aggregateOfCommand, isImageCommand, type Commit, type CommandMessage, type DriverRequest, type Outcome } from '../messages/wire.js';
+import { emptyImage } from '../machines/image/record.js';
 import type { ImageCommand } from '../messages/image-commands.js';
 import type { DatastoreCommand } from '../messages/datastore.js';
 import { decideImage, evolveImage, initialImage, viewOf, aggregateOf, type ImageAggregate } from '../machines/image/decide.js';
@@ -57,6 +58,7 @@ export class AggregateHost {
     private readonly config: ManagerConfig,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly stat: StatProbe = noStat,
   ) {}
 
   /** Loads the last checkpoint, then follows the log from there; resolves once caught up. */
@@ -124,11 +126,14 @@ export class AggregateHost {
     const { envelope, command } = msg;
     const commandId = envelope.commandId;
     const { kind, id } = aggregateOfCommand(command);
+    let sizedBefore: StatResult = NO_STAT;
     for (let attempt = 1; attempt <= this.config.conflictRetries; attempt++) {
       const earlier = this.recent.get(commandId);
       if (earlier) return { status: 'accepted', commandId, aggregate: earlier.kind, id: earlier.id, fact: earlier.fact, state: earlier.state, seq: earlier.seq };
       const meta: Meta = { commandId, at: this.clock.now(), actor: envelope.actor };
-      const decision = this.decide(command, meta);
+      const sized = attempt === 1 ? await this.sizeByStat(command, meta) : sizedBefore;
+      sizedBefore = sized;
+      const decision = this.decide(command, meta, sized);
       if (!decision.ok) return { status: 'rejected', commandId, ...decision.rejection };
       const expected = kind === 'image' ? (this.images.get(id)?.seq ?? 0) : (this.datastores.get(id)?.seq ?? 0);
       const base = { v: 1 as const, id, commandId, correlationId: envelope.correlationId, causationId: envelope.causationId, actor: envelope.actor, at: meta.at };
@@ -159,10 +164,36 @@ export class AggregateHost {
     throw new ConflictsExhaustedError(`${kind}.${id}`, this.config.conflictRetries);
   }
 
-  private decide(command: ImageCommand | DatastoreCommand, meta: Meta) {
+  /**
+   * W12: a registration from a PATH without SIZE learns the size from the
+   * datastore driver's STAT (run by a driver host) before the machine decides.
+   */
+  private async sizeByStat(command: ImageCommand | DatastoreCommand, meta: Meta): Promise<StatResult> {
+    if (command.type !== 'image.allocate' || this.images.has(command.imageId)) return NO_STAT;
+    const tpl = Object.fromEntries(Object.entries(command.template).map(([k, v]) => [k.trim().toUpperCase(), v.trim()]));
+    const path = tpl['PATH'] ?? '';
+    if (path === '' || (tpl['SOURCE'] ?? '') !== '' || /^\d/.test(tpl['SIZE'] ?? '')) return NO_STAT;
+    const ds = this.datastore(command.datastoreId);
+    if (!ds || ds.state === 'REMOVED') return NO_STAT;
+    const request: DriverRequest = {
+      requestId: `stat-${meta.commandId}`,
+      action: 'STAT',
+      imageId: command.imageId,
+      datastoreId: ds.id,
+      deadline: meta.at + this.config.timeouts.STAT * 1000,
+      extra: {},
+      image: { ...emptyImage(command.imageId), path, size: 0, template: tpl, state: 'INIT' },
+      datastore: ds,
+      seq: this.applied,
+    };
+    const r = await this.stat(request);
+    return r.result === 'SUCCESS' ? { statSizeMb: Number(r.info), statFailure: null } : { statSizeMb: null, statFailure: r.info };
+  }
+
+  private decide(command: ImageCommand | DatastoreCommand, meta: Meta, sized: StatResult = NO_STAT) {
     if (isImageCommand(command)) {
       const agg = this.images.get(command.imageId)?.agg ?? initialImage(command.imageId);
-      const d = decideImage(agg, { ...command, meta, ctx: this.imageContext(command, meta) });
+      const d = decideImage(agg, { ...command, meta, ctx: { ...this.imageContext(command, meta), ...sized } });
       return d.ok ? { ok: true as const, kind: 'image' as const, fact: d.fact } : d;
     }
     const agg = this.datastores.get(command.datastoreId)?.agg ?? initialDatastore(command.datastoreId);
@@ -346,6 +377,12 @@ export class AggregateHost {
     }
   }
 }
+
+/** Runs a STAT request somewhere a driver runs and answers with the reply. */
+export type StatProbe = (req: DriverRequest) => Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string }>;
+const noStat: StatProbe = () => Promise.resolve({ result: 'FAILURE', info: 'no driver host can run STAT' });
+type StatResult = Pick<DecisionContext, 'statSizeMb' | 'statFailure'>;
+const NO_STAT: StatResult = { statSizeMb: null, statFailure: null };
 
 /** An aggregate kept changing under a command; the intake redelivers it later. */
 export class ConflictsExhaustedError extends Error {

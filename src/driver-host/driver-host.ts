@@ -1,7 +1,7 @@
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
 import { DriverRequestSchema, type CommandInput, type DriverRequest } from '../messages/wire.js';
@@ -40,6 +40,7 @@ export class DriverHost {
   private readonly running = new Set<Promise<void>>();
   private closer: (() => Promise<void>) | undefined;
   private loop: Promise<void> | undefined;
+  private statSub: Subscription | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -52,6 +53,27 @@ export class DriverHost {
   }
 
   async start(): Promise<void> {
+    // STAT is synchronous (§9.3): request/reply in a queue group, not the work queue.
+    this.statSub = this.nc.subscribe('imgr.stat', {
+      queue: 'imgr-drivers',
+      callback: (err, m) => {
+        if (err) return;
+        const req = DriverRequestSchema.safeParse(safeJson(m.string()));
+        if (!req.success || req.data.action !== 'STAT') {
+          m.respond(JSON.stringify({ result: 'FAILURE', info: 'malformed STAT request' }));
+          return;
+        }
+        const mad = req.data.datastore.dsMad;
+        const limit = this.limits.get(mad) ?? new Semaphore(this.o.concurrency);
+        this.limits.set(mad, limit);
+        limit
+          .use(() => runAction(req.data, this.o, this.clock))
+          .then(
+            (r) => m.respond(JSON.stringify({ result: r.result, info: r.info })),
+            (e: unknown) => m.respond(JSON.stringify({ result: 'FAILURE', info: `Internal error ${String(e)}` })),
+          );
+      },
+    });
     const consumer = await this.js.consumers.get(STREAMS.driver, DRIVERS_DURABLE);
     const messages = await consumer.consume({ max_messages: 100 });
     this.closer = async () => {
@@ -66,6 +88,7 @@ export class DriverHost {
   }
 
   async stop(): Promise<void> {
+    this.statSub?.unsubscribe();
     await this.closer?.();
     await this.loop;
     await Promise.allSettled(this.running);

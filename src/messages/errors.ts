@@ -154,6 +154,7 @@ export const ERRORS = {
   IMG_ERR_NO_PATH_NOR_SOURCE: def('§7.1.4, W36 (also FILESYSTEM)', () => `No PATH nor SOURCE in template.`),
   IMG_ERR_SIZE: def('§7.1.2', () => `Wrong number or missing SIZE attribute.`),
   IMG_ERR_SIZE_UNKNOWN: def('§7.1.2, W12', () => `Cannot determine image SIZE.`),
+  IMG_ERR_STAT_FAILED: def<{ reason: string }>('§7.1.2, W12 (its own message)', ({ reason }) => `Cannot determine image SIZE: ${reason}`),
   IMG_ERR_SAVE_AS_TYPE: def<{ type: string }>('§7.2', ({ type }) => `Cannot save an image of type ${type}`),
   IMG_ERR_SAVE_AS_FORMAT: def(
     '§7.2, W34 (checked before the transfer starts)',

@@ -119,3 +119,6 @@ export const DriverRequestSchema = z.object({
   seq: z.number().int(),
 });
 export type DriverRequest = z.infer<typeof DriverRequestSchema>;
+
+/** The answer to a STAT request on imgr.stat (a synchronous request, §9.3). */
+export const StatReplySchema = z.object({ result: z.enum(['SUCCESS', 'FAILURE']), info: z.string() });

@@ -156,6 +156,19 @@ describe('fs datastore through the driver host', () => {
     expect(execFileSync('qemu-io', ['-c', 'read -v 0 1', src], { encoding: 'utf8' }).split(/\s+/)[1]).toBe('11');
   });
 
+  it('W12: without SIZE the size comes from the driver\'s STAT, and a failed STAT refuses with its reason', async () => {
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `stat-${id}`, PATH: url } });
+    await eventually(() => view(id)?.state === 'READY', 'READY');
+    expect(view(id)?.size).toBe(3);
+    const missing = join(dir, 'no-such.raw');
+    expect(await c.send({ type: 'image.allocate', imageId: await c.nextId('image'), datastoreId: ds, template: { NAME: 'nostat', PATH: missing } })).toMatchObject({
+      status: 'rejected',
+      code: 'IMG_ERR_STAT_FAILED',
+      message: `Cannot determine image SIZE: cannot access '${missing}' (No such file or directory)`,
+    });
+  });
+
   it('a copy that fails ends in ERROR with the driver\'s reason', async () => {
     const id = await c.nextId('image');
     await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `bad-${id}`, PATH: join(dir, 'missing.raw'), SIZE: '1' } });

@@ -183,6 +183,15 @@ describe('idempotency and bad input', () => {
     expect(subject).toMatchObject({ status: 'rejected', code: 'CMD_ERR_SUBJECT', message: 'Command published on imgr.cmd.image.2 belongs on imgr.cmd.image.1' });
   });
 
+  it('W12: a registration that needs a STAT while no driver host runs is refused with the reason', async () => {
+    const id = await user.nextId('image');
+    expect(await user.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'unsized', PATH: '/tmp/x.img' } })).toMatchObject({
+      status: 'rejected',
+      code: 'IMG_ERR_STAT_FAILED',
+      message: 'Cannot determine image SIZE: no driver host is running',
+    });
+  });
+
   it('an unknown image id is refused with the spec text', async () => {
     expect(await user.send({ type: 'image.enable', imageId: 99_999 })).toMatchObject({ status: 'rejected', code: 'IMG_ERR_NOT_FOUND', message: 'Error getting image [99999].' });
   });

@@ -276,3 +276,10 @@ describe('§7.3 backup images', () => {
     expect(f.effects).toContainEqual({ kind: 'vm.backupRemoved', vmId: 9, imageId: ID });
   });
 });
+
+describe('W12: size discovery by STAT', () => {
+  it('a failed STAT is reported with its own message', () =>
+    given([], 5)
+      .when(event({ type: 'image.allocate', imageId: 5, datastoreId: 1, template: { NAME: 'u', PATH: 'http://x/u.img' } }, { ctx: { statFailure: 'Cannot determine size for http://x/u.img' } }))
+      .thenRejects('IMG_ERR_STAT_FAILED', 'Cannot determine image SIZE: Cannot determine size for http://x/u.img'));
+});

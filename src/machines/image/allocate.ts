@@ -137,6 +137,7 @@ export function allocateFromTemplate(ev: ImageEventOf<'image.allocate'>): Alloca
     [size, state, action] = [templateSize, 'READY', null];
   } else if (path !== '') {
     // W12: the size comes from a STAT the host ran before deciding, or the template.
+    if (ev.ctx.statFailure !== null) return rejection('IMG_ERR_STAT_FAILED', { reason: ev.ctx.statFailure });
     const s = ev.ctx.statSizeMb ?? templateSize;
     if (s === undefined) return rejection('IMG_ERR_SIZE_UNKNOWN');
     [size, state, action, format] = [s, 'LOCKED', 'CP', ''];

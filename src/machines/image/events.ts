@@ -24,6 +24,8 @@ export interface DecisionContext {
   readonly origin: ImageView | null;
   readonly nameTakenBy: number | null;
   readonly statSizeMb: number | null;
+  /** Why the STAT the host ran for a PATH failed (W12), null when it did not fail. */
+  readonly statFailure: string | null;
   readonly vmBackupActive: boolean;
   readonly defaults: ImageDefaults;
   readonly timeouts: Readonly<Record<DriverAction, number>>;
@@ -35,6 +37,7 @@ export const decisionContext = (over: Partial<DecisionContext> = {}): DecisionCo
   origin: null,
   nameTakenBy: null,
   statSizeMb: null,
+  statFailure: null,
   vmBackupActive: false,
   defaults: DEFAULT_IMAGE_DEFAULTS,
   timeouts: DEFAULT_DRIVER_TIMEOUTS,
