@@ -20,9 +20,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Mailboxes } from './mailbox.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
 
+const snapshotBase = { seq: z.number().int(), hash: z.string() };
 const SnapshotSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('image'), seq: z.number().int(), view: ImageViewSchema }),
-  z.object({ kind: z.literal('datastore'), seq: z.number().int(), view: DatastoreViewSchema }),
+  z.object({ kind: z.literal('image'), ...snapshotBase, view: ImageViewSchema }),
+  z.object({ kind: z.literal('datastore'), ...snapshotBase, view: DatastoreViewSchema }),
 ]);
 const CHECKPOINT_KEY = 'checkpoint';
 
@@ -135,8 +136,18 @@ export class AggregateHost {
       sizedBefore = sized;
       const decision = this.decide(command, meta, sized);
       if (!decision.ok) return { status: 'rejected', commandId, ...decision.rejection };
-      const expected = kind === 'image' ? (this.images.get(id)?.seq ?? 0) : (this.datastores.get(id)?.seq ?? 0);
-      const base = { v: 1 as const, id, commandId, correlationId: envelope.correlationId, causationId: envelope.causationId, actor: envelope.actor, at: meta.at };
+      const resident = kind === 'image' ? this.images.get(id) : this.datastores.get(id);
+      const expected = resident?.seq ?? 0;
+      const base = {
+        v: 1 as const,
+        id,
+        commandId,
+        correlationId: envelope.correlationId,
+        causationId: envelope.causationId,
+        actor: envelope.actor,
+        at: meta.at,
+        prev: resident?.hash ?? '',
+      };
       const commit: Commit =
         decision.kind === 'image' ? { ...base, aggregate: 'image', facts: [decision.fact] } : { ...base, aggregate: 'datastore', facts: [decision.fact] };
       try {
@@ -148,7 +159,7 @@ export class AggregateHost {
           if (done) return { status: 'accepted', commandId, aggregate: done.kind, id: done.id, fact: done.fact, state: done.state, seq: done.seq };
           return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
         }
-        this.apply(r.seq, commit);
+        this.apply(r.seq, commit, r.hash);
         return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
       } catch (e) {
         if (!isConcurrencyError(e)) throw e;
@@ -247,18 +258,19 @@ export class AggregateHost {
       this.advance(c.seq);
       return;
     }
-    this.apply(c.seq, c.commit);
+    this.apply(c.seq, c.commit, c.hash);
   }
 
   /** Folds a commit into the resident state; a commit already applied is skipped. */
-  private apply(seq: number, commit: Commit): void {
+  private apply(seq: number, commit: Commit, hash: string): void {
     if (commit.aggregate === 'image') {
-      const r = this.images.get(commit.id) ?? { agg: initialImage(commit.id), seq: 0 };
+      const r = this.images.get(commit.id) ?? { agg: initialImage(commit.id), seq: 0, hash: '' };
       if (seq > r.seq) {
         const before = r.agg.record;
         const view = commit.facts.reduce<ImageView>((v, f) => evolveImage(v, f), viewOf(r.agg));
         r.agg = aggregateOf(view);
         r.seq = seq;
+        r.hash = hash;
         this.images.set(commit.id, r);
         this.indexImageName(before.uid, before.name, r.agg);
         this.dirty.add(`image.${commit.id}`);
@@ -266,13 +278,14 @@ export class AggregateHost {
         if (last) this.recent.set(commit.commandId, { kind: 'image', id: commit.id, seq, fact: last.type, state: last.state });
       }
     } else {
-      const r = this.datastores.get(commit.id) ?? { agg: initialDatastore(commit.id), seq: 0 };
+      const r = this.datastores.get(commit.id) ?? { agg: initialDatastore(commit.id), seq: 0, hash: '' };
       if (seq > r.seq) {
         const beforeName = r.agg.record.name;
         const view = commit.facts.reduce((v, f) => evolveDatastore(v, f), { ...r.agg.record, state: r.agg.state });
         const { state, ...record } = view;
         r.agg = { state, record };
         r.seq = seq;
+        r.hash = hash;
         this.datastores.set(commit.id, r);
         if (this.datastoreNames.get(beforeName) === commit.id) this.datastoreNames.delete(beforeName);
         if (state !== 'REMOVED' && record.name !== '') this.datastoreNames.set(record.name, commit.id);
@@ -331,10 +344,10 @@ export class AggregateHost {
     const id = Number(idText);
     if (kind === 'image') {
       const r = this.images.get(id);
-      return r && { kind: 'image', seq: r.seq, view: viewOf(r.agg) };
+      return r && { kind: 'image', seq: r.seq, hash: r.hash, view: viewOf(r.agg) };
     }
     const r = this.datastores.get(id);
-    return r && { kind: 'datastore', seq: r.seq, view: { ...r.agg.record, state: r.agg.state } };
+    return r && { kind: 'datastore', seq: r.seq, hash: r.hash, view: { ...r.agg.record, state: r.agg.state } };
   }
 
   private async loadSnapshots(): Promise<number> {
@@ -368,11 +381,11 @@ export class AggregateHost {
     }
     if (s.data.kind === 'image') {
       const agg = aggregateOf(s.data.view);
-      this.images.set(agg.record.id, { agg, seq: s.data.seq });
+      this.images.set(agg.record.id, { agg, seq: s.data.seq, hash: s.data.hash });
       this.indexImageName(agg.record.uid, agg.record.name, agg);
     } else {
       const { state, ...record } = s.data.view;
-      this.datastores.set(record.id, { agg: { state, record }, seq: s.data.seq });
+      this.datastores.set(record.id, { agg: { state, record }, seq: s.data.seq, hash: s.data.hash });
       if (state !== 'REMOVED') this.datastoreNames.set(record.name, record.id);
     }
   }

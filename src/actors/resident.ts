@@ -5,6 +5,8 @@ import type { DatastoreAggregate } from '../machines/datastore/decide.js';
 export interface Resident<A> {
   agg: A;
   seq: number;
+  /** SHA-256 of the aggregate's last commit message: the next commit's `prev`. */
+  hash: string;
 }
 
 export type ResidentImage = Resident<ImageAggregate>;

@@ -83,6 +83,8 @@ const commitBase = {
   causationId: z.string().nullable(),
   actor: EnvelopeSchema.shape.actor,
   at: z.number().int(),
+  /** Tamper evidence: SHA-256 (hex) of the aggregate's previous commit message, "" for its first. */
+  prev: z.string().regex(/^([0-9a-f]{64})?$/),
 };
 /** One message of the event log: all facts of one command (principle 3). */
 export const CommitSchema = z.discriminatedUnion('aggregate', [

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CommitSchema, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
@@ -15,7 +16,11 @@ export interface LoggedCommit {
   readonly subject: string;
   /** The parsed commit, or why it could not be read (it is then skipped, never fatal). */
   readonly commit: Commit | { readonly unreadable: string };
+  /** SHA-256 of the message as stored: the next commit of the aggregate names it as `prev`. */
+  readonly hash: string;
 }
+
+export const commitHash = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
 
 /**
  * The event log: one JetStream message per command on the aggregate's
@@ -32,14 +37,16 @@ export class EventStore {
     this.js = jetstream(nc);
   }
 
-  async append(kind: AggregateKind, id: number, commit: Commit, expectedSeq: number): Promise<Appended> {
+  /** Appends a commit; `hash` is what its successor must name as `prev`. */
+  async append(kind: AggregateKind, id: number, commit: Commit, expectedSeq: number): Promise<Appended & { hash: string }> {
     const subject = subjects.event(kind, id);
+    const data = JSON.stringify(commit);
     try {
-      const ack = await this.js.publish(subject, JSON.stringify(commit), {
+      const ack = await this.js.publish(subject, data, {
         msgID: commit.commandId,
         expect: { lastSubjectSequence: expectedSeq },
       });
-      return { seq: ack.seq, duplicate: ack.duplicate };
+      return { seq: ack.seq, duplicate: ack.duplicate, hash: commitHash(data) };
     } catch (e) {
       if (isWrongLastSequence(e)) throw new ConcurrencyError(subject, expectedSeq, { cause: e });
       throw e;
@@ -76,7 +83,7 @@ export class EventStore {
     });
     const messages = await consumer.consume({ max_messages: 1000 });
     const done = (async () => {
-      for await (const m of messages) onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()) });
+      for await (const m of messages) onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) });
     })();
     return {
       stop: async () => {

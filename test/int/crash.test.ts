@@ -11,6 +11,7 @@ import { ManagerProcess } from '../support/manager-process.js';
 import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
+import { verifyLog } from '../../src/audit/verify.js';
 import { ImgrClient } from '../../src/client/client.js';
 import type { CommandInput, Outcome } from '../../src/messages/wire.js';
 
@@ -74,6 +75,8 @@ describe('SIGKILL of the manager mid-stream', () => {
       const now = viewsFromLog(await readLog(await nats.connect('manager')));
       return JSON.stringify(await client.datastore(ds)) === JSON.stringify(now.datastores.get(ds));
     }, 'datastore view equals the log');
+    // The hash chain survives the crash: every commit names its aggregate's previous one.
+    expect((await verifyLog(await nats.connect('auditor'))).breaks).toEqual([]);
     const members = (await client.datastore(ds))?.images ?? [];
     expect([...members].sort((x, y) => x - y)).toEqual([...ids].sort((x, y) => x - y));
   });
@@ -84,5 +87,11 @@ describe('SIGKILL of the manager mid-stream', () => {
     manager = await ManagerProcess.start(nats.url, CONFIG);
     const rebuilt = viewsFromLog(before);
     for (const [id, view] of rebuilt.images) expect(await client.image(id)).toEqual(view);
+    // A manager booted from the KV checkpoint continues the chains where they were.
+    const again = await client.send({ type: 'image.disable', imageId: [...rebuilt.images.keys()][0] ?? -1 });
+    expect(again.status).toBe('accepted');
+    const v = await verifyLog(await nats.connect('auditor'));
+    expect(v).toMatchObject({ ok: true, breaks: [] });
+    expect(v.commits).toBeGreaterThan(60);
   });
 });

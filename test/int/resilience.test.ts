@@ -8,6 +8,7 @@ import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
+import { verifyLog } from '../../src/audit/verify.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/client.js';
 import { silentLogger } from '../../src/platform/logger.js';
@@ -100,5 +101,7 @@ describe('nats-server restart under load', () => {
     await eventually(() => a.host.appliedSeq >= (log.at(-1)?.seq ?? 0) && b.host.appliedSeq >= (log.at(-1)?.seq ?? 0), 'caught up');
     expect(a.host.image(id)).toEqual(views.images.get(id));
     expect(b.host.image(id)).toEqual(views.images.get(id));
+    // Two managers and a server restart later, every aggregate's hash chain is intact.
+    expect((await verifyLog(await nats.connect('auditor'))).breaks).toEqual([]);
   });
 });

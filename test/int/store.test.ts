@@ -26,6 +26,7 @@ const commit = (commandId: string, id = 5): Commit => ({
   causationId: null,
   actor: ADMIN,
   at: 1,
+  prev: '',
   facts: history(id, registerReady({ id })),
 });
 
