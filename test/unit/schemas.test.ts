@@ -21,7 +21,9 @@ describe('JSON Schemas of the wire protocol', () => {
   const validator = (name: string) => ajv.getSchema(`urn:imgr:schema:${name}`) ?? ajv.compile(JSON.parse(file(name)) as object);
   const valid = (name: string, value: unknown): boolean => {
     const v = validator(name);
-    return v(value) || expect.fail(JSON.stringify(v.errors));
+    const ok = v(value) === true;
+    if (!ok) expect.fail(JSON.stringify(v.errors));
+    return ok;
   };
 
   it('a command message as a service writes it validates; a broken one does not', () => {
