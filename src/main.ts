@@ -1,12 +1,13 @@
 /**
  * Composition root: `main.ts <role>` runs one role against the NATS system
- * named by NATS_URL. Roles: manager, drivers (projections and API come with
- * their issues).
+ * named by NATS_URL. Roles: manager, drivers, projections (the API comes with
+ * its issue).
  */
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
+import { Projector } from './projections/projector.js';
 import { connectAs } from './platform/nats.js';
 import { systemClock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -47,8 +48,18 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
         },
       };
     }
+    case 'projections': {
+      const nc = await connectAs('manager', env.NATS_URL, 'imgr-projections');
+      const projector = await Projector.start(nc, log);
+      return {
+        stop: async () => {
+          await projector.stop();
+          await nc.drain();
+        },
+      };
+    }
     default:
-      throw new Error(`unknown role "${role}"; known roles: manager, drivers`);
+      throw new Error(`unknown role "${role}"; known roles: manager, drivers, projections`);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole system on one machine. Runs nats-server with
- * nats.conf as a child process (or uses the one NATS_URL names), the manager
- * and the driver host; creates the default datastores on first start; stops
+ * nats.conf as a child process (or uses the one NATS_URL names), the manager,
+ * the driver host and the projections; creates the default datastores on first start; stops
  * cleanly on Ctrl-C and starts again on the same data without loss.
  */
 import { mkdir } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { systemClock } from './platform/clock.js';
 import { BUNDLED_DRIVERS } from './platform/config.js';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
+import { Projector } from './projections/projector.js';
 import { ImgrClient } from './client/client.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   const driverConn = await connectAs('drivers', url);
   const host = new DriverHost(driverConn, { driversDir: resolve(ROOT, 'drivers'), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024 }, systemClock, log.child({ role: 'drivers' }));
   await host.start();
+  const projections = await Projector.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
   await createDefaults(url);
 
   let stopping = false;
@@ -55,6 +57,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping');
     await host.stop();
     await driverConn.drain();
+    await projections.stop();
     await manager.stop();
     await server?.stop();
     process.stdout.write('imgr stopped\n');

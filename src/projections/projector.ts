@@ -1,0 +1,165 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { z } from 'zod';
+import type { Logger } from '../platform/logger.js';
+import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
+import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
+import { evolveImage } from '../machines/image/decide.js';
+import { evolveDatastore } from '../machines/datastore/decide.js';
+import { EventStore, type LoggedCommit, type Tail } from '../store/event-store.js';
+import { provision } from '../store/provision.js';
+import { applyUsage, type Usage } from './usage.js';
+import { ImageQuerySchema, queryImages } from './query.js';
+
+export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
+const CHECKPOINT = 'projection.views';
+
+const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
+const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema });
+
+/**
+ * The read side: image and datastore views and usage per owner and datastore,
+ * kept in NATS KV (watchable by dashboards) with the log sequence each view
+ * reflects, updated live from the event log, with its own checkpoint.
+ */
+export class Projector {
+  readonly images = new Map<number, { seq: number; view: ImageView }>();
+  readonly datastores = new Map<number, { seq: number; view: DatastoreView }>();
+  readonly usage = new Map<string, Usage>();
+  private applied = 0;
+  private tail: Tail | undefined;
+  private queries: Subscription | undefined;
+  private pending: Promise<void> = Promise.resolve();
+  private readonly waiters: { seq: number; resolve: () => void }[] = [];
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly store: EventStore,
+    private readonly kv: { images: KV; datastores: KV; usage: KV; meta: KV },
+    private readonly log: Logger,
+  ) {}
+
+  static async start(nc: NatsConnection, log: Logger): Promise<Projector> {
+    const p = await provision(nc);
+    const kvm = new Kvm(nc);
+    const kv = {
+      images: await kvm.create(VIEW_BUCKETS.images, { history: 1 }),
+      datastores: await kvm.create(VIEW_BUCKETS.datastores, { history: 1 }),
+      usage: await kvm.create(VIEW_BUCKETS.usage, { history: 1 }),
+      meta: p.meta,
+    };
+    const projector = new Projector(nc, new EventStore(nc, p.jsm), kv, log);
+    await projector.boot();
+    return projector;
+  }
+
+  get appliedSeq(): number {
+    return this.applied;
+  }
+
+  waitFor(seq: number): Promise<void> {
+    if (this.applied >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ seq, resolve }));
+  }
+
+  async stop(): Promise<void> {
+    this.queries?.unsubscribe();
+    await this.tail?.stop();
+    await this.pending;
+    await this.kv.meta.put(CHECKPOINT, String(this.applied));
+  }
+
+  private async boot(): Promise<void> {
+    await this.load(this.kv.images, (text) => {
+      const s = StoredImage.parse(JSON.parse(text));
+      this.images.set(s.view.id, s);
+      applyUsage(this.usage, undefined, s.view);
+    });
+    await this.load(this.kv.datastores, (text) => {
+      const s = StoredDatastore.parse(JSON.parse(text));
+      this.datastores.set(s.view.id, s);
+    });
+    const cp = await this.kv.meta.get(CHECKPOINT);
+    this.applied = cp?.operation === 'PUT' ? Number(cp.string()) : 0;
+    const target = await this.store.lastSeq();
+    this.tail = await this.store.tail(this.applied + 1, (c) => {
+      // Commits are projected one after the other, each after the previous one's writes.
+      this.pending = this.pending.then(() => this.project(c)).catch((e: unknown) => this.log.error({ err: e, seq: c.seq }, 'projection failed'));
+    });
+    await this.waitFor(target);
+    this.queries = this.nc.subscribe('imgr.query.images', {
+      queue: 'imgr-projections',
+      callback: (err, m) => {
+        if (err) return;
+        let raw: unknown = {};
+        try {
+          raw = m.data.length > 0 ? JSON.parse(m.string()) : {};
+        } catch {
+          raw = null;
+        }
+        const q = ImageQuerySchema.safeParse(raw);
+        m.respond(JSON.stringify(q.success ? { ok: true, ...queryImages([...this.images.values()].map((x) => x.view), q.data) } : { ok: false, error: q.error.message }));
+      },
+    });
+  }
+
+  private async load(kv: KV, onValue: (text: string) => void): Promise<void> {
+    if ((await kv.status()).values === 0) return;
+    const w = await kv.watch();
+    for await (const e of w) {
+      if (e.operation === 'PUT') onValue(e.string());
+      if (e.delta === 0) break;
+    }
+    w.stop();
+  }
+
+  private async project(c: LoggedCommit): Promise<void> {
+    if ('unreadable' in c.commit) {
+      this.advance(c.seq);
+      return;
+    }
+    const commit = c.commit;
+    if (commit.aggregate === 'image') {
+      const before = this.images.get(commit.id);
+      if (!before || c.seq > before.seq) {
+        const view = commit.facts.reduce<ImageView | null>((v, f) => evolveImage(v, f), before?.view ?? null);
+        if (view) {
+          const touched = applyUsage(this.usage, before?.view, view);
+          if (view.state === 'REMOVED') {
+            this.images.delete(commit.id);
+            await this.kv.images.delete(String(commit.id));
+          } else {
+            this.images.set(commit.id, { seq: c.seq, view });
+            await this.kv.images.put(String(commit.id), JSON.stringify({ seq: c.seq, view }));
+          }
+          for (const k of touched) await this.kv.usage.put(k, JSON.stringify({ ...this.usage.get(k), seq: c.seq }));
+        }
+      }
+    } else {
+      const before = this.datastores.get(commit.id);
+      if (!before || c.seq > before.seq) {
+        const view = commit.facts.reduce<DatastoreView | null>((v, f) => evolveDatastore(v, f), before?.view ?? null);
+        if (view?.state === 'REMOVED') {
+          this.datastores.delete(commit.id);
+          await this.kv.datastores.delete(String(commit.id));
+        } else if (view) {
+          this.datastores.set(commit.id, { seq: c.seq, view });
+          await this.kv.datastores.put(String(commit.id), JSON.stringify({ seq: c.seq, view }));
+        }
+      }
+    }
+    this.advance(c.seq);
+    if (c.seq % 100 === 0) await this.kv.meta.put(CHECKPOINT, String(c.seq));
+  }
+
+  private advance(seq: number): void {
+    this.applied = Math.max(this.applied, seq);
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i];
+      if (w && w.seq <= this.applied) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+}
