@@ -65,7 +65,7 @@ describe('event store', () => {
     expect(isConcurrencyError(stale)).toBe(true);
     // A retried command is a duplicate, even with a stale expectation.
     const again = await store.append('image', 5, commit('c-1'), first.seq);
-    expect(again).toEqual({ seq: first.seq, duplicate: true });
+    expect(again).toMatchObject({ seq: first.seq, duplicate: true });
     expect(await store.lastSeqOf('image', 5)).toBe(second.seq);
     expect(await store.lastSeqOf('image', 999)).toBe(0);
   });
