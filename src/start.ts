@@ -1,8 +1,9 @@
 /**
  * `npm start`: the whole system on one machine. Runs nats-server with
- * nats.conf as a child process (or uses the one NATS_URL names), the manager,
- * the driver host and the projections; creates the default datastores on first start; stops
- * cleanly on Ctrl-C and starts again on the same data without loss.
+ * nats.conf as a child process (or uses the one NATS_URL names), the
+ * manager, the driver host and the projections; creates the default
+ * datastores on first start; stops cleanly on Ctrl-C and starts again on the
+ * same data without loss.
  */
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
