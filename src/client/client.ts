@@ -4,7 +4,8 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { createInbox, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { connectAs, type Role } from '../platform/nats.js';
-import type { z } from 'zod';
+import { z } from 'zod';
+import type { ImageQuery } from '../projections/query.js';
 import { ActorSchema, type Actor } from '../messages/envelope.js';
 import {
   CommandSchema,
@@ -121,6 +122,20 @@ export class ImgrClient {
     return DatastoreViewSchema.nullable().parse(m.json());
   }
 
+  /** Images matching a query (served by the projections): filters and pagination. */
+  async images(query: ImageQueryInput = {}): Promise<{ total: number; items: ImageView[] }> {
+    const m = await this.nc.request('imgr.query.images', JSON.stringify(query), { timeout: 10_000 });
+    const r = ImagesAnswerSchema.parse(m.json());
+    if (!r.ok) throw new Error(`query refused: ${r.error}`);
+    return { total: r.total, items: r.items };
+  }
+
+  /** Every datastore (served by the projections). */
+  async datastores(): Promise<DatastoreView[]> {
+    const m = await this.nc.request('imgr.query.datastores', '', { timeout: 10_000 });
+    return z.array(DatastoreViewSchema).parse(m.json());
+  }
+
   /** Calls `onCommit` for every commit of one image as it is written; returns a function that stops. */
   watchImage(id: number, onCommit: (c: Commit) => void): () => void {
     const sub = this.nc.subscribe(subjects.event('image', id), {
@@ -143,5 +158,10 @@ export class ImgrClient {
 }
 
 type ActorInput = z.input<typeof ActorSchema>;
+type ImageQueryInput = Partial<ImageQuery>;
+const ImagesAnswerSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), total: z.number().int(), items: z.array(ImageViewSchema) }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
 
 const isTimeout = (e: unknown): boolean => e instanceof TimeoutError;

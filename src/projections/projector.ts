@@ -28,7 +28,7 @@ export class Projector {
   readonly usage = new Map<string, Usage>();
   private applied = 0;
   private tail: Tail | undefined;
-  private queries: Subscription | undefined;
+  private queries: Subscription[] = [];
   private pending: Promise<void> = Promise.resolve();
   private readonly waiters: { seq: number; resolve: () => void }[] = [];
 
@@ -63,7 +63,7 @@ export class Projector {
   }
 
   async stop(): Promise<void> {
-    this.queries?.unsubscribe();
+    for (const q of this.queries) q.unsubscribe();
     await this.tail?.stop();
     await this.pending;
     await this.kv.meta.put(CHECKPOINT, String(this.applied));
@@ -87,7 +87,15 @@ export class Projector {
       this.pending = this.pending.then(() => this.project(c)).catch((e: unknown) => this.log.error({ err: e, seq: c.seq }, 'projection failed'));
     });
     await this.waitFor(target);
-    this.queries = this.nc.subscribe('imgr.query.images', {
+    this.queries.push(
+      this.nc.subscribe('imgr.query.datastores', {
+        queue: 'imgr-projections',
+        callback: (err, m) => {
+          if (!err) m.respond(JSON.stringify([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id)));
+        },
+      }),
+    );
+    this.queries.push(this.nc.subscribe('imgr.query.images', {
       queue: 'imgr-projections',
       callback: (err, m) => {
         if (err) return;
@@ -100,7 +108,7 @@ export class Projector {
         const q = ImageQuerySchema.safeParse(raw);
         m.respond(JSON.stringify(q.success ? { ok: true, ...queryImages([...this.images.values()].map((x) => x.view), q.data) } : { ok: false, error: q.error.message }));
       },
-    });
+    }));
   }
 
   private async load(kv: KV, onValue: (text: string) => void): Promise<void> {
