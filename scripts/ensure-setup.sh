@@ -3,7 +3,7 @@
 # something it installs is missing, so the common case costs a few stat calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for cmd in nats-server qemu-img rsync restic curl mkfs.ext4; do
+for cmd in nats-server qemu-img rsync restic curl mkfs.ext4 chromium; do
   if ! command -v "$cmd" >/dev/null 2>&1; then exec bash scripts/setup.sh; fi
 done
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

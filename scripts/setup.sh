@@ -13,6 +13,8 @@ declare -A tools=(
   [restic]=restic
   [curl]=curl
   [mkfs.ext4]=e2fsprogs
+  # Headless browser for the dashboard's end-to-end test (driven by playwright-core).
+  [chromium]=chromium
 )
 
 missing=()

@@ -1,13 +1,14 @@
 /**
  * Composition root: `main.ts <role>` runs one role against the NATS system
- * named by NATS_URL. Roles: manager, drivers, projections (the API comes with
- * its issue).
+ * named by NATS_URL. Roles: manager, drivers, projections, api.
  */
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
 import { Projector } from './projections/projector.js';
+import { LiveViews } from './api/views.js';
+import { buildApi } from './api/api.js';
 import { connectAs } from './platform/nats.js';
 import { systemClock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -19,6 +20,7 @@ const EnvSchema = z.object({
   IMGR_CONFIG: z.string().default('{}'),
   IMGR_DRIVERS_DIR: z.string().default(fileURLToPath(new URL('../drivers', import.meta.url))),
   IMGR_DRIVER_CONCURRENCY: z.coerce.number().int().positive().default(15),
+  IMGR_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7420),
 });
 type Env = z.infer<typeof EnvSchema>;
 
@@ -58,8 +60,22 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
         },
       };
     }
+    case 'api': {
+      const nc = await connectAs('dashboard', env.NATS_URL, 'imgr-api');
+      const views = await LiveViews.start(nc);
+      const app = buildApi({ views });
+      const address = await app.listen({ host: '127.0.0.1', port: env.IMGR_HTTP_PORT });
+      process.stdout.write(`imgr dashboard: ${address}/\n`);
+      return {
+        stop: async () => {
+          await app.close();
+          views.stop();
+          await nc.drain();
+        },
+      };
+    }
     default:
-      throw new Error(`unknown role "${role}"; known roles: manager, drivers, projections`);
+      throw new Error(`unknown role "${role}"; known roles: manager, drivers, projections, api`);
   }
 }
 

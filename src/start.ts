@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole system on one machine. Runs nats-server with
  * nats.conf as a child process (or uses the one NATS_URL names), the
- * manager, the driver host and the projections; creates the default
+ * manager, the driver host, the projections and the dashboard; creates the default
  * datastores on first start; stops cleanly on Ctrl-C and starts again on the
  * same data without loss.
  */
@@ -18,6 +18,8 @@ import { BUNDLED_DRIVERS } from './platform/config.js';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
 import { Projector } from './projections/projector.js';
+import { LiveViews } from './api/views.js';
+import { buildApi } from './api/api.js';
 import { ImgrClient } from './client/client.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -27,6 +29,7 @@ const EnvSchema = z.object({
   NATS_URL: z.string().optional(),
   IMGR_DATA_DIR: z.string().default(resolve(ROOT, '.data')),
   IMGR_NATS_PORT: z.coerce.number().int().min(0).max(65535).default(4222),
+  IMGR_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7420),
 });
 
 async function main(): Promise<void> {
@@ -50,12 +53,19 @@ async function main(): Promise<void> {
   await host.start();
   const projections = await Projector.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
   await createDefaults(url);
+  const apiConn = await connectAs('dashboard', url, 'imgr-api');
+  const views = await LiveViews.start(apiConn);
+  const api = buildApi({ views });
+  const dashboard = await api.listen({ host: '127.0.0.1', port: env.IMGR_HTTP_PORT });
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    await api.close();
+    views.stop();
+    await apiConn.drain();
     await host.stop();
     await driverConn.drain();
     await projections.stop();
@@ -71,8 +81,10 @@ async function main(): Promise<void> {
     [
       '',
       `imgr is running (data in ${data}, log in ${logFile})`,
+      `  dashboard:   ${dashboard}/`,
       `  NATS:        ${url}${server ? ' (nats-server started with nats.conf)' : ''}`,
       '  datastores:  1 "default" (fs, images), 2 "files" (fs, kernels and contexts), "dummy" (no storage)',
+      `  CLI:         bin/imgr --nats ${url} image list   (bin/imgr --help)`,
       '  services:    send commands with src/client (ImgrClient) as user "service"; see README "Sending a command"',
       '  stop:        Ctrl-C',
       'imgr ready',

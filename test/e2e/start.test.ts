@@ -22,7 +22,7 @@ async function start(): Promise<{ url: string; output: string[] }> {
   const output: string[] = [];
   child = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
     cwd: ROOT,
-    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
+    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const c = child;
@@ -60,6 +60,8 @@ describe('npm start', () => {
   it('runs the system, registers an image for real, stops on Ctrl-C and comes back with the same data', async () => {
     const first = await start();
     expect(first.output.join('')).toMatch(/datastores: +1 "default"/);
+    const dashboard = /dashboard: +(http:\/\/\S+)/.exec(first.output.join(''))?.[1] ?? '';
+    expect((await fetch(dashboard)).headers.get('content-type')).toMatch(/text\/html/);
     const bytes = randomBytes(1024 * 1024);
     const file = join(data, 'disk.raw');
     writeFileSync(file, bytes);
@@ -84,6 +86,8 @@ describe('npm start', () => {
     for (const ds of [1, 2]) names.push((await c.datastore(ds))?.name ?? '');
     expect(names).toEqual(['default', 'files']);
     expect((await c.nextId('image')) > id).toBe(true);
+    const api = /dashboard: +(http:\/\/\S+)/.exec(second.output.join(''))?.[1] ?? '';
+    await eventually(async () => (await (await fetch(`${api}api/images/${id}`)).json() as { state?: string }).state === 'READY', 'the API serves the image');
     await c.close();
   });
 });

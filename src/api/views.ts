@@ -1,0 +1,102 @@
+import { EventEmitter } from 'node:events';
+import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
+import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
+import { VIEW_BUCKETS } from '../projections/projector.js';
+import { parseCommit } from '../store/event-store.js';
+import type { Usage } from '../projections/usage.js';
+
+const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
+const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema });
+const StoredUsage = z.object({ images: z.number(), sizeMb: z.number(), seq: z.number().int() });
+
+export interface FeedItem {
+  readonly subject: string;
+  readonly at: number;
+  readonly actor: string;
+  readonly facts: { type: string; state: string }[];
+}
+
+/**
+ * What the API reads, kept live with a read-only connection: the projected
+ * views (watched in KV) and the feed of commits (core subscription to the
+ * log's subjects). Emits 'image', 'datastore' and 'fact' as they change.
+ */
+export class LiveViews extends EventEmitter {
+  readonly images = new Map<number, ImageView>();
+  readonly datastores = new Map<number, DatastoreView>();
+  readonly usage = new Map<string, Usage>();
+  private readonly stops: (() => void)[] = [];
+
+  private constructor(private readonly nc: NatsConnection) {
+    super();
+  }
+
+  static async start(nc: NatsConnection): Promise<LiveViews> {
+    const v = new LiveViews(nc);
+    const kvm = new Kvm(nc);
+    await v.watch(await kvm.open(VIEW_BUCKETS.images), (e) => {
+      const id = Number(e.key);
+      if (e.operation !== 'PUT') {
+        v.images.delete(id);
+        v.emit('image', { id, removed: true });
+        return;
+      }
+      const s = StoredImage.safeParse(e.json());
+      if (s.success) {
+        v.images.set(id, s.data.view);
+        v.emit('image', s.data.view);
+      }
+    });
+    await v.watch(await kvm.open(VIEW_BUCKETS.datastores), (e) => {
+      const id = Number(e.key);
+      const s = e.operation === 'PUT' ? StoredDatastore.safeParse(e.json()) : undefined;
+      if (s?.success) {
+        v.datastores.set(id, s.data.view);
+        v.emit('datastore', s.data.view);
+      } else if (e.operation !== 'PUT') v.datastores.delete(id);
+    });
+    await v.watch(await kvm.open(VIEW_BUCKETS.usage), (e) => {
+      const s = e.operation === 'PUT' ? StoredUsage.safeParse(e.json()) : undefined;
+      if (s?.success) v.usage.set(e.key, { images: s.data.images, sizeMb: s.data.sizeMb });
+    });
+    const feed: Subscription = nc.subscribe('imgr.evt.>', {
+      callback: (err, m) => {
+        if (err) return;
+        const c = parseCommit(m.string());
+        if ('unreadable' in c) return;
+        const item: FeedItem = { subject: m.subject, at: c.at, actor: `${c.actor.name}/${c.actor.service}`, facts: c.facts.map((f) => ({ type: f.type, state: f.state })) };
+        v.emit('fact', item);
+      },
+    });
+    v.stops.push(() => feed.unsubscribe());
+    return v;
+  }
+
+  private async watch(kv: KV, onEntry: (e: KvWatchEntry) => void): Promise<void> {
+    const w = await kv.watch();
+    this.stops.push(() => w.stop());
+    let ready: () => void = () => undefined;
+    const initial = new Promise<void>((r) => (ready = r));
+    const empty = (await kv.status()).values === 0;
+    if (empty) ready();
+    void (async () => {
+      for await (const e of w) {
+        onEntry(e);
+        if (e.delta === 0) ready();
+      }
+    })();
+    await initial;
+  }
+
+  stop(): void {
+    for (const s of this.stops) s();
+    this.removeAllListeners();
+  }
+
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+}
