@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
-import { Projector } from './projections/projector.js';
+import { ProjectionService } from './projections/service.js';
 import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
 import { connectAs } from './platform/nats.js';
@@ -52,7 +52,7 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
     }
     case 'projections': {
       const nc = await connectAs('manager', env.NATS_URL, 'imgr-projections');
-      const projector = await Projector.start(nc, log);
+      const projector = await ProjectionService.start(nc, log);
       return {
         stop: async () => {
           await projector.stop();

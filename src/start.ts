@@ -17,7 +17,7 @@ import { systemClock } from './platform/clock.js';
 import { BUNDLED_DRIVERS } from './platform/config.js';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
-import { Projector } from './projections/projector.js';
+import { ProjectionService } from './projections/service.js';
 import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
 import { ImgrClient } from './client/client.js';
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   const driverConn = await connectAs('drivers', url);
   const host = new DriverHost(driverConn, { driversDir: resolve(ROOT, 'drivers'), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024 }, systemClock, log.child({ role: 'drivers' }));
   await host.start();
-  const projections = await Projector.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
+  const projections = await ProjectionService.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
   await createDefaults(url);
   const apiConn = await connectAs('dashboard', url, 'imgr-api');
   const views = await LiveViews.start(apiConn);

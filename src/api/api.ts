@@ -59,7 +59,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get('/api/events', (req, reply) => {
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (event: string) => (data: unknown) => reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    const handlers = { image: send('image'), datastore: send('datastore'), fact: send('fact') };
+    const handlers = { image: send('image'), datastore: send('datastore'), fact: send('fact'), reset: send('reset') };
     for (const [e, h] of Object.entries(handlers)) views.on(e, h);
     reply.raw.write(': connected\n\n');
     const ping = setInterval(() => reply.raw.write(': ping\n\n'), 15_000);

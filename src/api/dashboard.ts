@@ -100,6 +100,8 @@ events.onopen = () => { const l = document.getElementById('live'); l.textContent
 events.onerror = () => { const l = document.getElementById('live'); l.textContent = 'reconnecting…'; l.className = ''; };
 events.addEventListener('image', (e) => { const v = JSON.parse(e.data); if (v.removed) images.delete(v.id); else images.set(v.id, v); renderImages(); });
 events.addEventListener('datastore', (e) => { const v = JSON.parse(e.data); datastores.set(v.id, v); renderDatastores(); });
+// The views were rebuilt (a new generation): read everything again.
+events.addEventListener('reset', () => { images.clear(); datastores.clear(); load(); });
 events.addEventListener('fact', (e) => {
   const f = JSON.parse(e.data);
   const li = document.createElement('li');

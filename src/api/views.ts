@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
-import { VIEW_BUCKETS } from '../projections/projector.js';
+import { GENERATION_KEY, activeGeneration, viewBuckets } from '../projections/projector.js';
+import { BUCKETS } from '../store/provision.js';
 import { parseCommit } from '../store/event-store.js';
 import type { Usage } from '../projections/usage.js';
 
@@ -36,32 +37,24 @@ export class LiveViews extends EventEmitter {
 
   static async start(nc: NatsConnection): Promise<LiveViews> {
     const v = new LiveViews(nc);
-    const kvm = new Kvm(nc);
-    await v.watch(await kvm.open(VIEW_BUCKETS.images), (e) => {
-      const id = Number(e.key);
-      if (e.operation !== 'PUT') {
-        v.images.delete(id);
-        v.emit('image', { id, removed: true });
-        return;
+    const meta = await new Kvm(nc).open(BUCKETS.meta);
+    const generation = await activeGeneration(meta);
+    await v.follow(generation);
+    // A blue/green rebuild switches the generation: read the new buckets from then on.
+    const w = await meta.watch({ key: GENERATION_KEY, include: KvWatchInclude.UpdatesOnly });
+    v.stops.push(() => w.stop());
+    void (async () => {
+      for await (const e of w) {
+        const next = Number(e.string());
+        if (e.operation !== 'PUT' || next === v.generation) continue;
+        for (const s of v.bucketStops.splice(0)) s();
+        v.images.clear();
+        v.datastores.clear();
+        v.usage.clear();
+        await v.follow(next);
+        v.emit('reset', { generation: next });
       }
-      const s = StoredImage.safeParse(e.json());
-      if (s.success) {
-        v.images.set(id, s.data.view);
-        v.emit('image', s.data.view);
-      }
-    });
-    await v.watch(await kvm.open(VIEW_BUCKETS.datastores), (e) => {
-      const id = Number(e.key);
-      const s = e.operation === 'PUT' ? StoredDatastore.safeParse(e.json()) : undefined;
-      if (s?.success) {
-        v.datastores.set(id, s.data.view);
-        v.emit('datastore', s.data.view);
-      } else if (e.operation !== 'PUT') v.datastores.delete(id);
-    });
-    await v.watch(await kvm.open(VIEW_BUCKETS.usage), (e) => {
-      const s = e.operation === 'PUT' ? StoredUsage.safeParse(e.json()) : undefined;
-      if (s?.success) v.usage.set(e.key, { images: s.data.images, sizeMb: s.data.sizeMb });
-    });
+    })();
     const feed: Subscription = nc.subscribe('imgr.evt.>', {
       callback: (err, m) => {
         if (err) return;
@@ -75,9 +68,44 @@ export class LiveViews extends EventEmitter {
     return v;
   }
 
+  /** Which generation of view buckets is being read. */
+  generation = 0;
+  private readonly bucketStops: (() => void)[] = [];
+
+  private async follow(generation: number): Promise<void> {
+    this.generation = generation;
+    const names = viewBuckets(generation);
+    const kvm = new Kvm(this.nc);
+    await this.watch(await kvm.open(names.images), (e) => {
+      const id = Number(e.key);
+      if (e.operation !== 'PUT') {
+        this.images.delete(id);
+        this.emit('image', { id, removed: true });
+        return;
+      }
+      const s = StoredImage.safeParse(e.json());
+      if (s.success) {
+        this.images.set(id, s.data.view);
+        this.emit('image', s.data.view);
+      }
+    });
+    await this.watch(await kvm.open(names.datastores), (e) => {
+      const id = Number(e.key);
+      const s = e.operation === 'PUT' ? StoredDatastore.safeParse(e.json()) : undefined;
+      if (s?.success) {
+        this.datastores.set(id, s.data.view);
+        this.emit('datastore', s.data.view);
+      } else if (e.operation !== 'PUT') this.datastores.delete(id);
+    });
+    await this.watch(await kvm.open(names.usage), (e) => {
+      const s = e.operation === 'PUT' ? StoredUsage.safeParse(e.json()) : undefined;
+      if (s?.success) this.usage.set(e.key, { images: s.data.images, sizeMb: s.data.sizeMb });
+    });
+  }
+
   private async watch(kv: KV, onEntry: (e: KvWatchEntry) => void): Promise<void> {
     const w = await kv.watch();
-    this.stops.push(() => w.stop());
+    this.bucketStops.push(() => w.stop());
     let ready: () => void = () => undefined;
     const initial = new Promise<void>((r) => (ready = r));
     const empty = (await kv.status()).values === 0;
@@ -92,7 +120,7 @@ export class LiveViews extends EventEmitter {
   }
 
   stop(): void {
-    for (const s of this.stops) s();
+    for (const s of [...this.stops, ...this.bucketStops]) s();
     this.removeAllListeners();
   }
 

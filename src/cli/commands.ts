@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { NoRespondersError, RequestError, type NatsConnection } from '@nats-io/transport-node';
 import type { ImgrClient } from '../client/client.js';
 import type { CommandInput, Outcome } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
@@ -9,6 +9,7 @@ import { historyOf, imageAt, datastoreAt } from '../audit/history.js';
 import { verifyLog } from '../audit/verify.js';
 import { CliError, EXIT, fields, table } from './output.js';
 import { parseTemplate, templateFile } from './template.js';
+import { REBUILD_PROGRESS, REBUILD_SUBJECT, RebuildProgressSchema, RebuildResultSchema } from '../projections/service.js';
 
 export interface Result {
   readonly human: string;
@@ -23,6 +24,8 @@ export interface Context {
   readonly progress: (s: string) => void;
   /** A read-only connection for the audit commands (the auditor role reads the log). */
   readonly reader: () => Promise<NatsConnection>;
+  /** An operator's administrative connection (projection rebuilds). */
+  readonly admin: () => Promise<NatsConnection>;
 }
 
 export interface Command {
@@ -411,6 +414,41 @@ export const COMMANDS: Command[] = [
     },
   },
 ];
+
+COMMANDS.push({
+  name: 'projections rebuild',
+  usage: 'projections rebuild',
+  summary: 'rebuild the views from the whole log into new buckets, check them, and switch readers over',
+  example: 'imgr projections rebuild',
+  options: {},
+  run: async (_c, _a, _v, x) => {
+    const nc = await x.admin();
+    const progress = nc.subscribe(REBUILD_PROGRESS, {
+      callback: (err, m) => {
+        if (err) return;
+        const p = RebuildProgressSchema.safeParse(m.json());
+        if (!p.success) return;
+        const { applied, target } = p.data;
+        const width = 30;
+        const done = target === 0 ? width : Math.round((width * Math.min(applied, target)) / target);
+        x.progress(`[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${applied}/${target} commits`);
+      },
+    });
+    try {
+      const m = await nc.request(REBUILD_SUBJECT, '', { timeout: 30 * 60_000 });
+      const r = RebuildResultSchema.parse(m.json());
+      if (!r.ok) throw new CliError(`rebuild failed: ${r.error}`, EXIT.failed);
+      return { human: `views rebuilt into generation ${r.generation} up to commit ${r.seq}: ${r.images} images, ${r.datastores} datastores; ${r.compared} views equal to the live ones; readers switched`, json: r };
+    } catch (e) {
+      if (e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())) {
+        throw new CliError('no projections service is running', EXIT.connection, 'start imgr with `npm start`');
+      }
+      throw e;
+    } finally {
+      progress.unsubscribe();
+    }
+  },
+});
 
 export function parse(cmd: Command, argv: string[]): { args: string[]; values: Values } {
   try {

@@ -89,6 +89,7 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
   const json = g.json === true;
   let client: ImgrClient | undefined;
   let reader: NatsConnection | undefined;
+  let admin: NatsConnection | undefined;
   try {
     const { args, values } = parse(cmd, own);
     const servers = g.nats ?? process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -107,7 +108,8 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
       err(`\r\x1b[2K${'⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏'[Math.floor(Date.now() / 100) % 10] ?? '-'} ${s}`);
     };
     const reader_ = async (): Promise<NatsConnection> => (reader ??= await connectAs('auditor', servers, 'imgr-cli-audit'));
-    const r = await cmd.run(client, args, values, { wait: g.wait === true, progress, reader: reader_ });
+    const admin_ = async (): Promise<NatsConnection> => (admin ??= await connectAs('manager', servers, 'imgr-cli-admin'));
+    const r = await cmd.run(client, args, values, { wait: g.wait === true, progress, reader: reader_, admin: admin_ });
     if (spinner.shown) err('\r\x1b[2K');
     out(json ? `${JSON.stringify(r.json, null, 2)}\n` : `${r.human}\n`);
     return EXIT.ok;
@@ -125,6 +127,7 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
   } finally {
     await client?.close();
     await reader?.close();
+    await admin?.close();
   }
 }
 

@@ -12,7 +12,26 @@ import { applyUsage, type Usage } from './usage.js';
 import { ImageQuerySchema, queryImages } from './query.js';
 
 export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
-const CHECKPOINT = 'projection.views';
+/** imgr_meta key naming the generation of view buckets readers use (blue/green rebuilds). */
+export const GENERATION_KEY = 'views.generation';
+
+export interface ViewBucketNames {
+  readonly images: string;
+  readonly datastores: string;
+  readonly usage: string;
+}
+
+/** Bucket names of a generation: generation 0 uses the plain names. */
+export function viewBuckets(generation: number): ViewBucketNames {
+  if (generation === 0) return VIEW_BUCKETS;
+  return { images: `${VIEW_BUCKETS.images}_${generation}`, datastores: `${VIEW_BUCKETS.datastores}_${generation}`, usage: `${VIEW_BUCKETS.usage}_${generation}` };
+}
+const checkpointKey = (generation: number): string => `projection.views.${generation}`;
+
+export async function activeGeneration(meta: KV): Promise<number> {
+  const e = await meta.get(GENERATION_KEY);
+  return e?.operation === 'PUT' ? Number(e.string()) : 0;
+}
 
 const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
 const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema });
@@ -37,20 +56,39 @@ export class Projector {
     private readonly store: EventStore,
     private readonly kv: { images: KV; datastores: KV; usage: KV; meta: KV },
     private readonly log: Logger,
+    readonly generation: number,
   ) {}
 
-  static async start(nc: NatsConnection, log: Logger): Promise<Projector> {
+  /**
+   * Projects into the active generation's buckets (or `generation`), from its
+   * checkpoint on. `onProgress` hears (applied, target) while it catches up.
+   */
+  static async start(
+    nc: NatsConnection,
+    log: Logger,
+    o: { generation?: number; serveQueries?: boolean; onProgress?: (applied: number, target: number) => void } = {},
+  ): Promise<Projector> {
     const p = await provision(nc);
+    const generation = o.generation ?? (await activeGeneration(p.meta));
+    const names = viewBuckets(generation);
     const kvm = new Kvm(nc);
     const kv = {
-      images: await kvm.create(VIEW_BUCKETS.images, { history: 1 }),
-      datastores: await kvm.create(VIEW_BUCKETS.datastores, { history: 1 }),
-      usage: await kvm.create(VIEW_BUCKETS.usage, { history: 1 }),
+      images: await kvm.create(names.images, { history: 1 }),
+      datastores: await kvm.create(names.datastores, { history: 1 }),
+      usage: await kvm.create(names.usage, { history: 1 }),
       meta: p.meta,
     };
-    const projector = new Projector(nc, new EventStore(nc, p.jsm), kv, log);
-    await projector.boot();
+    const projector = new Projector(nc, new EventStore(nc, p.jsm), kv, log, generation);
+    await projector.boot(o.onProgress);
+    if (o.serveQueries ?? true) projector.serve();
     return projector;
+  }
+
+  /** Removes this generation's buckets and checkpoint (after a switch to a newer one). */
+  async destroy(): Promise<void> {
+    await this.stop();
+    for (const kv of [this.kv.images, this.kv.datastores, this.kv.usage]) await kv.destroy();
+    await this.kv.meta.delete(checkpointKey(this.generation));
   }
 
   get appliedSeq(): number {
@@ -66,10 +104,10 @@ export class Projector {
     for (const q of this.queries) q.unsubscribe();
     await this.tail?.stop();
     await this.pending;
-    await this.kv.meta.put(CHECKPOINT, String(this.applied));
+    await this.kv.meta.put(checkpointKey(this.generation), String(this.applied));
   }
 
-  private async boot(): Promise<void> {
+  private async boot(onProgress?: (applied: number, target: number) => void): Promise<void> {
     await this.load(this.kv.images, (text) => {
       const s = StoredImage.parse(JSON.parse(text));
       this.images.set(s.view.id, s);
@@ -79,14 +117,21 @@ export class Projector {
       const s = StoredDatastore.parse(JSON.parse(text));
       this.datastores.set(s.view.id, s);
     });
-    const cp = await this.kv.meta.get(CHECKPOINT);
+    const cp = await this.kv.meta.get(checkpointKey(this.generation));
     this.applied = cp?.operation === 'PUT' ? Number(cp.string()) : 0;
     const target = await this.store.lastSeq();
+    const ticker = onProgress ? setInterval(() => onProgress(this.applied, target), 100) : undefined;
     this.tail = await this.store.tail(this.applied + 1, (c) => {
       // Commits are projected one after the other, each after the previous one's writes.
       this.pending = this.pending.then(() => this.project(c)).catch((e: unknown) => this.log.error({ err: e, seq: c.seq }, 'projection failed'));
     });
     await this.waitFor(target);
+    if (ticker) clearInterval(ticker);
+    onProgress?.(this.applied, target);
+  }
+
+  /** Answers imgr.query.images and imgr.query.datastores from this projection. */
+  serve(): void {
     this.queries.push(
       this.nc.subscribe('imgr.query.datastores', {
         queue: 'imgr-projections',
@@ -157,7 +202,7 @@ export class Projector {
       }
     }
     this.advance(c.seq);
-    if (c.seq % 100 === 0) await this.kv.meta.put(CHECKPOINT, String(c.seq));
+    if (c.seq % 100 === 0) await this.kv.meta.put(checkpointKey(this.generation), String(c.seq));
   }
 
   private advance(seq: number): void {

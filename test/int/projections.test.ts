@@ -109,7 +109,7 @@ describe('projections', () => {
     const admin = await nats.connect('manager');
     const kvm = new Kvm(admin);
     for (const b of Object.values(VIEW_BUCKETS)) await (await kvm.open(b)).destroy();
-    await (await kvm.open('imgr_meta')).delete('projection.views');
+    await (await kvm.open('imgr_meta')).delete('projection.views.0');
     const rebuilt = await Projector.start(admin, silentLogger());
     await caughtUp(rebuilt);
     expect([...rebuilt.images.values()].map((x) => x.view).sort((a, b) => a.id - b.id)).toEqual(live);

@@ -1,0 +1,113 @@
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { z } from 'zod';
+import type { Logger } from '../platform/logger.js';
+import { jsonEqual } from '../machines/shared/equal.js';
+import { BUCKETS } from '../store/provision.js';
+import { GENERATION_KEY, Projector, viewBuckets } from './projector.js';
+
+export const REBUILD_SUBJECT = 'imgr.admin.projections.rebuild';
+export const REBUILD_PROGRESS = 'imgr.admin.projections.progress';
+
+export const RebuildResultSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), generation: z.number().int(), images: z.number().int(), datastores: z.number().int(), compared: z.number().int(), seq: z.number().int() }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
+export type RebuildResult = z.infer<typeof RebuildResultSchema>;
+export const RebuildProgressSchema = z.object({ applied: z.number().int(), target: z.number().int() });
+
+/**
+ * The projections role: keeps the active generation of views live, and
+ * rebuilds them blue/green on request: a new generation is projected from the
+ * whole log into fresh buckets, checked against the live one, then readers
+ * switch to it and the old buckets go.
+ */
+export class ProjectionService {
+  private rebuilding = false;
+  private readonly sub: Subscription;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private current: Projector,
+    private readonly log: Logger,
+  ) {
+    this.sub = nc.subscribe(REBUILD_SUBJECT, {
+      callback: (err, m) => {
+        if (err) return;
+        this.rebuild((applied, target) => this.nc.publish(REBUILD_PROGRESS, JSON.stringify({ applied, target }))).then(
+          (r) => m.respond(JSON.stringify(r)),
+          (e: unknown) => m.respond(JSON.stringify({ ok: false, error: e instanceof Error ? e.message : String(e) })),
+        );
+      },
+    });
+  }
+
+  static async start(nc: NatsConnection, log: Logger): Promise<ProjectionService> {
+    return new ProjectionService(nc, await Projector.start(nc, log), log);
+  }
+
+  get projector(): Projector {
+    return this.current;
+  }
+
+  async rebuild(onProgress: (applied: number, target: number) => void): Promise<RebuildResult> {
+    if (this.rebuilding) return { ok: false, error: 'a rebuild is already running' };
+    this.rebuilding = true;
+    try {
+      const next = this.current.generation + 1;
+      await this.removeGeneration(next);
+      const candidate = await Projector.start(this.nc, this.log, { generation: next, serveQueries: false, onProgress });
+      const seq = Math.max(candidate.appliedSeq, this.current.appliedSeq);
+      await Promise.all([candidate.waitFor(seq), this.current.waitFor(seq)]);
+      const compared = this.differences(candidate);
+      if (typeof compared === 'string') {
+        await candidate.destroy();
+        return { ok: false, error: `the rebuilt views differ from the live ones: ${compared}` };
+      }
+      const meta = await new Kvm(this.nc).open(BUCKETS.meta);
+      await meta.put(GENERATION_KEY, String(next));
+      const old = this.current;
+      this.current = candidate;
+      candidate.serve();
+      await old.destroy();
+      this.log.info({ generation: next, seq }, 'projections rebuilt and switched');
+      return { ok: true, generation: next, images: candidate.images.size, datastores: candidate.datastores.size, compared, seq };
+    } finally {
+      this.rebuilding = false;
+    }
+  }
+
+  /** Views both projections hold at the same sequence must be equal; returns how many were compared, or the first difference. */
+  private differences(candidate: Projector): number | string {
+    let compared = 0;
+    for (const [name, a, b] of [
+      ['image', this.current.images, candidate.images],
+      ['datastore', this.current.datastores, candidate.datastores],
+    ] as const) {
+      for (const [id, live] of a) {
+        const rebuilt = b.get(id);
+        if (rebuilt?.seq !== live.seq) continue;
+        if (!jsonEqual(rebuilt.view, live.view)) return `${name} ${id}`;
+        compared += 1;
+      }
+    }
+    return compared;
+  }
+
+  private async removeGeneration(generation: number): Promise<void> {
+    const kvm = new Kvm(this.nc);
+    const names = viewBuckets(generation);
+    for (const name of [names.images, names.datastores, names.usage]) {
+      try {
+        await (await kvm.open(name)).destroy();
+      } catch {
+        // Not there: nothing left over from an interrupted rebuild.
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.sub.unsubscribe();
+    await this.current.stop();
+  }
+}
