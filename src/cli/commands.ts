@@ -5,7 +5,8 @@ import type { ImgrClient } from '../client/client.js';
 import type { CommandInput, Outcome } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';
-import { historyOf, imageAt, datastoreAt } from '../audit/history.js';
+import { historyOf, imageAt, datastoreAt, exportNdjson } from '../audit/history.js';
+import { subjects } from '../messages/wire.js';
 import { verifyLog } from '../audit/verify.js';
 import { CliError, EXIT, fields, table } from './output.js';
 import { parseTemplate, templateFile } from './template.js';
@@ -14,6 +15,8 @@ import { REBUILD_PROGRESS, REBUILD_SUBJECT, RebuildProgressSchema, RebuildResult
 export interface Result {
   readonly human: string;
   readonly json: unknown;
+  /** Output that is printed as is in both modes. */
+  readonly raw?: string;
 }
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -414,6 +417,24 @@ export const COMMANDS: Command[] = [
     },
   },
 ];
+
+COMMANDS.push({
+  name: 'export',
+  usage: 'export [image|datastore ID]',
+  summary: 'the event log (or one aggregate) as NDJSON, one commit per line',
+  example: 'imgr export image 42 > image-42.ndjson',
+  options: {},
+  run: async (_c, a, _v, x) => {
+    const kind = a[0];
+    if (kind !== undefined && kind !== 'image' && kind !== 'datastore') throw new CliError('export takes nothing, or "image ID" or "datastore ID"', EXIT.usage);
+    const filter = kind === undefined ? subjects.events : subjects.event(kind, int(a[1], 'ID'));
+    const lines: string[] = [];
+    for await (const line of exportNdjson(await x.reader(), filter)) lines.push(line);
+    const text = lines.join('');
+    // NDJSON is already machine-readable: --json prints the same lines.
+    return { human: text.endsWith('\n') ? text.slice(0, -1) : text, json: undefined, raw: text };
+  },
+});
 
 COMMANDS.push({
   name: 'projections rebuild',

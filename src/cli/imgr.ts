@@ -111,7 +111,7 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
     const admin_ = async (): Promise<NatsConnection> => (admin ??= await connectAs('manager', servers, 'imgr-cli-admin'));
     const r = await cmd.run(client, args, values, { wait: g.wait === true, progress, reader: reader_, admin: admin_ });
     if (spinner.shown) err('\r\x1b[2K');
-    out(json ? `${JSON.stringify(r.json, null, 2)}\n` : `${r.human}\n`);
+    out(r.raw ?? (json ? `${JSON.stringify(r.json, null, 2)}\n` : `${r.human}\n`));
     return EXIT.ok;
   } catch (e) {
     if (e instanceof CliError) {

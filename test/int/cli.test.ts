@@ -122,6 +122,11 @@ describe('imgr CLI', () => {
     const first = (await json<{ seq: number }[]>('history', 'image', String(image)))[0]?.seq ?? 0;
     expect(await json('at', 'image', String(image), '--seq', String(first))).toMatchObject({ name: 'ubuntu', state: 'LOCKED' });
     expect((await imgr('audit', 'verify')).out).toMatch(/^log intact: \d+ commits of \d+ aggregates\n$/);
+    const ndjson = (await imgr('export', 'image', String(image))).out;
+    const lines = ndjson.trimEnd().split('\n').map((l) => JSON.parse(l) as { subject: string });
+    expect(lines.length).toBeGreaterThan(5);
+    expect(new Set(lines.map((l) => l.subject))).toEqual(new Set([`imgr.evt.image.${image}`]));
+    expect((await imgr('export', 'image', String(image), '--json')).out).toBe(ndjson);
   });
 
   it('usage errors exit 1 with a hint; an unreachable system exits 4', async () => {
