@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { Kvm, KvWatchInclude, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
@@ -103,20 +103,23 @@ export class LiveViews extends EventEmitter {
     });
   }
 
-  private async watch(kv: KV, onEntry: (e: KvWatchEntry) => void): Promise<void> {
-    const w = await kv.watch();
+  /**
+   * Follows a bucket: updates are watched first, then the current values are
+   * read key by key, so nothing written in between is missed (a value read
+   * later is never older than an update seen before it).
+   */
+  private async watch(kv: KV, onEntry: (e: KvWatchEntry | KvEntry) => void): Promise<void> {
+    const w = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
     this.bucketStops.push(() => w.stop());
-    let ready: () => void = () => undefined;
-    const initial = new Promise<void>((r) => (ready = r));
-    const empty = (await kv.status()).values === 0;
-    if (empty) ready();
     void (async () => {
-      for await (const e of w) {
-        onEntry(e);
-        if (e.delta === 0) ready();
-      }
+      for await (const e of w) onEntry(e);
     })();
-    await initial;
+    const keys: string[] = [];
+    for await (const k of await kv.keys()) keys.push(k);
+    for (const k of keys) {
+      const e = await kv.get(k);
+      if (e) onEntry(e);
+    }
   }
 
   stop(): void {
