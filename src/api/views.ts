@@ -54,7 +54,9 @@ export class LiveViews extends EventEmitter {
         await v.follow(next);
         v.emit('reset', { generation: next });
       }
-    })();
+    })().catch(() => {
+      // The connection closed while switching (the API is stopping): nothing left to follow.
+    });
     const feed: Subscription = nc.subscribe('imgr.evt.>', {
       callback: (err, m) => {
         if (err) return;
