@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const host = new DriverHost(driverConn, { driversDir: resolve(ROOT, 'drivers'), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024 }, systemClock, log.child({ role: 'drivers' }));
   await host.start();
   const projections = await ProjectionService.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
-  await createDefaults(url);
+  await createDefaults(url, resolve(data, 'datastores'));
   const apiConn = await connectAs('dashboard', url, 'imgr-api');
   const views = await LiveViews.start(apiConn);
   const api = buildApi({ views });
@@ -93,12 +93,16 @@ async function main(): Promise<void> {
   );
 }
 
-/** On first start: the built-in datastores of spec §12.2 (ids 1 and 2) and a dummy one. */
-async function createDefaults(url: string): Promise<void> {
+/**
+ * On first start: the built-in datastores of spec §12.2 (ids 1 and 2) and a
+ * dummy one. Their SAFE_DIRS admit the usual places and the datastores'
+ * own folder, where restores leave the disks they bring back.
+ */
+async function createDefaults(url: string, datastores: string): Promise<void> {
   const c = await ImgrClient.connect({ servers: url, role: 'service', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'start' } });
   try {
     if ((await c.datastore(1)) !== null) return;
-    const safe = `/var/tmp /tmp ${homedir()}`;
+    const safe = `/var/tmp /tmp ${homedir()} ${datastores}`;
     const templates = [
       { id: 1, template: { NAME: 'default', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },
       { id: 2, template: { NAME: 'files', TYPE: 'FILE_DS', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },
