@@ -4,13 +4,15 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
+import { DatastoreSummarySchema, EMPTY_SUMMARY, type DatastoreSummary } from '../projections/summary.js';
 import { GENERATION_KEY, activeGeneration, viewBuckets } from '../projections/projector.js';
 import { BUCKETS } from '../store/provision.js';
 import { parseCommit } from '../store/event-store.js';
 import type { Usage } from '../projections/usage.js';
 
 const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
-const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema });
+const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
+export type ProjectedDatastore = DatastoreView & DatastoreSummary;
 const StoredUsage = z.object({ images: z.number(), sizeMb: z.number(), seq: z.number().int() });
 
 export interface FeedItem {
@@ -27,7 +29,7 @@ export interface FeedItem {
  */
 export class LiveViews extends EventEmitter {
   readonly images = new Map<number, ImageView>();
-  readonly datastores = new Map<number, DatastoreView>();
+  readonly datastores = new Map<number, ProjectedDatastore>();
   readonly usage = new Map<string, Usage>();
   private readonly stops: (() => void)[] = [];
 
@@ -95,8 +97,9 @@ export class LiveViews extends EventEmitter {
       const id = Number(e.key);
       const s = e.operation === 'PUT' ? StoredDatastore.safeParse(e.json()) : undefined;
       if (s?.success) {
-        this.datastores.set(id, s.data.view);
-        this.emit('datastore', s.data.view);
+        const projected = { ...s.data.view, ...s.data.summary };
+        this.datastores.set(id, projected);
+        this.emit('datastore', projected);
       } else if (e.operation !== 'PUT') this.datastores.delete(id);
     });
     await this.watch(await kvm.open(names.usage), (e) => {

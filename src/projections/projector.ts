@@ -10,6 +10,7 @@ import { EventStore, type LoggedCommit, type Tail } from '../store/event-store.j
 import { provision } from '../store/provision.js';
 import { applyUsage, type Usage } from './usage.js';
 import { ImageQuerySchema, queryImages } from './query.js';
+import { DatastoreSummarySchema, EMPTY_SUMMARY, datastoreSummary } from './summary.js';
 
 export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
 /** imgr_meta key naming the generation of view buckets readers use (blue/green rebuilds). */
@@ -34,7 +35,7 @@ export async function activeGeneration(meta: KV): Promise<number> {
 }
 
 const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
-const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema });
+const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
 
 /**
  * The read side: image and datastore views and usage per owner and datastore,
@@ -45,6 +46,7 @@ export class Projector {
   readonly images = new Map<number, { seq: number; view: ImageView }>();
   readonly datastores = new Map<number, { seq: number; view: DatastoreView }>();
   readonly usage = new Map<string, Usage>();
+  private readonly written = new Map<number, string>();
   private applied = 0;
   private tail: Tail | undefined;
   private queries: Subscription[] = [];
@@ -115,7 +117,7 @@ export class Projector {
     });
     await this.load(this.kv.datastores, (text) => {
       const s = StoredDatastore.parse(JSON.parse(text));
-      this.datastores.set(s.view.id, s);
+      this.datastores.set(s.view.id, { seq: s.seq, view: s.view });
     });
     const cp = await this.kv.meta.get(checkpointKey(this.generation));
     this.applied = cp?.operation === 'PUT' ? Number(cp.string()) : 0;
@@ -186,6 +188,8 @@ export class Projector {
             await this.kv.images.put(String(commit.id), JSON.stringify({ seq: c.seq, view }));
           }
           for (const k of touched) await this.kv.usage.put(k, JSON.stringify({ ...this.usage.get(k), seq: c.seq }));
+          // The image's datastore counts its images by state and its pending operations.
+          await this.putDatastore(view.datastore.id);
         }
       }
     } else {
@@ -197,12 +201,26 @@ export class Projector {
           await this.kv.datastores.delete(String(commit.id));
         } else if (view) {
           this.datastores.set(commit.id, { seq: c.seq, view });
-          await this.kv.datastores.put(String(commit.id), JSON.stringify({ seq: c.seq, view }));
+          await this.putDatastore(commit.id);
         }
       }
     }
     this.advance(c.seq);
     if (c.seq % 100 === 0) await this.kv.meta.put(checkpointKey(this.generation), String(c.seq));
+  }
+
+  /** Writes a datastore's view with the summary of its images, when either changed. */
+  private async putDatastore(id: number): Promise<void> {
+    const d = this.datastores.get(id);
+    if (!d) return;
+    const summary = datastoreSummary(
+      [...this.images.values()].map((x) => x.view),
+      id,
+    );
+    const text = JSON.stringify({ seq: d.seq, view: d.view, summary });
+    if (this.written.get(id) === text) return;
+    this.written.set(id, text);
+    await this.kv.datastores.put(String(id), text);
   }
 
   private advance(seq: number): void {

@@ -76,6 +76,13 @@ describe('projections', () => {
     expect(projector.datastores.get(ds)?.view).toEqual(expected.datastores.get(ds));
   });
 
+  it('summarise each datastore: images by state and the driver operations running', async () => {
+    await caughtUp(projector);
+    const kv = await new Kvm(await nats.connect('dashboard')).open(VIEW_BUCKETS.datastores);
+    const stored = (await kv.get(String(ds)))?.json<{ summary: { imagesByState: Record<string, number>; pendingOperations: unknown[] } }>();
+    expect(stored?.summary).toEqual({ imagesByState: { DISABLED: 1, READY: 4 }, pendingOperations: [] });
+  });
+
   it('count usage per owner and datastore (quota figures of §13.2)', async () => {
     await caughtUp(projector);
     // Six images of 10..60 MB, one removed (20 MB).
