@@ -79,8 +79,8 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
   }
 }
 
-async function main(argv: readonly string[]): Promise<void> {
-  const role = argv[0] ?? 'manager';
+/** Runs one role until SIGINT or SIGTERM (`imgr serve --role …` and `main.ts <role>`). */
+export async function serve(role: string): Promise<void> {
   const env = EnvSchema.parse(process.env);
   const log = createLogger(`imgr-${role}`);
   const running = await startRole(role, env, log);
@@ -99,7 +99,9 @@ async function main(argv: readonly string[]): Promise<void> {
   process.stdout.write(`imgr ${role} ready\n`);
 }
 
-main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`imgr: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
+  serve(process.argv[2] ?? 'manager').catch((e: unknown) => {
+    process.stderr.write(`imgr: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}

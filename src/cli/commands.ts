@@ -354,6 +354,29 @@ export const COMMANDS: Command[] = [
       return { human: dsFields(d), json: d };
     },
   },
+  {
+    name: 'datastore monitor',
+    usage: 'datastore monitor ID',
+    summary: 'the last capacity probe of a datastore and its error, if any',
+    example: 'imgr datastore monitor 1',
+    options: {},
+    run: async (c, a) => {
+      const id = int(a[0], 'ID');
+      const d = await c.datastore(id);
+      if (d === null) throw new CliError(`datastore ${id} does not exist`, EXIT.rejected, 'imgr datastore list');
+      const m = { totalMb: d.totalMb, freeMb: d.freeMb, usedMb: d.usedMb, monitoredAt: d.monitoredAt, monitorError: d.monitorError };
+      return {
+        human: fields([
+          ['TOTAL', `${d.totalMb} MB`],
+          ['FREE', `${d.freeMb} MB`],
+          ['USED', `${d.usedMb} MB`],
+          ['MONITORED', d.monitoredAt === null ? 'never' : new Date(d.monitoredAt).toISOString()],
+          ['ERROR', d.monitorError],
+        ]),
+        json: m,
+      };
+    },
+  },
   ...(['enable', 'disable', 'delete'] as const).map(
     (op): Command => ({
       name: `datastore ${op}`,

@@ -10,6 +10,7 @@ import { connectAs } from '../platform/nats.js';
 import { COMMANDS, parse, type Command } from './commands.js';
 import { CliError, EXIT } from './output.js';
 import { completion } from './completion.js';
+import { serve } from '../main.js';
 
 const GLOBAL = {
   nats: { type: 'string' },
@@ -30,6 +31,7 @@ function help(cmd?: Command): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     `  ${'completion bash'.padEnd(width)}  print a bash completion script`,
+    `  ${'serve --role R'.padEnd(width)}  run one role in this process: manager, drivers, projections, api`,
     '',
     'global options:',
     '  --nats URL   the NATS system (default $NATS_URL or nats://127.0.0.1:4222)',
@@ -45,6 +47,14 @@ function help(cmd?: Command): string {
     '  imgr history image 42',
     '',
   ].join('\n');
+}
+
+/** The --nats value among the global options, for `serve`. */
+function natsOption(globals: readonly string[]): string | undefined {
+  const i = globals.findIndex((a) => a === '--nats' || a.startsWith('--nats='));
+  if (i < 0) return undefined;
+  const a = globals[i] ?? '';
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : globals[i + 1];
 }
 
 /** Splits argv into global options, the command (one or two words) and its own arguments. */
@@ -75,6 +85,14 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
   if (remaining[0] === 'completion') {
     out(completion(COMMANDS.map((c) => c.name)));
     return EXIT.ok;
+  }
+  if (remaining[0] === 'serve') {
+    // Runs a role in this process until it is stopped (it never returns on success).
+    const r = parseArgs({ args: remaining.slice(1), options: { role: { type: 'string' } }, strict: true });
+    const role = r.values.role ?? 'manager';
+    if (natsOption(globals) !== undefined) process.env['NATS_URL'] = natsOption(globals);
+    await serve(role);
+    return new Promise<number>(() => undefined);
   }
   const { cmd, rest: own, words } = locate(remaining);
   const g = parseArgs({ args: globals, options: GLOBAL, strict: true }).values;
