@@ -1,0 +1,147 @@
+/**
+ * Every imgr command, in both of its output modes: the human answer and the
+ * --json answer. A test at the end checks that no command was left out.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestNats } from '../support/nats.js';
+import { DriverResponder } from '../support/driver-responder.js';
+import { eventually } from '../support/eventually.js';
+import { Manager } from '../../src/manager.js';
+import { ProjectionService } from '../../src/projections/service.js';
+import { ImgrClient } from '../../src/client/client.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import { main } from '../../src/cli/imgr.js';
+import { COMMANDS } from '../../src/cli/commands.js';
+import { TWO_SNAPSHOTS } from '../support/image-states.js';
+
+let nats: TestNats;
+let manager: Manager;
+let projections: ProjectionService;
+let drivers: DriverResponder;
+let c: ImgrClient;
+const exercised = new Set<string>();
+const ids = { ds: 0, sys: 0, empty: 0, backups: 0, image: 0, snap: 0, backupImage: 0 };
+
+beforeAll(async () => {
+  nats = await TestNats.start();
+  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
+  projections = await ProjectionService.start(await nats.connect('manager'), silentLogger());
+  drivers = await DriverResponder.start(nats.url);
+  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  const create = async (template: Record<string, string>) => {
+    const id = await c.nextId('datastore');
+    await c.send({ type: 'datastore.create', datastoreId: id, template });
+    return id;
+  };
+  ids.ds = await create({ NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' });
+  ids.sys = await create({ NAME: 'system', TYPE: 'SYSTEM_DS', TM_MAD: 'shared' });
+  ids.empty = await create({ NAME: 'spare', DS_MAD: 'fs', TM_MAD: 'shared' });
+  ids.backups = await create({ NAME: 'backups', TYPE: 'BACKUP_DS', DS_MAD: 'rsync', RSYNC_HOST: 'localhost' });
+  const image = async (name: string, extra: Record<string, string> = {}) => {
+    const id = await c.nextId('image');
+    await c.send({ type: 'image.allocate', imageId: id, datastoreId: ids.ds, template: { NAME: name, PATH: '/tmp/a', SIZE: '4', ...extra } });
+    await eventually(() => manager.host.image(id)?.state === 'READY', `${name} READY`);
+    return id;
+  };
+  ids.image = await image('base');
+  ids.snap = await image('snappy', { PERSISTENT: 'YES' });
+  await c.send({ type: 'image.acquire', imageId: ids.snap, vmId: 9, mode: 'deploy' });
+  await c.send({ type: 'image.setSnapshots', imageId: ids.snap, snapshots: TWO_SNAPSHOTS });
+  await c.send({ type: 'image.release', imageId: ids.snap, vmId: 9 });
+  ids.backupImage = await c.nextId('image');
+  await c.send({ type: 'image.allocateBackup', imageId: ids.backupImage, datastoreId: ids.backups, vmId: 9, source: 'b0', sizeMb: 4, format: 'raw', diskIds: [0], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } });
+});
+
+afterAll(async () => {
+  await drivers.stop();
+  await projections.stop();
+  await c.close();
+  await manager.stop();
+  await nats.dispose();
+});
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(['--nats', nats.url, ...argv], (s) => (out += s), (s) => (err += s), false);
+  return { code, out, err };
+}
+
+/** One command in both modes; `humanArgs` and `jsonArgs` differ for commands that cannot run twice alike. */
+async function pair(name: string, humanArgs: string[], human: RegExp, jsonArgs: string[], json: (j: unknown) => void): Promise<void> {
+  exercised.add(name);
+  await projections.projector.waitFor(manager.host.appliedSeq);
+  const h = await run(humanArgs);
+  expect(h.code, `${name}: ${h.err}`).toBe(0);
+  expect(h.out).toMatch(human);
+  await projections.projector.waitFor(manager.host.appliedSeq);
+  const j = await run([...jsonArgs, '--json']);
+  expect(j.code, `${name} --json: ${j.err}${j.out}`).toBe(0);
+  json(JSON.parse(j.out));
+}
+const accepted = (state?: string) => (j: unknown) => expect(j).toMatchObject({ status: 'accepted', ...(state ? { state } : {}) });
+const both = (name: string, argv: string[], human: RegExp, json: (j: unknown) => void): Promise<void> => pair(name, argv, human, argv, json);
+
+describe('every command, human and --json', () => {
+  it('datastores', async () => {
+    await both('datastore list', ['datastore', 'list'], /^ID\s+NAME\s+TYPE/, (j) => expect((j as { name: string }[]).map((d) => d.name)).toContain('images'));
+    await both('datastore show', ['datastore', 'show', String(ids.ds)], /^ID\s+\d+\nNAME\s+images/, (j) => expect(j).toMatchObject({ id: ids.ds, name: 'images' }));
+    await both('datastore monitor', ['datastore', 'monitor', String(ids.ds)], /^TOTAL\s+1000 MB\nFREE\s+900 MB\nUSED\s+100 MB\nMONITORED\s+\d{4}-/, (j) => expect(j).toMatchObject({ totalMb: 1000, freeMb: 900, monitorError: null }));
+    await pair('datastore disable', ['datastore', 'disable', String(ids.sys)], /^datastore \d+: DISABLED\n$/, ['datastore', 'disable', String(ids.sys)], accepted('DISABLED'));
+    await both('datastore enable', ['datastore', 'enable', String(ids.sys)], /^datastore \d+: READY\n$/, accepted('READY'));
+    let created = 0;
+    await pair('datastore create', ['datastore', 'create', '--name', 'extra-1', '--ds-mad', 'dummy', '--tm-mad', 'shared'], /^datastore \d+: READY\n$/, ['datastore', 'create', '--name', 'extra-2', '--ds-mad', 'dummy', '--tm-mad', 'shared'], (j) => {
+      accepted('READY')(j);
+      created = (j as { id: number }).id;
+    });
+    await pair('datastore delete', ['datastore', 'delete', String(created)], /^datastore \d+: REMOVED\n$/, ['datastore', 'delete', String(ids.empty)], accepted('REMOVED'));
+  });
+
+  it('images: reading and simple changes', async () => {
+    await both('image list', ['image', 'list', '--name', 'base'], /^ID\s+USER\s+NAME[\s\S]*base[\s\S]*1 of 1\n$/, (j) => expect(j).toMatchObject({ total: 1 }));
+    await both('image show', ['image', 'show', String(ids.image)], /^ID\s+\d+\nNAME\s+base\n/, (j) => expect(j).toMatchObject({ name: 'base' }));
+    await both('image disable', ['image', 'disable', String(ids.image)], /: DISABLED\n$/, accepted('DISABLED'));
+    await both('image enable', ['image', 'enable', String(ids.image)], /: READY\n$/, accepted('READY'));
+    await both('image persistent', ['image', 'persistent', String(ids.image)], /: persistent\n$/, accepted());
+    await both('image nonpersistent', ['image', 'nonpersistent', String(ids.image)], /: nonpersistent\n$/, accepted());
+    await both('image chtype', ['image', 'chtype', String(ids.image), 'DATABLOCK'], /: DATABLOCK\n$/, accepted());
+    await pair('image acquire', ['image', 'acquire', String(ids.image), '--vm', '5'], /: USED\n$/, ['image', 'acquire', String(ids.image), '--vm', '6'], accepted('USED'));
+    await pair('image release', ['image', 'release', String(ids.image), '--vm', '5'], /: USED\n$/, ['image', 'release', String(ids.image), '--vm', '6'], accepted('READY'));
+  });
+
+  it('images: creation, copies, snapshots, deletion', async () => {
+    await pair('image create', ['image', 'create', '--datastore', String(ids.ds), '--path', '/tmp/b', '--size', '2', '--wait', 'NAME=made-1'], /^image \d+: READY\n$/,
+      ['image', 'create', '--datastore', String(ids.ds), '--path', '/tmp/b', '--size', '2', '--name', 'made-2', '--wait'], (j) => expect(j).toMatchObject({ status: 'accepted', state: 'READY', view: { name: 'made-2' } }));
+    let copy = 0;
+    await pair('image clone', ['image', 'clone', String(ids.image), 'copy-1', '--wait'], /^image \d+: READY\n$/, ['image', 'clone', String(ids.image), 'copy-2', '--wait'], (j) => {
+      expect(j).toMatchObject({ state: 'READY', view: { name: 'copy-2' } });
+      copy = (j as { id: number }).id;
+    });
+    // Snapshots 0 and 1 (active): delete 0, revert to 1 (a no-op, W29), flatten 1.
+    await pair('image snapshot-delete', ['image', 'snapshot-delete', String(ids.snap), '0', '--wait'], /: READY\n$/, ['image', 'snapshot-revert', String(ids.snap), '1', '--wait'], (j) => expect(j).toMatchObject({ state: 'READY' }));
+    await both('image snapshot-revert', ['image', 'snapshot-revert', String(ids.snap), '1'], /: READY\n$/, accepted('READY'));
+    await pair('image snapshot-flatten', ['image', 'snapshot-flatten', String(ids.snap), '1', '--wait'], /: READY\n$/, ['image', 'show', String(ids.snap)], (j) => expect(j).toMatchObject({ snapshots: { list: [] } }));
+    await pair('image delete', ['image', 'delete', String(copy), '--wait'], /: REMOVED\n$/, ['image', 'delete', String(copy - 1), '--wait'], (j) => expect(j).toMatchObject({ state: 'REMOVED' }));
+  });
+
+  it('backups and restores', async () => {
+    await both('image backup', ['image', 'backup', String(ids.image), '--datastore', String(ids.backups), '--vm', '3'], /^backup requested into backup image \d+\n$/, (j) => expect(typeof (j as { backupImageId: unknown }).backupImageId).toBe('number'));
+    await both('image restore', ['image', 'restore', String(ids.backupImage), '--datastore', String(ids.ds), '--name', 'back'], /^restore of backup image \d+ requested/, accepted('READY'));
+  });
+
+  it('audit and operations', async () => {
+    await both('history', ['history', 'image', String(ids.image)], /^SEQ\s+WHEN\s+WHO\s+WHAT/, (j) => expect((j as unknown[]).length).toBeGreaterThan(5));
+    await both('at', ['at', 'image', String(ids.image), '--seq', '1000000'], /^ID\s+\d+\nNAME\s+base/, (j) => expect(j).toMatchObject({ name: 'base' }));
+    await both('audit verify', ['audit', 'verify'], /^log intact: \d+ commits/, (j) => expect(j).toMatchObject({ ok: true }));
+    // NDJSON is the machine format already: both modes print the same lines.
+    exercised.add('export');
+    const lines = (await run(['export', 'datastore', String(ids.ds)])).out;
+    expect(lines).toMatch(/^\{"seq":\d+,"subject":"imgr\.evt\.datastore\./);
+    expect((await run(['export', 'datastore', String(ids.ds), '--json'])).out).toBe(lines);
+    await pair('projections rebuild', ['projections', 'rebuild'], /^views rebuilt into generation 1 /, ['projections', 'rebuild'], (j) => expect(j).toMatchObject({ ok: true, generation: 2 }));
+  });
+
+  it('left no command out', () => {
+    expect([...exercised].sort()).toEqual(COMMANDS.map((x) => x.name).sort());
+  });
+});
