@@ -6,20 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
-import { TestNats } from '../support/nats.js';
-import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
-import { Manager } from '../../src/manager.js';
-import { Projector } from '../../src/projections/projector.js';
-import { ImgrClient } from '../../src/client/client.js';
-import { silentLogger } from '../../src/platform/logger.js';
+import { startSystem, type TestSystem } from '../support/system.js';
+import type { ImgrClient } from '../../src/client/client.js';
 import { LiveViews } from '../../src/api/views.js';
 import { buildApi } from '../../src/api/api.js';
 
-let nats: TestNats;
-let manager: Manager;
-let projector: Projector;
-let drivers: DriverResponder;
+let sys: TestSystem;
 let c: ImgrClient;
 let views: LiveViews;
 let app: FastifyInstance;
@@ -27,12 +20,9 @@ let browser: Browser;
 let url: string;
 
 beforeAll(async () => {
-  nats = await TestNats.start();
-  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
-  projector = await Projector.start(await nats.connect('manager'), silentLogger());
-  drivers = await DriverResponder.start(nats.url);
-  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
-  views = await LiveViews.start(await nats.connect('dashboard'));
+  sys = await startSystem({ actor: { uid: 7, gid: 100, name: 'alice' } });
+  c = sys.client;
+  views = await LiveViews.start(await sys.nats.connect('dashboard'));
   app = buildApi({ views });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const a = app.server.address();
@@ -47,11 +37,7 @@ afterAll(async () => {
   await browser.close();
   await app.close();
   views.stop();
-  await drivers.stop();
-  await projector.stop();
-  await c.close();
-  await manager.stop();
-  await nats.dispose();
+  await sys.stop();
 });
 
 describe('dashboard', () => {

@@ -5,20 +5,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { TestNats } from '../support/nats.js';
-import { DriverResponder } from '../support/driver-responder.js';
+import type { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
-import { Manager } from '../../src/manager.js';
-import { Projector } from '../../src/projections/projector.js';
-import { ImgrClient } from '../../src/client/client.js';
-import { silentLogger } from '../../src/platform/logger.js';
+import { startSystem, type TestSystem } from '../support/system.js';
+import type { Manager } from '../../src/manager.js';
+import type { ImgrClient } from '../../src/client/client.js';
 import { LiveViews } from '../../src/api/views.js';
 import { buildApi } from '../../src/api/api.js';
 
+let sys: TestSystem;
 let nats: TestNats;
 let manager: Manager;
-let projector: Projector;
-let drivers: DriverResponder;
 let c: ImgrClient;
 let views: LiveViews;
 let app: FastifyInstance;
@@ -26,17 +23,14 @@ let ds: number;
 let image: number;
 
 beforeAll(async () => {
-  nats = await TestNats.start();
-  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
-  projector = await Projector.start(await nats.connect('manager'), silentLogger());
-  drivers = await DriverResponder.start(nats.url);
-  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
+  sys = await startSystem({ actor: { uid: 7, gid: 100, name: 'alice' } });
+  ({ nats, manager, client: c } = sys);
   ds = await c.nextId('datastore');
   await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
   image = await c.nextId('image');
   await c.send({ type: 'image.allocate', imageId: image, datastoreId: ds, template: { NAME: 'web', PATH: '/tmp/a', SIZE: '8' } });
   await eventually(() => manager.host.image(image)?.state === 'READY', 'READY');
-  await projector.waitFor(manager.host.appliedSeq);
+  await sys.settled();
   views = await LiveViews.start(await nats.connect('dashboard'));
   app = buildApi({ views });
   await eventually(() => views.images.get(image)?.state === 'READY', 'view READY');
@@ -45,11 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app.close();
   views.stop();
-  await drivers.stop();
-  await projector.stop();
-  await c.close();
-  await manager.stop();
-  await nats.dispose();
+  await sys.stop();
 });
 
 describe('HTTP API', () => {

@@ -3,31 +3,27 @@
  * --json answer. A test at the end checks that no command was left out.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestNats } from '../support/nats.js';
-import { DriverResponder } from '../support/driver-responder.js';
+import type { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
-import { Manager } from '../../src/manager.js';
-import { ProjectionService } from '../../src/projections/service.js';
-import { ImgrClient } from '../../src/client/client.js';
-import { silentLogger } from '../../src/platform/logger.js';
+import { startSystem, type TestSystem } from '../support/system.js';
+import type { Manager } from '../../src/manager.js';
+import type { ProjectionService } from '../../src/projections/service.js';
+import type { ImgrClient } from '../../src/client/client.js';
 import { main } from '../../src/cli/imgr.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { TWO_SNAPSHOTS } from '../support/image-states.js';
 
+let sys: TestSystem;
 let nats: TestNats;
 let manager: Manager;
 let projections: ProjectionService;
-let drivers: DriverResponder;
 let c: ImgrClient;
 const exercised = new Set<string>();
 const ids = { ds: 0, sys: 0, empty: 0, backups: 0, image: 0, snap: 0, backupImage: 0 };
 
 beforeAll(async () => {
-  nats = await TestNats.start();
-  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
-  projections = await ProjectionService.start(await nats.connect('manager'), silentLogger());
-  drivers = await DriverResponder.start(nats.url);
-  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  sys = await startSystem();
+  ({ nats, manager, projections, client: c } = sys);
   const create = async (template: Record<string, string>) => {
     const id = await c.nextId('datastore');
     await c.send({ type: 'datastore.create', datastoreId: id, template });
@@ -53,11 +49,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await drivers.stop();
-  await projections.stop();
-  await c.close();
-  await manager.stop();
-  await nats.dispose();
+  await sys.stop();
 });
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {

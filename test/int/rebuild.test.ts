@@ -5,30 +5,24 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kvm } from '@nats-io/kv';
-import { TestNats } from '../support/nats.js';
-import { DriverResponder } from '../support/driver-responder.js';
+import type { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
-import { Manager } from '../../src/manager.js';
-import { ProjectionService } from '../../src/projections/service.js';
-import { ImgrClient } from '../../src/client/client.js';
-import { silentLogger } from '../../src/platform/logger.js';
+import { startSystem, type TestSystem } from '../support/system.js';
+import type { Manager } from '../../src/manager.js';
+import type { ImgrClient } from '../../src/client/client.js';
 import { LiveViews } from '../../src/api/views.js';
 import { main } from '../../src/cli/imgr.js';
 
+let sys: TestSystem;
 let nats: TestNats;
 let manager: Manager;
-let service: ProjectionService;
-let drivers: DriverResponder;
 let c: ImgrClient;
 let views: LiveViews;
 const ids: number[] = [];
 
 beforeAll(async () => {
-  nats = await TestNats.start();
-  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
-  service = await ProjectionService.start(await nats.connect('manager'), silentLogger());
-  drivers = await DriverResponder.start(nats.url);
-  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
+  sys = await startSystem({ actor: { uid: 7, gid: 100, name: 'alice' } });
+  ({ nats, manager, client: c } = sys);
   const ds = await c.nextId('datastore');
   await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
   for (let i = 0; i < 5; i++) {
@@ -43,11 +37,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   views.stop();
-  await drivers.stop();
-  await service.stop();
-  await c.close();
-  await manager.stop();
-  await nats.dispose();
+  await sys.stop();
 });
 
 describe('projections rebuild', () => {
