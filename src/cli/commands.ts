@@ -138,8 +138,9 @@ export const COMMANDS: Command[] = [
         if (x !== undefined) tpl[key] = x;
       }
       if (v['persistent'] === true) tpl['PERSISTENT'] = 'YES';
-      const id = await c.nextId('image');
-      return acceptedImage(c, await send(c, { type: 'image.allocate', imageId: id, datastoreId: int(str(v, 'datastore'), '--datastore'), template: tpl }), wait, progress);
+      const o = await c.register(int(str(v, 'datastore'), '--datastore'), tpl);
+      if (o.status === 'rejected') throw new CliError(`${o.message} (${o.code})`, EXIT.rejected, o.code === 'DS_ERR_NO_SPACE' ? 'imgr datastore monitor <id> shows the free space' : undefined);
+      return acceptedImage(c, o, wait, progress);
     },
   },
   {

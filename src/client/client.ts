@@ -98,6 +98,26 @@ export class ImgrClient {
     }
   }
 
+  /**
+   * Registers an image the careful way (W38): when the size is known, space
+   * is reserved in the datastore first (refused: "Not enough space"), and a
+   * refused allocation gives the reservation back. The process manager
+   * settles it when the copy ends.
+   */
+  async register(datastoreId: number, template: Record<string, string>, o: SendOptions = {}): Promise<Outcome> {
+    const imageId = await this.nextId('image');
+    const size = /^\s*(\d+)/.exec(Object.entries(template).find(([k]) => k.toUpperCase() === 'SIZE')?.[1] ?? '')?.[1];
+    if (size !== undefined) {
+      // The caller's command id names the allocation; the reservation gets its own.
+      const { commandId: _allocationId, ...reserveOptions } = o;
+      const reserved = await this.send({ type: 'datastore.reserve', datastoreId, imageId, sizeMb: Number(size) }, reserveOptions);
+      if (reserved.status === 'rejected') return reserved;
+    }
+    const outcome = await this.send({ type: 'image.allocate', imageId, datastoreId, template }, o);
+    if (outcome.status === 'rejected' && size !== undefined) await this.send({ type: 'datastore.settle', datastoreId, imageId });
+    return outcome;
+  }
+
   /** The outcome of an earlier command, once it is known. */
   async storedOutcome(commandId: string, timeoutMs: number): Promise<Outcome> {
     this.outcomes ??= new Kvm(this.nc).open(BUCKETS.outcomes);

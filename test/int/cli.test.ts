@@ -15,6 +15,7 @@ import { Manager } from '../../src/manager.js';
 import { Projector } from '../../src/projections/projector.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { main } from '../../src/cli/imgr.js';
+import { eventually } from '../support/eventually.js';
 
 let nats: TestNats;
 let manager: Manager;
@@ -78,6 +79,15 @@ describe('imgr CLI', () => {
     const shown = await json<{ name: string; template: Record<string, string> }>('image', 'show', String(image));
     expect(shown).toMatchObject({ name: 'ubuntu', template: { DESCRIPTION: 'from a template file' } });
     expect((await imgr('image', 'show', String(image))).out).toMatch(/^ID\s+\d+\nNAME\s+ubuntu\nOWNER\s+oneadmin \(0:0\)\nSTATE\s+READY\n/);
+  });
+
+  it('W38: image create reserves space first and refuses what does not fit', async () => {
+    const r = await imgr('image', 'create', '--datastore', String(ds), '--name', 'huge', '--path', '/tmp/huge.img', '--size', '5000');
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('imgr: Not enough space in datastore (DS_ERR_NO_SPACE)\nhint: imgr datastore monitor <id> shows the free space\n');
+    // The refusal held nothing back: a fitting image still registers, and its reservation settles.
+    expect((await imgr('image', 'create', '--datastore', String(ds), '--name', 'fits', '--path', '/tmp/f.img', '--size', '800', '--wait')).out).toMatch(/READY/);
+    await eventually(() => manager.host.datastore(ds)?.reservations.length === 0, 'reservation settled');
   });
 
   it('image list with filters, as a table and as JSON', async () => {
