@@ -18,6 +18,9 @@ import { type LoggedCommit, type Tail } from '../store/event-store.js';
 import { isConcurrencyError } from '../store/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Mailboxes } from './mailbox.js';
+import { LogProgress } from '../store/progress.js';
+import { safeJson } from '../platform/json.js';
+import { readBucket } from '../store/kv.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
 
 const snapshotBase = { seq: z.number().int(), hash: z.string() };
@@ -49,8 +52,7 @@ export class AggregateHost {
   private readonly mailboxes = new Mailboxes();
   private readonly recent = new RecentCommits<Committed>(100_000);
   private readonly dirty = new Set<string>();
-  private readonly waiters: { seq: number; resolve: () => void }[] = [];
-  private applied = 0;
+  private readonly progress = new LogProgress();
   private tail: Tail | undefined;
 
   constructor(
@@ -66,7 +68,7 @@ export class AggregateHost {
   async boot(): Promise<void> {
     const checkpoint = await this.loadSnapshots();
     const target = await this.store.lastSeq();
-    this.applied = checkpoint;
+    this.progress.reset(checkpoint);
     this.tail = await this.store.tail(checkpoint + 1, (c) => this.onLogged(c));
     await this.waitFor(target);
     this.log.info({ checkpoint, caughtUpTo: target, images: this.images.size, datastores: this.datastores.size }, 'aggregate host booted');
@@ -78,7 +80,7 @@ export class AggregateHost {
 
   /** Highest log sequence applied to the resident state. */
   get appliedSeq(): number {
-    return this.applied;
+    return this.progress.applied;
   }
 
   image(id: number): ImageView | undefined {
@@ -101,8 +103,7 @@ export class AggregateHost {
 
   /** Resolves once the resident state reflects the log up to `seq`. */
   waitFor(seq: number): Promise<void> {
-    if (this.applied >= seq) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ seq, resolve }));
+    return this.progress.waitFor(seq);
   }
 
   /**
@@ -195,7 +196,7 @@ export class AggregateHost {
       extra: {},
       image: { ...emptyImage(command.imageId), path, size: 0, template: tpl, state: 'INIT' },
       datastore: ds,
-      seq: this.applied,
+      seq: this.progress.applied,
     };
     const r = await this.stat(request);
     return r.result === 'SUCCESS' ? { statSizeMb: Number(r.info), statFailure: null } : { statSizeMb: null, statFailure: r.info };
@@ -255,7 +256,7 @@ export class AggregateHost {
   private onLogged(c: LoggedCommit): void {
     if ('unreadable' in c.commit) {
       this.log.error({ seq: c.seq, subject: c.subject, reason: c.commit.unreadable }, 'skipping an unreadable commit');
-      this.advance(c.seq);
+      this.progress.advance(c.seq);
       return;
     }
     this.apply(c.seq, c.commit, c.hash);
@@ -294,7 +295,7 @@ export class AggregateHost {
         if (last) this.recent.set(commit.commandId, { kind: 'datastore', id: commit.id, seq, fact: last.type, state: last.state });
       }
     }
-    this.advance(seq);
+    this.progress.advance(seq);
   }
 
   private indexImageName(uid: number, name: string, agg: ImageAggregate): void {
@@ -303,24 +304,12 @@ export class AggregateHost {
     if (agg.state !== 'REMOVED' && agg.state !== 'INIT') this.imageNames.set(nameKey(agg.record.uid, agg.record.name), agg.record.id);
   }
 
-  private advance(seq: number): void {
-    if (seq <= this.applied) return;
-    this.applied = seq;
-    for (let i = this.waiters.length - 1; i >= 0; i--) {
-      const w = this.waiters[i];
-      if (w && w.seq <= seq) {
-        this.waiters.splice(i, 1);
-        w.resolve();
-      }
-    }
-  }
-
   /**
    * Writes every aggregate changed since the last checkpoint to KV, then the
    * checkpoint sequence: a restart replays only the log after it.
    */
   async checkpoint(): Promise<number> {
-    const upTo = this.applied;
+    const upTo = this.progress.applied;
     const keys = [...this.dirty];
     this.dirty.clear();
     try {
@@ -351,29 +340,16 @@ export class AggregateHost {
   }
 
   private async loadSnapshots(): Promise<number> {
-    const status = await this.snapshots.status();
-    if (status.values === 0) return 0;
     let checkpoint = 0;
-    const watch = await this.snapshots.watch();
-    for await (const e of watch) {
-      if (e.operation === 'PUT') {
-        if (e.key === CHECKPOINT_KEY) checkpoint = Number(e.string());
-        else this.loadSnapshot(e.key, e.string());
-      }
-      if (e.delta === 0) break;
-    }
-    watch.stop();
+    await readBucket(this.snapshots, (key, text) => {
+      if (key === CHECKPOINT_KEY) checkpoint = Number(text);
+      else this.loadSnapshot(key, text);
+    });
     return Number.isFinite(checkpoint) ? checkpoint : 0;
   }
 
   private loadSnapshot(key: string, text: string): void {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      raw = undefined;
-    }
-    const s = SnapshotSchema.safeParse(raw);
+    const s = SnapshotSchema.safeParse(safeJson(text));
     if (!s.success) {
       // An unreadable snapshot only costs a longer replay: drop it and the checkpoint with it.
       this.log.warn({ key }, 'ignoring an unreadable snapshot');

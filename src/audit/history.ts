@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCommit } from '../store/event-store.js';
+import { safeJson } from '../platform/json.js';
 import { STREAMS } from '../store/provision.js';
 import { RejectionRecordSchema, subjects, type AggregateKind, type Commit, type RejectionRecord } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
@@ -70,13 +71,7 @@ export async function historyOf(nc: NatsConnection, kind: AggregateKind, id: num
     })),
   );
   const refused: HistoryEntry[] = (await readSubject(nc, STREAMS.rejected, subjects.rejected(kind, id))).flatMap((m) => {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(m.text);
-    } catch {
-      return [];
-    }
-    const r = RejectionRecordSchema.safeParse(raw);
+    const r = RejectionRecordSchema.safeParse(safeJson(m.text));
     return r.success ? [rejectionEntry(m.seq, r.data)] : [];
   });
   return [...facts, ...refused].sort((a, b) => a.at - b.at || a.seq - b.seq);

@@ -1,3 +1,4 @@
+import { safeJson } from '../platform/json.js';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
@@ -63,10 +64,7 @@ export class DriverHost {
           m.respond(JSON.stringify({ result: 'FAILURE', info: 'malformed STAT request' }));
           return;
         }
-        const mad = req.data.datastore.dsMad;
-        const limit = this.limits.get(mad) ?? new Semaphore(this.o.concurrency);
-        this.limits.set(mad, limit);
-        limit
+        this.limitFor(req.data.datastore.dsMad)
           .use(() => runAction(req.data, this.o, this.clock))
           .then(
             (r) => m.respond(JSON.stringify({ result: r.result, info: r.info })),
@@ -123,13 +121,21 @@ export class DriverHost {
       await this.reply(req, 'FAILURE', `Deadline passed before ${req.action} could run`);
       return;
     }
-    const limit = this.limits.get(mad) ?? new Semaphore(this.o.concurrency);
-    this.limits.set(mad, limit);
-    const r = await limit.use(() => runAction(req, this.o, this.clock));
+    const r = await this.limitFor(mad).use(() => runAction(req, this.o, this.clock));
     if (r.logs.length > 0 && req.image) await this.logLines(req, r.logs);
     if (r.result === 'FAILURE') this.log.warn({ requestId: req.requestId, commandLine: r.commandLine, info: r.info }, 'driver action failed');
     await this.reply(req, r.result, r.info);
     this.log.info({ requestId: req.requestId, action: req.action, result: r.result, ms: this.clock.now() - started }, 'driver action');
+  }
+
+  /** Each driver runs at most `concurrency` scripts at a time (reference -t). */
+  private limitFor(mad: string): Semaphore {
+    let limit = this.limits.get(mad);
+    if (!limit) {
+      limit = new Semaphore(this.o.concurrency);
+      this.limits.set(mad, limit);
+    }
+    return limit;
   }
 
   private async logLines(req: DriverRequest, lines: readonly LogLine[]): Promise<void> {
@@ -264,12 +270,4 @@ export async function runAction(
     maxStdoutBytes: o.maxStdoutBytes,
   });
   return { ...replyFor(req.action, commandLine, x), logs: classifyStderr(x.stderr).logs, commandLine };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -1,3 +1,4 @@
+import { safeJson } from '../platform/json.js';
 import { AckPolicy, DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
@@ -155,13 +156,6 @@ export class Intake {
   }
 }
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 type Parsed =
   | { ok: true; message: CommandMessage }

@@ -9,6 +9,9 @@ import { evolveDatastore } from '../machines/datastore/decide.js';
 import { EventStore, type LoggedCommit, type Tail } from '../store/event-store.js';
 import { provision } from '../store/provision.js';
 import { applyUsage, type Usage } from './usage.js';
+import { LogProgress } from '../store/progress.js';
+import { safeJson } from '../platform/json.js';
+import { readBucket } from '../store/kv.js';
 import { ImageQuerySchema, queryImages } from './query.js';
 import { DatastoreSummarySchema, EMPTY_SUMMARY, datastoreSummary } from './summary.js';
 
@@ -47,11 +50,10 @@ export class Projector {
   readonly datastores = new Map<number, { seq: number; view: DatastoreView }>();
   readonly usage = new Map<string, Usage>();
   private readonly written = new Map<number, string>();
-  private applied = 0;
+  private readonly progress = new LogProgress();
   private tail: Tail | undefined;
   private queries: Subscription[] = [];
   private pending: Promise<void> = Promise.resolve();
-  private readonly waiters: { seq: number; resolve: () => void }[] = [];
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -94,42 +96,41 @@ export class Projector {
   }
 
   get appliedSeq(): number {
-    return this.applied;
+    return this.progress.applied;
   }
 
   waitFor(seq: number): Promise<void> {
-    if (this.applied >= seq) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ seq, resolve }));
+    return this.progress.waitFor(seq);
   }
 
   async stop(): Promise<void> {
     for (const q of this.queries) q.unsubscribe();
     await this.tail?.stop();
     await this.pending;
-    await this.kv.meta.put(checkpointKey(this.generation), String(this.applied));
+    await this.kv.meta.put(checkpointKey(this.generation), String(this.progress.applied));
   }
 
   private async boot(onProgress?: (applied: number, target: number) => void): Promise<void> {
-    await this.load(this.kv.images, (text) => {
+    await readBucket(this.kv.images, (_key, text) => {
       const s = StoredImage.parse(JSON.parse(text));
       this.images.set(s.view.id, s);
       applyUsage(this.usage, undefined, s.view);
     });
-    await this.load(this.kv.datastores, (text) => {
+    await readBucket(this.kv.datastores, (_key, text) => {
       const s = StoredDatastore.parse(JSON.parse(text));
       this.datastores.set(s.view.id, { seq: s.seq, view: s.view });
     });
     const cp = await this.kv.meta.get(checkpointKey(this.generation));
-    this.applied = cp?.operation === 'PUT' ? Number(cp.string()) : 0;
+    this.progress.reset(cp?.operation === 'PUT' ? Number(cp.string()) : 0);
     const target = await this.store.lastSeq();
-    const ticker = onProgress ? setInterval(() => onProgress(this.applied, target), 100) : undefined;
-    this.tail = await this.store.tail(this.applied + 1, (c) => {
+    const ticker = onProgress ? setInterval(() => onProgress(this.progress.applied, target), 100) : undefined;
+    this.tail = await this.store.tail(this.progress.applied + 1, (c) => {
       // Commits are projected one after the other, each after the previous one's writes.
       this.pending = this.pending.then(() => this.project(c)).catch((e: unknown) => this.log.error({ err: e, seq: c.seq }, 'projection failed'));
     });
     await this.waitFor(target);
     if (ticker) clearInterval(ticker);
-    onProgress?.(this.applied, target);
+    onProgress?.(this.progress.applied, target);
   }
 
   /** Answers imgr.query.images and imgr.query.datastores from this projection. */
@@ -146,31 +147,16 @@ export class Projector {
       queue: 'imgr-projections',
       callback: (err, m) => {
         if (err) return;
-        let raw: unknown = {};
-        try {
-          raw = m.data.length > 0 ? JSON.parse(m.string()) : {};
-        } catch {
-          raw = null;
-        }
-        const q = ImageQuerySchema.safeParse(raw);
+        // An empty request means "no filters"; unreadable JSON is refused by the schema.
+        const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.string()) ?? null) : {});
         m.respond(JSON.stringify(q.success ? { ok: true, ...queryImages([...this.images.values()].map((x) => x.view), q.data) } : { ok: false, error: q.error.message }));
       },
     }));
   }
 
-  private async load(kv: KV, onValue: (text: string) => void): Promise<void> {
-    if ((await kv.status()).values === 0) return;
-    const w = await kv.watch();
-    for await (const e of w) {
-      if (e.operation === 'PUT') onValue(e.string());
-      if (e.delta === 0) break;
-    }
-    w.stop();
-  }
-
   private async project(c: LoggedCommit): Promise<void> {
     if ('unreadable' in c.commit) {
-      this.advance(c.seq);
+      this.progress.advance(c.seq);
       return;
     }
     const commit = c.commit;
@@ -205,7 +191,7 @@ export class Projector {
         }
       }
     }
-    this.advance(c.seq);
+    this.progress.advance(c.seq);
     if (c.seq % 100 === 0) await this.kv.meta.put(checkpointKey(this.generation), String(c.seq));
   }
 
@@ -221,16 +207,5 @@ export class Projector {
     if (this.written.get(id) === text) return;
     this.written.set(id, text);
     await this.kv.datastores.put(String(id), text);
-  }
-
-  private advance(seq: number): void {
-    this.applied = Math.max(this.applied, seq);
-    for (let i = this.waiters.length - 1; i >= 0; i--) {
-      const w = this.waiters[i];
-      if (w && w.seq <= this.applied) {
-        this.waiters.splice(i, 1);
-        w.resolve();
-      }
-    }
   }
 }
