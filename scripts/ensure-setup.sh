@@ -3,9 +3,13 @@
 # something it installs is missing, so the common case costs a few stat calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for cmd in nats-server qemu-img rsync restic curl mkfs.ext4 chromium; do
+# shellcheck source=scripts/tools.sh
+source scripts/tools.sh
+for cmd in qemu-img rsync restic curl mkfs.ext4 ruby chromium; do
   if ! command -v "$cmd" >/dev/null 2>&1; then exec bash scripts/setup.sh; fi
 done
+find_nats_server >/dev/null || exec bash scripts/setup.sh
+find_node_dir >/dev/null || exec bash scripts/setup.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   exec bash scripts/setup.sh
 fi

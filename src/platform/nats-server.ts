@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 
@@ -26,6 +28,22 @@ export interface NatsServer {
   kill(): Promise<void>;
 }
 
+/** Where scripts/setup.sh unpacks Debian testing's nats-server. */
+export const PROJECT_NATS_SERVER = fileURLToPath(new URL('../../.tools/nats-server/usr/sbin/nats-server', import.meta.url));
+
+/**
+ * The nats-server binary to run, in the order scripts/tools.sh uses: the
+ * project's own (setup.sh), then IMGR_NATS_SERVER, then PATH.
+ */
+export function natsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
+  try {
+    accessSync(PROJECT_NATS_SERVER, constants.X_OK);
+    return PROJECT_NATS_SERVER;
+  } catch {
+    return env['IMGR_NATS_SERVER'] ?? 'nats-server';
+  }
+}
+
 const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
 
 /**
@@ -36,7 +54,7 @@ const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
 export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer> {
   const portsDir = await mkdtemp(join(tmpdir(), 'imgr-ports-'));
   const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir];
-  const child = spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   const collect = (chunk: Buffer): void => {
     for (const line of chunk.toString('utf8').split('\n')) {

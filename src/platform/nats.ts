@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { assertServerVersion } from './server-version.js';
 
 export const ROLES = ['manager', 'drivers', 'service', 'auditor', 'dashboard'] as const;
 export const RoleSchema = z.enum(ROLES);
@@ -13,9 +14,10 @@ export function credentialsFor(role: Role, env: NodeJS.ProcessEnv = process.env)
 /**
  * Connects as a role. The client reconnects forever: a NATS server that
  * restarts must not take the manager down (its JetStream state is on disk).
+ * A server older than imgr needs is refused here, before anything is used.
  */
 export async function connectAs(role: Role, servers: string, name = `imgr-${role}`): Promise<NatsConnection> {
-  return connect({
+  const nc = await connect({
     servers,
     name,
     ...credentialsFor(role),
@@ -23,4 +25,11 @@ export async function connectAs(role: Role, servers: string, name = `imgr-${role
     reconnectTimeWait: 250,
     pingInterval: 10_000,
   });
+  try {
+    assertServerVersion(nc.info?.version, nc.getServer());
+  } catch (e) {
+    await nc.close();
+    throw e;
+  }
+  return nc;
 }
