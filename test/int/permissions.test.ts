@@ -1,0 +1,95 @@
+/**
+ * nats.conf on the nats-server setup brings (2.15): each role can do its
+ * job — including acknowledging what it consumes, whose subjects the server
+ * formats — and is refused what belongs to another role.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { TestNats } from '../support/nats.js';
+import { BUCKETS, DRIVERS_DURABLE, STREAMS, provision } from '../../src/store/provision.js';
+
+let nats: TestNats;
+let jsm: JetStreamManager;
+beforeAll(async () => {
+  nats = await TestNats.start();
+  const mgr = await nats.connect('manager');
+  await provision(mgr);
+  jsm = await jetstreamManager(mgr);
+});
+afterAll(async () => nats.dispose());
+
+const ackPending = async (stream: string, durable: string): Promise<number> => (await jsm.consumers.info(stream, durable)).num_ack_pending;
+
+describe('nats.conf roles on nats-server 2.15', () => {
+  it('drivers: take a request from their durable and acknowledge it', async () => {
+    const mgr = jetstream(await nats.connect('manager'));
+    await mgr.publish('imgr.drv.dummy.cp', '{"request":1}');
+    const drivers = jetstream(await nats.connect('drivers'));
+    const c = await drivers.consumers.get(STREAMS.driver, DRIVERS_DURABLE);
+    const m = await c.next({ expires: 5_000 });
+    expect(m?.string()).toBe('{"request":1}');
+    expect(await m?.ackAck()).toBe(true);
+    expect(await ackPending(STREAMS.driver, DRIVERS_DURABLE)).toBe(0);
+    expect((await jsm.streams.info(STREAMS.driver)).state.messages).toBe(0);
+  });
+
+  it('drivers: cannot bind to, take or acknowledge the commands, nor write the log', async () => {
+    await jsm.consumers.add(STREAMS.commands, { durable_name: 'perm-intake', ack_policy: AckPolicy.Explicit });
+    const mgrNc = await nats.connect('manager');
+    await jetstream(mgrNc).publish('imgr.cmd.image.1', '{"command":1}', { msgID: 'perm-cmd-1' });
+    // A plain pull request on an inbox of its own, so the test sees the acknowledgement subject the server chose.
+    const inbox = mgrNc.subscribe('_INBOX.perm-test', { max: 1 });
+    mgrNc.publish(`$JS.API.CONSUMER.MSG.NEXT.${STREAMS.commands}.perm-intake`, JSON.stringify({ batch: 1, expires: 5e9 }), { reply: '_INBOX.perm-test' });
+    let ackSubject = '';
+    for await (const m of inbox) ackSubject = m.reply ?? '';
+    expect(ackSubject).toMatch(/^\$JS\.ACK\.IMGR_CMD\.perm-intake\./);
+    expect(await ackPending(STREAMS.commands, 'perm-intake')).toBe(1);
+
+    const driversNc = await nats.connect('drivers');
+    const drivers = jetstream(driversNc);
+    await expect(drivers.consumers.get(STREAMS.commands, 'perm-intake')).rejects.toThrow();
+    // A forged acknowledgement of the manager's delivery, in the server's subject format, changes nothing.
+    driversNc.publish(ackSubject, '+ACK');
+    await driversNc.flush();
+    await sleep(300);
+    expect(await ackPending(STREAMS.commands, 'perm-intake')).toBe(1);
+    await expect(drivers.publish('imgr.evt.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
+  });
+
+  it('service: sends commands and reads its outcomes; cannot write the log, the outcomes or the snapshots', async () => {
+    const mgrNc = await nats.connect('manager');
+    const outcomes = await new Kvm(mgrNc).open(BUCKETS.outcomes);
+    await outcomes.put('perm-out-1', '{"status":"accepted"}');
+    const nc = await nats.connect('service');
+    const service = jetstream(nc);
+    await expect(service.publish('imgr.cmd.image.2', '{}', { msgID: 'perm-svc-1' })).resolves.toMatchObject({ stream: STREAMS.commands });
+    const readable = await new Kvm(nc).open(BUCKETS.outcomes);
+    expect((await readable.get('perm-out-1'))?.string()).toBe('{"status":"accepted"}');
+    await expect(readable.put('perm-out-1', 'forged')).rejects.toThrow();
+    await expect(service.publish('imgr.evt.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
+    await expect(service.publish(`$KV.${BUCKETS.snapshots}.image.1`, '{}', { timeout: 2_000 })).rejects.toThrow();
+    await expect((await jetstreamManager(nc, { checkAPI: false })).streams.purge(STREAMS.commands)).rejects.toThrow();
+  });
+
+  it.each(['auditor', 'dashboard'] as const)('%s: reads the log and the views; cannot send commands, write or purge anything', async (role) => {
+    const mgr = jetstream(await nats.connect('manager'));
+    const subject = `imgr.evt.image.${role === 'auditor' ? 90 : 91}`;
+    await mgr.publish(subject, `{"read":"${role}"}`);
+    const nc = await nats.connect(role);
+    const reader = jetstream(nc);
+    const log = await reader.consumers.get(STREAMS.events, { filter_subjects: subject });
+    expect((await log.next({ expires: 5_000 }))?.string()).toBe(`{"read":"${role}"}`);
+    const meta = await new Kvm(nc).open(BUCKETS.meta);
+    expect((await meta.get('schema'))?.string()).toMatch(/^\d+$/);
+
+    await expect(reader.publish('imgr.cmd.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
+    await expect(reader.publish('imgr.evt.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
+    await expect(meta.put('schema', '0')).rejects.toThrow();
+    const readerJsm = await jetstreamManager(nc, { checkAPI: false });
+    await expect(readerJsm.streams.purge(STREAMS.commands)).rejects.toThrow();
+    await expect(readerJsm.streams.delete(STREAMS.driver)).rejects.toThrow();
+    expect((await jsm.streams.info(STREAMS.events)).state.messages).toBeGreaterThan(0);
+  });
+});
