@@ -1,5 +1,6 @@
 import { cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { natsServerBinary } from '../src/platform/nats-server.js';
 
 export interface Result {
   readonly scenario: string;
@@ -21,15 +22,18 @@ export async function measure(scenario: string, variant: string, ms: number, op:
   return { scenario, variant, ops: n, seconds: (performance.now() - start) / 1000, ...(note !== undefined ? { note } : {}) };
 }
 
+/** "2.15.1" for a nats-server binary, "unknown" when it does not say. */
+export function serverVersion(binary: string): string {
+  try {
+    return /v?(\d+\.\d+\.\d+)/.exec(execFileSync(binary, ['--version'], { encoding: 'utf8' }))?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  let nats = 'unknown';
-  try {
-    nats = execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim();
-  } catch {
-    // reported as unknown
-  }
-  return `${cpus().length} × ${cpu}, Node ${process.version}, ${nats}`;
+  return `${cpus().length} × ${cpu}, Node ${process.version}, nats-server ${serverVersion(natsServerBinary())}`;
 }
 
 export const rate = (r: Result): number => r.ops / r.seconds;

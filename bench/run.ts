@@ -3,13 +3,17 @@
  * written to BENCHMARKS.md. Figures depend on the machine and its load; they
  * are compared within one run, never asserted in tests.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { machine, rate, type Result } from './harness.js';
 import { run as decide } from './decide.bench.js';
 import { run as commands } from './commands.bench.js';
+import { run as baselines } from './baselines.bench.js';
 
 const MS = Number(process.env['IMGR_BENCH_MS'] ?? 5000);
-const results: Result[] = [...(await decide(MS)), ...(await commands(MS))];
+const only = process.env['IMGR_BENCH_ONLY'];
+const suites = { decide, commands, baselines };
+const results: Result[] = [];
+for (const [name, suite] of Object.entries(suites)) if (only === undefined || only.split(',').includes(name)) results.push(...(await suite(MS)));
 const fmt = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
 const rows = results.map((r) => `| ${r.scenario} | ${r.variant} | ${fmt(rate(r))}/s | ${(1e6 / rate(r)).toFixed(0)} µs |`);
 const text = `# Benchmarks
@@ -21,5 +25,16 @@ Each scenario runs against its baseline in the same run; client and server share
 |---|---|---|---|
 ${rows.join('\n')}
 `;
-writeFileSync(new URL('../BENCHMARKS.md', import.meta.url), text);
+// Earlier runs are kept below the current one, as written by hand when a platform changes.
+const file = new URL('../BENCHMARKS.md', import.meta.url);
+const EARLIER = '\n## Earlier runs\n';
+let earlier = '';
+try {
+  const old = readFileSync(file, 'utf8');
+  const at = old.indexOf(EARLIER);
+  if (at >= 0) earlier = old.slice(at);
+} catch {
+  // first run
+}
+if (only === undefined) writeFileSync(file, text + earlier);
 process.stdout.write(text);

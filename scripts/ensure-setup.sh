@@ -10,6 +10,7 @@ for cmd in qemu-img rsync restic curl mkfs.ext4 ruby chromium; do
 done
 find_nats_server >/dev/null || exec bash scripts/setup.sh
 find_node_dir >/dev/null || exec bash scripts/setup.sh
+[ -x "$IMGR_OLD_NATS_SERVER" ] || exec bash scripts/setup.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   exec bash scripts/setup.sh
 fi

@@ -88,8 +88,10 @@ debian_source() {
   done | head -n1 | grep .
 }
 
+# fetch_nats_server SUITE DEST: downloads the nats-server package of a Debian
+# suite from the machine's own mirror and unpacks it into DEST.
 fetch_nats_server() {
-  local src uri key work deb
+  local suite="$1" dest="$2" src uri key work deb
   if ! src="$(debian_source)"; then
     return 1
   fi
@@ -100,7 +102,7 @@ fetch_nats_server() {
   work="$IMGR_TOOLS/apt"
   rm -rf "$work"
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/empty"
-  echo "deb [signed-by=$key] $uri testing main" >"$work/sources.list"
+  echo "deb [signed-by=$key] $uri $suite main" >"$work/sources.list"
   local apt_opts=(
     -o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=$work/empty"
     -o "Dir::Etc::PreferencesParts=$work/empty" -o "Dir::Etc::Preferences=$work/empty/none"
@@ -108,17 +110,17 @@ fetch_nats_server() {
     -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "Dir::State::status=/dev/null"
     -o "Debug::NoLocking=1" -o "APT::Sandbox::User=$(id -un)"
   )
-  echo "setup: fetching nats-server from Debian testing ($uri) into .tools/nats-server"
+  echo "setup: fetching nats-server from Debian $suite ($uri) into ${dest#"$IMGR_ROOT"/}"
   apt-get "${apt_opts[@]}" -qq update
   (cd "$work" && apt-get "${apt_opts[@]}" -qq download nats-server)
   deb="$(ls "$work"/nats-server_*.deb | head -n1)"
-  rm -rf "$IMGR_TOOLS/nats-server"
-  dpkg-deb -x "$deb" "$IMGR_TOOLS/nats-server"
+  rm -rf "$dest"
+  dpkg-deb -x "$deb" "$dest"
   rm -rf "$work"
 }
 
 if ! nats_bin="$(find_nats_server)"; then
-  if ! fetch_nats_server || ! nats_bin="$(find_nats_server)"; then
+  if ! fetch_nats_server testing "$IMGR_TOOLS/nats-server" || ! nats_bin="$(find_nats_server)"; then
     cat >&2 <<MSG
 setup: could not get nats-server >= $IMGR_NATS_MIN. Either put any official
 nats-server release >= $IMGR_NATS_MIN on PATH (or name it in IMGR_NATS_SERVER), or
@@ -133,6 +135,14 @@ MSG
   fi
 fi
 echo "setup: nats-server $(nats_server_version "$nats_bin") ($nats_bin)"
+
+# The store-upgrade test opens a store written by Debian 12's nats-server
+# 2.9, the one imgr ran on before; only tests use it.
+if [ ! -x "$IMGR_OLD_NATS_SERVER" ]; then
+  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  fetch_nats_server "$codename" "$IMGR_TOOLS/nats-server-old" ||
+    echo "setup: no older nats-server for the store-upgrade test; that test will fail" >&2
+fi
 
 # --- Node ------------------------------------------------------------------------
 if ! node_dir="$(find_node_dir)"; then

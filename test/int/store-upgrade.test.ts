@@ -1,0 +1,101 @@
+/**
+ * A store written by nats-server 2.9 (Debian 12's, where imgr ran before)
+ * with imgr's schema-1 streams opens on the current server: provisioning
+ * upgrades the streams in place, keeps every commit, and the manager goes on
+ * deciding on that history.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { OLD_NATS_SERVER, startNatsServer, type NatsServer } from '../../src/platform/nats-server.js';
+import { credentialsFor } from '../../src/platform/nats.js';
+import { BUCKETS, STREAMS, SCHEMA_VERSION, provision, streamConfigs } from '../../src/store/provision.js';
+import { EventStore } from '../../src/store/event-store.js';
+import { verifyLog } from '../../src/audit/verify.js';
+import { Manager } from '../../src/manager.js';
+import { ImgrClient } from '../../src/client/client.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import type { Commit } from '../../src/messages/wire.js';
+import { history } from '../support/image-spec.js';
+import { registerReady } from '../support/image-states.js';
+import { ADMIN } from '../support/fixtures.js';
+import { NATS_CONF } from '../support/nats.js';
+
+let storeDir: string;
+let server: NatsServer | undefined;
+beforeAll(async () => (storeDir = await mkdtemp(join(tmpdir(), 'imgr-upgrade-js-'))));
+afterAll(async () => {
+  await server?.stop();
+  await rm(storeDir, { recursive: true, force: true });
+});
+
+/** What imgr's schema 1 created: today's streams without the 2.12 options, buckets with a store-wide TTL. */
+function schemaOneStreams() {
+  return streamConfigs().map((c) => {
+    const { allow_atomic: _atomic, allow_msg_ttl: _ttl, ...old } = c;
+    return old;
+  });
+}
+
+describe('a store written by nats-server 2.9', () => {
+  it('opens on the current server with its history, upgraded in place', async () => {
+    const old = await startNatsServer({ configFile: NATS_CONF, storeDir, port: 'random', binary: OLD_NATS_SERVER });
+    // The 2.9 connection is raw: imgr itself now refuses that server.
+    const oldNc = await connect({ servers: old.url, ...credentialsFor('manager') });
+    expect(oldNc.info?.version).toBe('2.9.10');
+    const oldJsm = await jetstreamManager(oldNc);
+    for (const cfg of schemaOneStreams()) await oldJsm.streams.add(cfg);
+    const kvm = new Kvm(oldNc);
+    await kvm.create(BUCKETS.snapshots, { history: 1 });
+    await kvm.create(BUCKETS.outcomes, { history: 1, ttl: 24 * 60 * 60_000 });
+    const meta = await kvm.create(BUCKETS.meta, { history: 5 });
+    await meta.put('schema', '1');
+    const store = new EventStore(oldNc, oldJsm);
+    const facts = history(3, registerReady({ id: 3, template: { NAME: 'from-2.9' } }));
+    let prev = '';
+    let expected = 0;
+    for (const [i, fact] of facts.entries()) {
+      const c: Commit = { v: 1, aggregate: 'image', id: 3, commandId: `old-${i}`, correlationId: `old-${i}`, causationId: null, actor: ADMIN, at: 1_000 + i, prev, facts: [fact] };
+      const r = await store.append('image', 3, c, expected);
+      prev = r.hash;
+      expected = r.seq;
+    }
+    const before = (await oldJsm.streams.info(STREAMS.events)).state;
+    expect(before.messages).toBe(facts.length);
+    expect((await oldJsm.streams.info(STREAMS.events)).config.allow_atomic ?? false).toBe(false);
+    await oldNc.close();
+    await old.stop();
+
+    server = await startNatsServer({ configFile: NATS_CONF, storeDir, port: 'random' });
+    const manager = await Manager.start({ servers: server.url, log: silentLogger() });
+    try {
+      const nc = await connect({ servers: server.url, ...credentialsFor('manager') });
+      const jsm = await jetstreamManager(nc);
+      const evt = await jsm.streams.info(STREAMS.events);
+      expect(evt.state).toMatchObject({ messages: before.messages, first_seq: before.first_seq, last_seq: before.last_seq });
+      expect(evt.config).toMatchObject({ allow_atomic: true, deny_delete: true, deny_purge: true });
+      expect((await jsm.streams.info(STREAMS.commands)).config.allow_atomic).toBe(true);
+      expect((await jsm.streams.info(STREAMS.rejected)).config.allow_msg_ttl).toBe(true);
+      expect((await (await new Kvm(nc).open(BUCKETS.meta)).get('schema'))?.string()).toBe(String(SCHEMA_VERSION));
+      expect(await verifyLog(nc)).toMatchObject({ ok: true });
+
+      const client = await ImgrClient.connect({ servers: server.url, actor: ADMIN });
+      expect(await client.image(3)).toMatchObject({ name: 'from-2.9', state: 'READY' });
+      expect(await client.send({ type: 'image.disable', imageId: 3 })).toMatchObject({ status: 'accepted', state: 'DISABLED' });
+      expect(await verifyLog(nc)).toMatchObject({ ok: true });
+      await client.close();
+      await nc.close();
+      // A provision on an upgraded store changes nothing more.
+      const again = await connect({ servers: server.url, ...credentialsFor('manager') });
+      await provision(again);
+      expect((await (await jetstreamManager(again)).streams.info(STREAMS.events)).state.messages).toBe(before.messages + 1);
+      await again.close();
+    } finally {
+      await manager.stop();
+    }
+  });
+});
