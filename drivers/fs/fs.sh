@@ -3,6 +3,7 @@
 source "$(dirname "$(readlink -f "$0")")/../lib/common.sh"
 
 BASE_PATH="${IMGR_DS_BASE_PATH:?BASE_PATH missing}"
+require_path BASE_PATH "$BASE_PATH"
 IMAGE_ID="${1:?image id argument missing}"
 
 # Destination of a new image: BASE_PATH/<md5 of "<epoch>:<id>">, as the reference does.
@@ -12,17 +13,18 @@ new_destination() {
 }
 
 # qemu-img's view of a file: its format and virtual size in bytes.
-image_format() { qemu-img info --output=json "$1" 2>/dev/null | sed -n 's/^ *"format": *"\([^"]*\)".*/\1/p' | head -1; }
-virtual_bytes() { qemu-img info --output=json "$1" 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -1; }
+image_format() { qemu-img info --output=json -- "$1" 2>/dev/null | sed -n 's/^ *"format": *"\([^"]*\)".*/\1/p' | head -1; }
+virtual_bytes() { qemu-img info --output=json -- "$1" 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -1; }
 
 # Local paths must not come from restricted directories unless they are in a safe one.
 check_restricted() {
-  local path restricted safe d
-  path="$(readlink -f "$1")" || fail "Cannot access $1"
-  restricted="${IMGR_DS_TEMPLATE_RESTRICTED_DIRS:-/}"
-  safe="${IMGR_DS_TEMPLATE_SAFE_DIRS:-/var/tmp}"
-  for d in $safe; do is_under "$path" "$d" && return 0; done
-  for d in $restricted; do
+  local path d restricted safe
+  path="$(readlink -f -- "$1")" || fail "Cannot access $1"
+  # read -a splits on blanks without expanding globs.
+  read -r -a restricted <<<"${IMGR_DS_TEMPLATE_RESTRICTED_DIRS:-/}"
+  read -r -a safe <<<"${IMGR_DS_TEMPLATE_SAFE_DIRS:-/var/tmp}"
+  for d in "${safe[@]}"; do [[ "$d" == /* ]] && is_under "$path" "$d" && return 0; done
+  for d in "${restricted[@]}"; do
     is_under "$path" "$d" && fail "Not allowed to copy image from $1, check RESTRICTED_DIRS in your datastore"
   done
   return 0
@@ -30,5 +32,6 @@ check_restricted() {
 
 # Sources are only ever touched inside this datastore.
 check_source() {
-  [[ -n "$1" && "$(dirname "$1")" == "${BASE_PATH%/}" ]] || fail "Bad formed or unavailable Image source: $1"
+  [[ -n "$1" && "$1" != *$'\n'* && "$(dirname -- "$1")" == "${BASE_PATH%/}" && "${1##*/}" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] ||
+    fail "Bad formed or unavailable Image source: $(shown "$1")"
 }

@@ -26,3 +26,30 @@ is_under() {
   local p="${1%/}/" d="${2%/}/"
   [[ "$d" == "/" || "$p" == "$d"* ]]
 }
+
+# Values from documents are data, never code or options. Each is checked
+# against a strict form before a tool sees it, and reaches the tool as its own
+# argument (after `--` where the tool reads options); nothing is ever built
+# into a shell or ssh command string.
+
+# What a refusal quotes of a hostile value: printable, and short.
+shown() { printf '%q' "${1:0:120}"; }
+
+# require_int NAME VALUE: a non-negative integer of at most 18 digits.
+require_int() {
+  [[ "$2" =~ ^[0-9]{1,18}$ ]] || fail "Invalid $1: $(shown "$2")"
+}
+
+# require_name NAME VALUE: a plain file or id name (letters, digits, _ . -), not starting with . or -.
+require_name() {
+  [[ "$2" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || fail "Invalid $1: $(shown "$2")"
+}
+
+# require_path NAME VALUE: an absolute path of one line with no ".." component.
+require_path() {
+  local v="$2"
+  [[ "$v" == /* && ${#v} -le 4096 && "$v" != *$'\n'* && "/$v/" != */../* ]] || fail "Invalid $1: $(shown "$v")"
+}
+
+# The host passes the image (or, to MONITOR, the datastore) id as the first argument; -1 when none.
+[[ -z "${1:-}" || "$1" =~ ^-?[0-9]{1,18}$ ]] || fail "Invalid id argument: $(shown "$1")"
