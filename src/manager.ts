@@ -60,7 +60,9 @@ export class Manager {
     await dispatcher.start();
     await pm.start();
     const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs);
+    const internal = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake-internal' }), config.ackWaitMs, 'internal');
     await intake.start();
+    await internal.start();
     const ids = nc.subscribe('imgr.query.next-id.*', {
       queue: 'imgr-ids',
       callback: (err, m) => {
@@ -84,7 +86,7 @@ export class Manager {
         msg.respond(JSON.stringify(view ?? null));
       },
     });
-    const m = new Manager(nc, host, intake, [intake, dispatcher, pm], [ids, views], config, o.log);
+    const m = new Manager(nc, host, intake, [intake, internal, dispatcher, pm], [ids, views], config, o.log);
     const out = new Publisher(nc, 'watchdog');
     const watchdog = new Watchdog(host, out, clock, o.log.child({ component: 'watchdog' }));
     const monitor = new MonitorTimer(host, dispatcher, config.monitorIntervalMs, clock);

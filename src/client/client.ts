@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { ImageQuery } from '../projections/query.js';
 import { ActorSchema, type Actor } from '../messages/envelope.js';
 import {
+  INTERNAL_ID_PREFIX,
   CommandSchema,
   OutcomeSchema,
   aggregateOfCommand,
@@ -37,6 +38,12 @@ export interface SendOptions {
   readonly causationId?: string | null;
   readonly actor?: Actor;
   readonly timeoutMs?: number;
+  /**
+   * Send as imgr itself: on imgr's own subject, with an id under
+   * INTERNAL_ID_PREFIX. Only the manager and drivers roles may (nats.conf);
+   * for operators' repair tools and tests that stand in for a driver host.
+   */
+  readonly internal?: boolean;
 }
 
 /**
@@ -66,7 +73,8 @@ export class ImgrClient {
   /** Publishes a command and waits for its outcome. The same command id twice yields the first outcome. */
   async send(input: CommandInput, o: SendOptions = {}): Promise<Outcome> {
     const command = CommandSchema.parse(input);
-    const commandId = o.commandId ?? randomUUID();
+    const given = o.commandId ?? randomUUID();
+    const commandId = o.internal === true && !given.startsWith(INTERNAL_ID_PREFIX) ? `${INTERNAL_ID_PREFIX}${given}` : given;
     const timeoutMs = o.timeoutMs ?? 30_000;
     const { kind, id } = aggregateOfCommand(command);
     const inbox = createInbox();
@@ -83,7 +91,8 @@ export class ImgrClient {
       replyTo: inbox,
     };
     try {
-      const ack = await this.js.publish(subjects.command(kind, id), JSON.stringify(message), { msgID: commandId });
+      const subject = o.internal === true ? subjects.internal(kind, id) : subjects.command(kind, id);
+      const ack = await this.js.publish(subject, JSON.stringify(message), { msgID: commandId });
       if (ack.duplicate) {
         sub.unsubscribe();
         return await this.storedOutcome(commandId, timeoutMs);

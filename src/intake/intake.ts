@@ -8,6 +8,10 @@ import { rejection, type Rejection } from '../messages/errors.js';
 import {
   CommandMessageSchema,
   OutcomeSchema,
+  ReplySubjectSchema,
+  INTERNAL_COMMANDS,
+  INTERNAL_ID_PREFIX,
+  type CommandSource,
   aggregateOfCommand,
   subjects,
   type CommandMessage,
@@ -18,6 +22,13 @@ import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
 
 export const INTAKE_DURABLE = 'imgr-intake';
+export const INTERNAL_INTAKE_DURABLE = 'imgr-intake-internal';
+
+/** The stream, durable and subjects each source of commands is consumed from. */
+const SOURCES = {
+  public: { stream: STREAMS.commands, durable: INTAKE_DURABLE, filter: subjects.commands },
+  internal: { stream: STREAMS.internal, durable: INTERNAL_INTAKE_DURABLE, filter: subjects.internals },
+} as const;
 
 /**
  * The command consumer: parse (zod), route to the aggregate's mailbox,
@@ -39,20 +50,22 @@ export class Intake {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly ackWaitMs: number,
+    private readonly source: CommandSource = 'public',
   ) {
     this.js = jetstream(nc);
   }
 
   async start(): Promise<void> {
-    await this.jsm.consumers.add(STREAMS.commands, {
-      durable_name: INTAKE_DURABLE,
+    const from = SOURCES[this.source];
+    await this.jsm.consumers.add(from.stream, {
+      durable_name: from.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      filter_subject: subjects.commands,
+      filter_subject: from.filter,
       ack_wait: nanos(this.ackWaitMs),
       max_ack_pending: 2000,
     });
-    const consumer = await this.js.consumers.get(STREAMS.commands, INTAKE_DURABLE);
+    const consumer = await this.js.consumers.get(from.stream, from.durable);
     const messages = await consumer.consume({ max_messages: 500 });
     this.close = async () => {
       await messages.close();
@@ -77,7 +90,7 @@ export class Intake {
 
   private handle(m: JsMsg): Promise<void> {
     const started = this.clock.now();
-    const parsed = parseCommandMessage(m.subject, m.string());
+    const parsed = parseCommandMessage(m.subject, m.string(), this.source);
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     return this.answered(msg)
@@ -118,7 +131,7 @@ export class Intake {
       await this.recordRejection(subjects.rejected(kind, id), {
         commandId: msg.envelope.commandId,
         actor: msg.envelope.actor,
-        subject: subjects.command(kind, id),
+        subject: this.source === 'public' ? subjects.command(kind, id) : subjects.internal(kind, id),
         code: outcome.code,
         message: outcome.message,
         at: this.clock.now(),
@@ -169,8 +182,12 @@ type Parsed =
   | { ok: true; message: CommandMessage }
   | { ok: false; rejection: Rejection; partial: Partial<CommandMessage> & { replyTo?: string | null } };
 
-/** Everything a command message must be before it reaches a machine. */
-export function parseCommandMessage(subject: string, text: string): Parsed {
+/**
+ * Everything a command message must be before it reaches a machine. A
+ * service's subject carries no internal command and no reserved id; imgr's
+ * own subject carries only reserved ids.
+ */
+export function parseCommandMessage(subject: string, text: string, source: CommandSource = 'public'): Parsed {
   const raw = safeJson(text);
   if (raw === undefined) return { ok: false, rejection: rejection('CMD_ERR_MALFORMED', { reason: 'not JSON' }), partial: {} };
   const r = CommandMessageSchema.safeParse(raw);
@@ -179,8 +196,15 @@ export function parseCommandMessage(subject: string, text: string): Parsed {
     return { ok: false, rejection: rejection('CMD_ERR_INVALID', { issues }), partial: partialOf(raw) };
   }
   const { kind, id } = aggregateOfCommand(r.data.command);
-  const expected = subjects.command(kind, id);
+  const expected = source === 'public' ? subjects.command(kind, id) : subjects.internal(kind, id);
   if (subject !== expected) return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected }), partial: r.data };
+  const commandId = r.data.envelope.commandId;
+  if (source === 'public') {
+    if (INTERNAL_COMMANDS.has(r.data.command.type)) return { ok: false, rejection: rejection('CMD_ERR_INTERNAL', { type: r.data.command.type }), partial: r.data };
+    if (commandId.startsWith(INTERNAL_ID_PREFIX)) return { ok: false, rejection: rejection('CMD_ERR_RESERVED_ID', { id: commandId, prefix: INTERNAL_ID_PREFIX }), partial: r.data };
+  } else if (!commandId.startsWith(INTERNAL_ID_PREFIX)) {
+    return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected: subjects.command(kind, id) }), partial: r.data };
+  }
   return { ok: true, message: r.data };
 }
 
@@ -188,6 +212,8 @@ export function parseCommandMessage(subject: string, text: string): Parsed {
 function partialOf(raw: unknown): Partial<CommandMessage> & { replyTo?: string | null } {
   if (typeof raw !== 'object' || raw === null) return {};
   const env = CommandMessageSchema.shape.envelope.safeParse('envelope' in raw ? raw.envelope : undefined);
-  const replyTo = 'replyTo' in raw && typeof raw.replyTo === 'string' ? raw.replyTo : null;
+  // Even a refusal is only sent to a subject a sender may name.
+  const reply = 'replyTo' in raw ? ReplySubjectSchema.safeParse(raw.replyTo) : undefined;
+  const replyTo = reply?.success ? reply.data : null;
   return { ...(env.success ? { envelope: env.data } : {}), replyTo };
 }

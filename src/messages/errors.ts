@@ -23,6 +23,8 @@ export const ERRORS = {
     'principle 7',
     ({ subject, expected }) => `Command published on ${subject} belongs on ${expected}`,
   ),
+  CMD_ERR_INTERNAL: def<{ type: string }>('trust', ({ type }) => `Command ${type} is internal to imgr; services cannot send it`),
+  CMD_ERR_RESERVED_ID: def<{ id: string; prefix: string }>('trust', ({ id, prefix }) => `Command id ${id} is reserved: ids starting with "${prefix}" are imgr's own`),
 
   // --- lookup
   IMG_ERR_NOT_FOUND: def<IdArg>('§7', ({ id }) => `Error getting image [${id}].`),

@@ -15,6 +15,9 @@ export type AggregateKind = z.infer<typeof AggregateKindSchema>;
 export const subjects = {
   command: (kind: AggregateKind, id: number): string => `imgr.cmd.${kind}.${id}`,
   commands: 'imgr.cmd.>',
+  /** Commands only imgr sends (driver replies, follow-ups, timeouts): only the manager and driver hosts may publish here. */
+  internal: (kind: AggregateKind, id: number): string => `imgr.int.${kind}.${id}`,
+  internals: 'imgr.int.>',
   event: (kind: AggregateKind, id: number): string => `imgr.evt.${kind}.${id}`,
   events: 'imgr.evt.>',
   driverRequest: (dsMad: string, action: string): string => `imgr.drv.${dsMad}.${action}`,
@@ -44,12 +47,49 @@ export const isImageCommand = (c: Command): c is ImageCommand => IMAGE_COMMAND_T
 export const aggregateOfCommand = (c: Command): { kind: AggregateKind; id: number } =>
   isImageCommand(c) ? { kind: 'image', id: c.imageId } : { kind: 'datastore', id: c.datastoreId };
 
+/**
+ * Where a sender may ask for its outcome: a core NATS inbox, nothing else.
+ * The manager publishes there, so a subject outside `_INBOX.` (a JetStream
+ * API, a KV bucket, the log) or one with spaces or wildcards is refused
+ * before anything is decided.
+ */
+export const ReplySubjectSchema = z
+  .string()
+  .max(256)
+  .regex(/^_INBOX(\.[A-Za-z0-9_-]{1,64}){1,4}$/, 'must be an inbox subject: _INBOX. and up to four tokens of letters, digits, _ or -');
+
+/**
+ * Commands that only imgr itself sends. On a service's subject they are
+ * refused; the server refuses services the internal subjects.
+ */
+export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([
+  'driver.reply',
+  'driver.timeout',
+  'driver.log',
+  'datastore.monitored',
+  'datastore.addImage',
+  'datastore.removeImage',
+  'image.allocateBackup',
+  'image.addIncrement',
+  'image.flattenIncrements',
+]);
+
+/**
+ * Ids imgr derives for itself (`imgr.reply-<request>`, `imgr.timeout-<request>`,
+ * …) start with this; a service's command id may not, so no client can
+ * claim one first.
+ */
+export const INTERNAL_ID_PREFIX = 'imgr.';
+
+/** Where a command travels: a service's subject, or imgr's own. */
+export type CommandSource = 'public' | 'internal';
+
 /** What a service publishes on imgr.cmd.<kind>.<id>. */
 export const CommandMessageSchema = z.object({
   envelope: EnvelopeSchema,
   command: CommandSchema,
   /** Where the outcome is sent (a core NATS inbox); null when the sender only reads imgr_outcomes. */
-  replyTo: z.string().min(1).nullable().default(null),
+  replyTo: ReplySubjectSchema.nullable().default(null),
 });
 export type CommandMessage = z.infer<typeof CommandMessageSchema>;
 export type CommandMessageInput = z.input<typeof CommandMessageSchema>;

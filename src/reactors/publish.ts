@@ -2,9 +2,13 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CommandIdSchema } from '../messages/ids.js';
 import type { Actor } from '../messages/envelope.js';
-import { CommandSchema, aggregateOfCommand, subjects, type CommandInput, type CommandMessage, type Commit } from '../messages/wire.js';
+import { CommandSchema, INTERNAL_ID_PREFIX, aggregateOfCommand, subjects, type CommandInput, type CommandMessage, type Commit } from '../messages/wire.js';
 
-/** Publishes follow-up commands and driver requests with deterministic ids: a retry is a duplicate, not a second command. */
+/**
+ * Publishes follow-up commands and driver requests with deterministic ids: a
+ * retry is a duplicate, not a second command. Commands go on imgr's own
+ * subjects with ids under INTERNAL_ID_PREFIX, where no service can publish.
+ */
 export class Publisher {
   private readonly js: JetStreamClient;
   constructor(
@@ -23,10 +27,11 @@ export class Publisher {
   ): Promise<void> {
     const command = CommandSchema.parse(input);
     const { kind, id } = aggregateOfCommand(command);
+    const internalId = `${INTERNAL_ID_PREFIX}${commandId}`;
     const msg: CommandMessage = {
       envelope: {
-        commandId: CommandIdSchema.parse(commandId),
-        correlationId: cause?.correlationId ?? commandId,
+        commandId: CommandIdSchema.parse(internalId),
+        correlationId: cause?.correlationId ?? internalId,
         causationId: cause?.commandId ?? null,
         actor,
         at,
@@ -34,7 +39,7 @@ export class Publisher {
       command,
       replyTo: null,
     };
-    await this.js.publish(subjects.command(kind, id), JSON.stringify(msg), { msgID: commandId });
+    await this.js.publish(subjects.internal(kind, id), JSON.stringify(msg), { msgID: internalId });
   }
 
   async raw(subject: string, body: unknown, msgID: string): Promise<void> {

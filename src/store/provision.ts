@@ -12,7 +12,7 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { subjects } from '../messages/wire.js';
 import { isNotFound } from './errors.js';
 
-export const STREAMS = { commands: 'IMGR_CMD', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ' } as const;
+export const STREAMS = { commands: 'IMGR_CMD', internal: 'IMGR_INT', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ' } as const;
 /** The driver hosts' shared durable: created here because the drivers role may only bind to it. */
 export const DRIVERS_DURABLE = 'imgr-drivers';
 
@@ -22,7 +22,7 @@ export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes',
  * Bumped whenever the streams or buckets change; `migrations` brings older
  * stores up to it. 2: the log and the commands accept atomic batches
  * (multi-aggregate commits), rejections accept per-message TTLs (nats-server
- * >= 2.12). Streams are updated in place at every start, so a store written
+ * >= 2.12), imgr's own commands travel in IMGR_INT. Streams are updated in place at every start, so a store written
  * by an older imgr, or by nats-server 2.9, opens as it is.
  */
 export const SCHEMA_VERSION = 2;
@@ -37,6 +37,16 @@ export function streamConfigs(): NamedStreamConfig[] {
     {
       name: STREAMS.commands,
       subjects: [subjects.commands],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(10 * MINUTE),
+      max_msg_size: 1024 * 1024,
+      allow_atomic: true,
+    },
+    {
+      // imgr's own commands: a stream of their own, so their de-duplication window is theirs too.
+      name: STREAMS.internal,
+      subjects: [subjects.internals],
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       duplicate_window: nanos(10 * MINUTE),

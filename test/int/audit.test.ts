@@ -60,7 +60,7 @@ describe('audit', () => {
     const h = await historyOf(auditor, 'image', image);
     expect(h.map((e) => [e.kind, e.what, e.actor?.name, e.actor?.service])).toEqual([
       ['fact', 'image.registered', 'alice', 'portal'],
-      ['fact', 'image.driverSucceeded', 'oneadmin', 'driver-host'],
+      ['fact', 'image.driverSucceeded', 'imgr', 'driver-host'],
       ['fact', 'image.acquired', 'bob', 'scheduler'],
       ['rejected', 'image.acquire', 'bob', 'scheduler'],
       ['fact', 'image.released', 'bob', 'scheduler'],

@@ -8,7 +8,7 @@ import { eventually } from '../support/eventually.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 import type { Manager } from '../../src/manager.js';
 import type { ProjectionService } from '../../src/projections/service.js';
-import type { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/client.js';
 import { main } from '../../src/cli/imgr.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { TWO_SNAPSHOTS } from '../support/image-states.js';
@@ -45,7 +45,13 @@ beforeAll(async () => {
   await c.send({ type: 'image.setSnapshots', imageId: ids.snap, snapshots: TWO_SNAPSHOTS });
   await c.send({ type: 'image.release', imageId: ids.snap, vmId: 9 });
   ids.backupImage = await c.nextId('image');
-  await c.send({ type: 'image.allocateBackup', imageId: ids.backupImage, datastoreId: ids.backups, vmId: 9, source: 'b0', sizeMb: 4, format: 'raw', diskIds: [0], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } });
+  // A backup image is registered by a driver host, on imgr's own subjects.
+  const asImgr = await ImgrClient.connect({ servers: nats.url, role: 'drivers', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'driver-host' } });
+  await asImgr.send(
+    { type: 'image.allocateBackup', imageId: ids.backupImage, datastoreId: ids.backups, vmId: 9, source: 'b0', sizeMb: 4, format: 'raw', diskIds: [0], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } },
+    { internal: true },
+  );
+  await asImgr.close();
 });
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/client.js';
 import { silentLogger } from '../../src/platform/logger.js';
-import type { CommandInput, Outcome } from '../../src/messages/wire.js';
+import { INTERNAL_COMMANDS, type CommandInput, type Outcome } from '../../src/messages/wire.js';
 import { TWO_SNAPSHOTS } from '../support/image-states.js';
 
 let nats: TestNats;
@@ -21,7 +21,8 @@ let ds: number;
 let backups: number;
 
 const ok = async (cmd: CommandInput): Promise<Extract<Outcome, { status: 'accepted' }>> => {
-  const o = await c.send(cmd);
+  // Backup bookkeeping is imgr's own: sent as a driver host would, on the internal subjects.
+  const o = await c.send(cmd, { internal: INTERNAL_COMMANDS.has(cmd.type) });
   if (o.status !== 'accepted') throw new Error(`${cmd.type} rejected: ${o.code} ${o.message}`);
   return o;
 };
@@ -31,7 +32,7 @@ beforeAll(async () => {
   nats = await TestNats.start();
   manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
   drivers = await DriverResponder.start(nats.url);
-  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  c = await ImgrClient.connect({ servers: nats.url, role: 'manager', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   ds = await c.nextId('datastore');
   await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
   backups = await c.nextId('datastore');

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
@@ -184,6 +185,69 @@ describe('idempotency and bad input', () => {
     expect(types).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INVALID' });
     const subject = await raw('imgr.cmd.image.2', JSON.stringify({ envelope: envelope('bad-3'), command: { type: 'image.enable', imageId: 1 }, replyTo: '$REPLY' }));
     expect(subject).toMatchObject({ status: 'rejected', code: 'CMD_ERR_SUBJECT', message: 'Command published on imgr.cmd.image.2 belongs on imgr.cmd.image.1' });
+  });
+
+  it('the manager answers only on inboxes: a replyTo on a JetStream API, KV or log subject, or with a space, is refused and nothing is published there', async () => {
+    const mgr = await nats.connect('manager');
+    const js = jetstream(mgr);
+    const outcomesBefore = (await js.jetstreamManager()).streams.info('KV_imgr_outcomes');
+    const logBefore = (await (await js.jetstreamManager()).streams.info(STREAMS.events)).state.last_seq;
+    const watched = mgr.subscribe('$JS.API.STREAM.PURGE.>');
+    const forged = ['$JS.API.STREAM.PURGE.KV_imgr_outcomes', '$KV.imgr_meta.next.image', 'imgr.evt.image.1', '_INBOX.a b', '_INBOX.>'];
+    const service = jetstream(await nats.connect('service'));
+    for (const [i, replyTo] of forged.entries()) {
+      const commandId = `forged-reply-${i}`;
+      await service.publish('imgr.cmd.image.1', JSON.stringify({ envelope: envelope(commandId), command: { type: 'image.enable', imageId: 1 }, replyTo }), { msgID: commandId });
+    }
+    const kv = await new Kvm(mgr).open('imgr_outcomes');
+    for (const [i] of forged.entries()) {
+      const rec = await eventually(async () => {
+        const c = await js.consumers.get(STREAMS.rejected, { filter_subjects: 'imgr.rej.unknown.unknown' });
+        for (;;) {
+          const m = await c.next({ expires: 1000 });
+          if (!m) return undefined;
+          const r = RejectionRecordSchema.parse(m.json());
+          if (r.commandId === `forged-reply-${i}`) return r;
+        }
+      }, `the refusal of replyTo ${forged[i] ?? ''}`);
+      expect(rec).toMatchObject({ code: 'CMD_ERR_INVALID' });
+      expect(rec.message).toMatch(/replyTo/);
+      expect(await kv.get(`forged-reply-${i}`)).toBeNull();
+    }
+    expect(watched.getProcessed()).toBe(0);
+    watched.unsubscribe();
+    expect((await (await js.jetstreamManager()).streams.info('KV_imgr_outcomes')).state.messages).toBeGreaterThanOrEqual((await outcomesBefore).state.messages);
+    // Refused commands commit nothing, and nothing else reached the log.
+    expect((await (await js.jetstreamManager()).streams.info(STREAMS.events)).state.last_seq).toBe(logBefore);
+  });
+
+  it('internal commands: the server refuses them to a service, the intake refuses them on a service subject, and reserved ids cannot be claimed', async () => {
+    const id = await register('internal');
+    const before = await user.image(id);
+    const service = jetstream(await nats.connect('service'));
+    const reply = { type: 'driver.reply', imageId: id, requestId: 'forged-1', action: 'CP', result: 'SUCCESS', info: '/etc/shadow raw' };
+    // 1. imgr's own subject is closed to services by nats.conf.
+    await expect(service.publish(`imgr.int.image.${id}`, JSON.stringify({ envelope: envelope('imgr.reply-forged-1'), command: reply }), { timeout: 2_000 })).rejects.toThrow();
+    // 2. On a service's subject an internal command is refused, and changes nothing.
+    const forged = await raw(`imgr.cmd.image.${id}`, JSON.stringify({ envelope: envelope('forged-reply-cmd'), command: reply, replyTo: '$REPLY' }));
+    expect(forged).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INTERNAL', message: 'Command driver.reply is internal to imgr; services cannot send it' });
+    for (const type of ['driver.timeout', 'datastore.monitored', 'image.allocateBackup', 'image.addIncrement']) {
+      const command =
+        type === 'datastore.monitored'
+          ? { type, datastoreId: ds, result: 'SUCCESS', info: btoa('TOTAL_MB=1\nFREE_MB=1\nUSED_MB=0') }
+          : type === 'image.allocateBackup'
+            ? { type, imageId: 90_000, datastoreId: ds, vmId: 1, source: 'x', sizeMb: 1, format: 'raw', diskIds: [0], incremental: false, owner: { uid: 7, gid: 100, uname: 'alice', gname: 'users' } }
+            : type === 'image.addIncrement'
+              ? { type, imageId: id, source: 'x', sizeMb: 1 }
+              : { type, imageId: id, requestId: 'forged-2' };
+      const subject = type === 'datastore.monitored' ? `imgr.cmd.datastore.${ds}` : `imgr.cmd.image.${command.imageId ?? id}`;
+      const o = await raw(subject, JSON.stringify({ envelope: envelope(`forged-${type}`), command, replyTo: '$REPLY' }));
+      expect(o, type).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INTERNAL' });
+    }
+    // 3. The id imgr will give its timeout of a request cannot be taken first.
+    const squat = await raw(`imgr.cmd.image.${id}`, JSON.stringify({ envelope: envelope('imgr.timeout-req-1'), command: { type: 'image.disable', imageId: id }, replyTo: '$REPLY' }));
+    expect(squat).toMatchObject({ status: 'rejected', code: 'CMD_ERR_RESERVED_ID', message: 'Command id imgr.timeout-req-1 is reserved: ids starting with "imgr." are imgr\'s own' });
+    expect(await user.image(id)).toEqual(before);
   });
 
   it('W12: a registration that needs a STAT while no driver host runs is refused with the reason', async () => {

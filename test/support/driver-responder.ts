@@ -3,6 +3,7 @@ import { DriverRequestSchema, type DriverRequest } from '../../src/messages/wire
 import type { DriverAction } from '../../src/messages/driver.js';
 import { DRIVERS_DURABLE, STREAMS } from '../../src/store/provision.js';
 import { ImgrClient } from '../../src/client/client.js';
+import { Publisher } from '../../src/reactors/publish.js';
 
 export type Behaviour = 'succeed' | 'fail' | 'silent';
 
@@ -17,7 +18,12 @@ export class DriverResponder {
   private done: Promise<void> | undefined;
   private close: (() => Promise<void>) | undefined;
 
-  private constructor(private readonly client: ImgrClient) {}
+  private readonly out: Publisher;
+
+  private constructor(private readonly client: ImgrClient) {
+    // Replies travel as a driver host's do: on imgr's own subjects, with derived ids.
+    this.out = new Publisher(client.nc, 'driver-host');
+  }
 
   /** Binds to the driver hosts' durable (the manager provisions it), as a driver host does. */
   static async start(servers: string): Promise<DriverResponder> {
@@ -58,15 +64,17 @@ export class DriverResponder {
     const id = `reply-${req.requestId}`;
     if (req.action === 'MONITOR') {
       const info = ok ? btoa('TOTAL_MB=1000\nFREE_MB=900\nUSED_MB=100') : 'monitor failed';
-      await this.client.send({ type: 'datastore.monitored', datastoreId: req.datastoreId, result: ok ? 'SUCCESS' : 'FAILURE', info }, { commandId: id });
+      await this.out.command({ type: 'datastore.monitored', datastoreId: req.datastoreId, result: ok ? 'SUCCESS' : 'FAILURE', info }, id, null, Date.now());
       return;
     }
     if (req.action === 'STAT' || req.action === 'RESTORE' || req.action === 'BACKUP') return;
     const source = `/var/lib/one/datastores/${req.datastoreId}/img-${req.imageId}`;
     const info: Record<string, string> = { CP: `${source} raw`, CLONE: source, MKFS: source, RM: '', SNAP_DELETE: '-', SNAP_REVERT: '-', SNAP_FLATTEN: '-', INCREMENT_FLATTEN: '10' };
-    await this.client.send(
+    await this.out.command(
       { type: 'driver.reply', imageId: req.imageId, requestId: req.requestId, action: req.action, result: ok ? 'SUCCESS' : 'FAILURE', info: ok ? (info[req.action] ?? '') : 'dummy failure' },
-      { commandId: id },
+      id,
+      null,
+      Date.now(),
     );
   }
 }
