@@ -4,6 +4,8 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { createInbox, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { connectAs, type Role } from '../platform/nats.js';
+import { fingerprintOf } from '../intake/fingerprint.js';
+import { rejection } from '../messages/errors.js';
 import { z } from 'zod';
 import type { ImageQuery } from '../projections/query.js';
 import { ActorSchema, type Actor } from '../messages/envelope.js';
@@ -56,7 +58,7 @@ export class ImgrClient {
 
   constructor(
     readonly nc: NatsConnection,
-    private readonly actor: Actor,
+    readonly actor: Actor,
   ) {
     this.js = jetstream(nc);
   }
@@ -94,8 +96,13 @@ export class ImgrClient {
       const subject = o.internal === true ? subjects.internal(kind, id) : subjects.command(kind, id);
       const ack = await this.js.publish(subject, JSON.stringify(message), { msgID: commandId });
       if (ack.duplicate) {
+        // JetStream dropped the message as a duplicate id: the stored outcome is the first command's,
+        // which is this one's only if the fingerprints agree.
         sub.unsubscribe();
-        return await this.storedOutcome(commandId, timeoutMs);
+        const first = await this.storedOutcome(commandId, timeoutMs);
+        const mine = fingerprintOf(command, message.envelope.actor);
+        if (first.fingerprint === undefined || first.fingerprint === mine) return first;
+        return { status: 'rejected', commandId, ...rejection('CMD_ERR_ID_REUSED', { id: commandId }), fingerprint: mine };
       }
       for await (const m of sub) return OutcomeSchema.parse(m.json());
       throw new ImgrTimeoutError(commandId, timeoutMs);

@@ -20,6 +20,7 @@ import {
 } from '../messages/wire.js';
 import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
+import { fingerprintOf } from './fingerprint.js';
 
 export const INTAKE_DURABLE = 'imgr-intake';
 export const INTERNAL_INTAKE_DURABLE = 'imgr-intake-internal';
@@ -93,9 +94,15 @@ export class Intake {
     const parsed = parseCommandMessage(m.subject, m.string(), this.source);
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
+    const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
     return this.answered(msg)
-      .then((known) => known ?? this.host.execute(msg, m.info.deliveryCount > 1))
-      .then(async (outcome) => {
+      .then(async (known) => {
+        if (known?.fingerprint !== undefined && known.fingerprint !== fingerprint) {
+          await this.refuseReuse(msg, fingerprint);
+          m.ack();
+          return;
+        }
+        const outcome: Outcome = known ?? { ...(await this.host.execute(msg, m.info.deliveryCount > 1)), fingerprint };
         await this.finish(msg, outcome);
         m.ack();
         this.log.info(
@@ -139,6 +146,20 @@ export class Intake {
       });
     }
     await kept;
+  }
+
+  /** An id taken by another command: the sender hears why; the first outcome stays as it was. */
+  private async refuseReuse(msg: CommandMessage, fingerprint: string): Promise<void> {
+    const r = rejection('CMD_ERR_ID_REUSED', { id: msg.envelope.commandId });
+    const outcome: Outcome = { status: 'rejected', commandId: msg.envelope.commandId, ...r, fingerprint };
+    if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
+    const { kind, id } = aggregateOfCommand(msg.command);
+    await this.js.publish(
+      subjects.rejected(kind, id),
+      JSON.stringify({ commandId: msg.envelope.commandId, actor: msg.envelope.actor, subject: subjects.command(kind, id), code: r.code, message: r.message, at: this.clock.now(), command: msg.command }),
+      { msgID: `rej-${msg.envelope.commandId}-${fingerprint}` },
+    );
+    this.log.warn({ commandId: msg.envelope.commandId, type: msg.command.type }, 'command id reused for another command');
   }
 
   private async refuseUnreadable(m: JsMsg, r: Rejection, partial: Partial<CommandMessage> & { replyTo?: string | null }): Promise<void> {

@@ -105,12 +105,15 @@ export const OutcomeSchema = z.discriminatedUnion('status', [
     state: z.string(),
     /** Event-log sequence of the commit. */
     seq: z.number().int().positive(),
+    /** What the command id stood for (intake/fingerprint.ts); absent in outcomes kept before it existed. */
+    fingerprint: z.string().optional(),
   }),
   z.object({
     status: z.literal('rejected'),
     commandId: z.string(),
     code: ErrorCodeSchema,
     message: z.string(),
+    fingerprint: z.string().optional(),
   }),
 ]);
 export type Outcome = z.infer<typeof OutcomeSchema>;

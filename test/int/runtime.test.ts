@@ -153,6 +153,27 @@ describe('idempotency and bad input', () => {
     expect(log.filter((c) => c.commit.commandId === 'same-id-1').map((c) => c.seq)).toEqual([first.seq]);
   });
 
+  it('a command id used again for another command is refused, in the de-duplication window and beyond it', async () => {
+    const id = await register('reuse');
+    const first = accepted(await user.send({ type: 'image.disable', imageId: id }, { commandId: 'reuse-1' }));
+    // Inside the window JetStream drops the second message; the client sees the fingerprints differ.
+    expect(await user.send({ type: 'image.enable', imageId: id }, { commandId: 'reuse-1' })).toMatchObject({
+      status: 'rejected',
+      code: 'CMD_ERR_ID_REUSED',
+      message: 'Command id reuse-1 was already used for a different command',
+    });
+    // Beyond it (here: another JetStream msgID) the intake compares and refuses, keeping the first outcome.
+    const nc = await nats.connect('service');
+    const inbox = `_INBOX.reuse.${Math.random().toString(36).slice(2)}`;
+    const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
+    await jetstream(nc).publish(`imgr.cmd.image.${id}`, JSON.stringify({ envelope: { ...envelope('reuse-1'), actor: user.actor }, command: { type: 'image.enable', imageId: id }, replyTo: inbox }), { msgID: 'reuse-1-later' });
+    let later: Outcome | undefined;
+    for await (const m of sub) later = m.json<Outcome>();
+    expect(later).toMatchObject({ status: 'rejected', code: 'CMD_ERR_ID_REUSED' });
+    expect((await user.image(id))?.state).toBe('DISABLED');
+    expect(await user.send({ type: 'image.disable', imageId: id }, { commandId: 'reuse-1' })).toEqual(first);
+  });
+
   const raw = async (subject: string, body: string) => {
     const nc = await nats.connect('service');
     const inbox = `_INBOX.raw.${Math.random().toString(36).slice(2)}`;
