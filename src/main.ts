@@ -2,6 +2,7 @@
  * Composition root: `main.ts <role>` runs one role against the NATS system
  * named by NATS_URL. Roles: manager, drivers, projections, api.
  */
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { Manager } from './manager.js';
@@ -9,6 +10,7 @@ import { DriverHost } from './driver-host/driver-host.js';
 import { ProjectionService } from './projections/service.js';
 import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
+import { exposure } from './api/exposure.js';
 import { connectAs } from './platform/nats.js';
 import { systemClock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -21,6 +23,7 @@ const EnvSchema = z.object({
   IMGR_DRIVERS_DIR: z.string().default(fileURLToPath(new URL('../drivers', import.meta.url))),
   IMGR_DRIVER_CONCURRENCY: z.coerce.number().int().positive().default(15),
   IMGR_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7420),
+  IMGR_DATA_DIR: z.string().default(fileURLToPath(new URL('../.data', import.meta.url))),
 });
 type Env = z.infer<typeof EnvSchema>;
 
@@ -63,9 +66,10 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
     case 'api': {
       const nc = await connectAs('dashboard', env.NATS_URL, 'imgr-api');
       const views = await LiveViews.start(nc);
-      const app = buildApi({ views });
-      const address = await app.listen({ host: '127.0.0.1', port: env.IMGR_HTTP_PORT });
-      process.stdout.write(`imgr dashboard: ${address}/\n`);
+      const exposed = await exposure(process.env, resolve(env.IMGR_DATA_DIR, 'api-token'));
+      const app = buildApi({ views, security: exposed.security });
+      const address = await app.listen({ host: exposed.host, port: env.IMGR_HTTP_PORT });
+      process.stdout.write(`imgr dashboard: ${address}/${exposed.tokenFile !== null ? ` (token in ${exposed.tokenFile})` : ''}\n`);
       return {
         stop: async () => {
           await app.close();

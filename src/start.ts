@@ -20,6 +20,7 @@ import { DriverHost } from './driver-host/driver-host.js';
 import { ProjectionService } from './projections/service.js';
 import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
+import { exposure } from './api/exposure.js';
 import { ImgrClient } from './client/client.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -55,8 +56,9 @@ async function main(): Promise<void> {
   await createDefaults(url, resolve(data, 'datastores'));
   const apiConn = await connectAs('dashboard', url, 'imgr-api');
   const views = await LiveViews.start(apiConn);
-  const api = buildApi({ views });
-  const dashboard = await api.listen({ host: '127.0.0.1', port: env.IMGR_HTTP_PORT });
+  const exposed = await exposure(process.env, resolve(data, 'api-token'));
+  const api = buildApi({ views, security: exposed.security });
+  const dashboard = await api.listen({ host: exposed.host, port: env.IMGR_HTTP_PORT });
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -81,7 +83,7 @@ async function main(): Promise<void> {
     [
       '',
       `imgr is running (data in ${data}, log in ${logFile})`,
-      `  dashboard:   ${dashboard}/`,
+      `  dashboard:   ${dashboard}/${exposed.tokenFile !== null ? ` (token in ${exposed.tokenFile}; open /?token=…)` : ""}`,
       `  NATS:        ${url}${server ? ' (nats-server started with nats.conf)' : ''}`,
       '  datastores:  1 "default" (fs, images), 2 "files" (fs, kernels and contexts), "dummy" (no storage)',
       `  CLI:         bin/imgr --nats ${url} image list   (bin/imgr --help)`,

@@ -5,9 +5,11 @@ import { historyOf } from '../audit/history.js';
 import { verifyLog } from '../audit/verify.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import type { LiveViews } from './views.js';
+import { DEFAULT_SECURITY, secure, type ApiSecurity } from './security.js';
 
 export interface ApiDeps {
   readonly views: LiveViews;
+  readonly security?: ApiSecurity;
 }
 
 const Id = z.object({ id: z.coerce.number().int().nonnegative() });
@@ -22,6 +24,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({ logger: false });
   const { views } = deps;
   const nc = views.connection;
+  const streams = secure(app, deps.security ?? DEFAULT_SECURITY);
 
   app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML));
 
@@ -57,13 +60,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get('/api/audit/verify', () => verifyLog(nc));
 
   app.get('/api/events', (req, reply) => {
-    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    if (!streams.openStream(reply)) return reply;
+    // The raw stream bypasses fastify's send: carry the security headers the hook set.
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(reply.getHeaders())) if (typeof v === 'string') headers[k] = v;
+    reply.raw.writeHead(200, { ...headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (event: string) => (data: unknown) => reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const handlers = { image: send('image'), datastore: send('datastore'), fact: send('fact'), reset: send('reset') };
     for (const [e, h] of Object.entries(handlers)) views.on(e, h);
     reply.raw.write(': connected\n\n');
     const ping = setInterval(() => reply.raw.write(': ping\n\n'), 15_000);
     req.raw.on('close', () => {
+      streams.closeStream();
       clearInterval(ping);
       for (const [e, h] of Object.entries(handlers)) views.off(e, h);
     });

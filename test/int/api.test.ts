@@ -12,6 +12,10 @@ import type { Manager } from '../../src/manager.js';
 import type { ImgrClient } from '../../src/client/client.js';
 import { LiveViews } from '../../src/api/views.js';
 import { buildApi } from '../../src/api/api.js';
+import { exposure } from '../../src/api/exposure.js';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let sys: TestSystem;
 let nats: TestNats;
@@ -94,5 +98,91 @@ describe('HTTP API', () => {
     await eventually(() => /event: image\ndata: \{[^\n]*"state":"DISABLED"/.test(text), 'image event');
     expect(text).toMatch(/event: fact\ndata: \{[^\n]*"type":"image.disabled"/);
     req.destroy();
+  });
+});
+
+describe('the HTTP API as a web page or a stranger meets it', () => {
+  const onPort = async (a: FastifyInstance): Promise<number> => {
+    await a.listen({ host: '127.0.0.1', port: 0 });
+    const addr = a.server.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  };
+  const openStream = (port: number): Promise<{ status: number; close: () => void }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/events' }, (res) => {
+        resolve({ status: res.statusCode ?? 0, close: () => req.destroy() });
+        res.resume();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('sends security headers with every answer, the page and the events included', async () => {
+    for (const url of ['/', '/api/datastores', '/api/nope']) {
+      const r = await app.inject({ url });
+      expect(r.headers['content-security-policy'], url).toMatch(/default-src 'none'.*script-src 'sha256-[A-Za-z0-9+/=]+'.*frame-ancestors 'none'/);
+      expect(r.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' });
+    }
+  });
+
+  it('answers only to its own host names: a rebinding page is refused', async () => {
+    expect((await app.inject({ url: '/api/images', headers: { host: 'attacker.example:7420' } })).statusCode).toBe(403);
+    expect((await app.inject({ url: '/', headers: { host: 'rebind.attacker.example' } })).json()).toEqual({ error: 'Host not allowed' });
+    expect((await app.inject({ url: '/api/images', headers: { host: '127.0.0.1:7420' } })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/api/images', headers: { host: 'localhost' } })).statusCode).toBe(200);
+  });
+
+  it('with a token, nothing answers without it; the page sets it as a cookie its requests send', async () => {
+    const token = 'a-test-token-of-enough-length';
+    const guarded = buildApi({ views, security: { allowedHosts: ['localhost', 'imgr.example'], token, maxEventStreams: 4 } });
+    try {
+      expect((await guarded.inject({ url: '/api/images', headers: { host: 'imgr.example' } })).statusCode).toBe(401);
+      expect((await guarded.inject({ url: '/api/images', headers: { host: 'imgr.example', authorization: 'Bearer wrong-token-of-enough-len' } })).statusCode).toBe(401);
+      expect((await guarded.inject({ url: '/api/images?token=' + token, headers: { host: 'imgr.example' } })).statusCode).toBe(401);
+      expect((await guarded.inject({ url: '/api/images', headers: { host: 'imgr.example', authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+      const page = await guarded.inject({ url: `/?token=${token}`, headers: { host: 'imgr.example' } });
+      expect(page.statusCode).toBe(200);
+      const cookie = String(page.headers['set-cookie']).split(';')[0] ?? '';
+      expect(String(page.headers['set-cookie'])).toMatch(/HttpOnly; SameSite=Strict/);
+      expect((await guarded.inject({ url: '/api/datastores', headers: { host: 'imgr.example', cookie } })).statusCode).toBe(200);
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('caps the open event streams and frees a place when one closes', async () => {
+    const capped = buildApi({ views, security: { allowedHosts: ['127.0.0.1'], token: null, maxEventStreams: 2 } });
+    try {
+      const port = await onPort(capped);
+      const a = await openStream(port);
+      const b = await openStream(port);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect((await openStream(port)).status).toBe(503);
+      a.close();
+      await eventually(async () => {
+        const s = await openStream(port);
+        s.close();
+        return s.status === 200;
+      }, 'a place to free up');
+      b.close();
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it('listens on loopback without a token; bound elsewhere it needs one, generated once into a 0600 file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'imgr-token-'));
+    try {
+      const file = join(dir, 'api-token');
+      expect(await exposure({}, file)).toMatchObject({ host: '127.0.0.1', tokenFile: null, security: { token: null } });
+      const wide = await exposure({ IMGR_HTTP_HOST: '0.0.0.0', IMGR_HTTP_ALLOWED_HOSTS: 'imgr.example' }, file);
+      expect(wide.security.token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+      expect(wide.security.allowedHosts).toContain('imgr.example');
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect((await exposure({ IMGR_HTTP_HOST: '0.0.0.0' }, file)).security.token).toBe(wide.security.token);
+      expect((await exposure({ IMGR_HTTP_HOST: '10.1.2.3', IMGR_API_TOKEN: 'given-token-0123456789' }, file)).security).toMatchObject({ token: 'given-token-0123456789' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
