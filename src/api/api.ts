@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ImageQuerySchema, queryImages } from '../projections/query.js';
 import { historyOf } from '../audit/history.js';
 import { verifyLog } from '../audit/verify.js';
+import { listParked } from '../audit/parked.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import type { LiveViews } from './views.js';
 import { DEFAULT_SECURITY, secure, type ApiSecurity } from './security.js';
@@ -58,6 +59,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
   app.get('/api/usage', () => Object.fromEntries(views.usage));
   app.get('/api/audit/verify', () => verifyLog(nc));
+  app.get('/api/parked', () => listParked(nc));
 
   app.get('/api/events', (req, reply) => {
     if (!streams.openStream(reply)) return reply;

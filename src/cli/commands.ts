@@ -7,6 +7,7 @@ import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';
 import { historyOf, imageAt, datastoreAt, exportNdjson } from '../audit/history.js';
 import { subjects } from '../messages/wire.js';
+import { listParked } from '../audit/parked.js';
 import { verifyLog } from '../audit/verify.js';
 import { CliError, EXIT, fields, table } from './output.js';
 import { parseTemplate, templateFile } from './template.js';
@@ -160,7 +161,7 @@ export const COMMANDS: Command[] = [
       if (str(v, 'offset')) q['offset'] = int(str(v, 'offset'), '--offset');
       const r = await c.images(q);
       const rows = r.items.map((i) => [i.id, i.uname, i.name, i.datastore.name, i.type, `${i.size}M`, i.state, i.vms.length]);
-      return { human: `${table(['ID', 'USER', 'NAME', 'DATASTORE', 'TYPE', 'SIZE', 'STATE', 'VMS'], rows)}\n${r.items.length} of ${r.total}`, json: r };
+      return { human: `${table(['ID', 'USER', 'NAME', 'DATASTORE', 'TYPE', 'SIZE', 'STATE', 'VMS'], rows)}\n${r.items.length} of ${r.total}${r.nextOffset !== null ? ` (more: --offset ${r.nextOffset})` : ''}`, json: r };
     },
   },
   {
@@ -438,6 +439,18 @@ export const COMMANDS: Command[] = [
         throw new CliError(`the log was altered: ${r.breaks.length} break(s)\n${lines}`, EXIT.failed);
       }
       return { human: `log intact: ${r.commits} commits of ${r.aggregates} aggregates`, json: r };
+    },
+  },
+  {
+    name: 'parked',
+    usage: 'parked',
+    summary: 'commits a reactor gave up on (dead letters), with why',
+    example: 'imgr parked',
+    options: {},
+    run: async (_c, _a, _v, x) => {
+      const items = await listParked(await x.reader());
+      const rows = items.map((p) => [p.seq, p.reactor, p.subject, p.attempts, new Date(p.at).toISOString(), p.error]);
+      return { human: items.length === 0 ? 'nothing parked' : table(['SEQ', 'REACTOR', 'SUBJECT', 'TRIES', 'AT', 'WHY'], rows), json: items };
     },
   },
 ];

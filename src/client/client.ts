@@ -159,11 +159,12 @@ export class ImgrClient {
   }
 
   /** Images matching a query (served by the projections): filters and pagination. */
-  async images(query: ImageQueryInput = {}): Promise<{ total: number; items: ImageView[] }> {
+  /** One page of images; `nextOffset` is where the next starts (a page also stops before 1 MiB). */
+  async images(query: ImageQueryInput = {}): Promise<{ total: number; items: ImageView[]; nextOffset: number | null }> {
     const m = await this.nc.request('imgr.query.images', JSON.stringify(query), { timeout: 10_000 });
     const r = ImagesAnswerSchema.parse(m.json());
     if (!r.ok) throw new Error(`query refused: ${r.error}`);
-    return { total: r.total, items: r.items };
+    return { total: r.total, items: r.items, nextOffset: r.nextOffset };
   }
 
   /** Every datastore (served by the projections). */
@@ -196,7 +197,7 @@ export class ImgrClient {
 type ActorInput = z.input<typeof ActorSchema>;
 type ImageQueryInput = Partial<ImageQuery>;
 const ImagesAnswerSchema = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), total: z.number().int(), items: z.array(ImageViewSchema) }),
+  z.object({ ok: z.literal(true), total: z.number().int(), items: z.array(ImageViewSchema), nextOffset: z.number().int().nullable().default(null) }),
   z.object({ ok: z.literal(false), error: z.string() }),
 ]);
 

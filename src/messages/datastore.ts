@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DatastoreIdSchema } from './ids.js';
 import { DatastoreTypeSchema } from './states.js';
 import { DriverResultSchema } from './driver.js';
-import { TemplateSchema } from './image-commands.js';
+import { InfoText, TemplateSchema } from './bounds.js';
 import { EffectSchema } from './effects.js';
 
 const int = z.number().int();
@@ -80,7 +80,7 @@ export const DatastoreCommandSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('datastore.addImage'), ...base, imageId: int.nonnegative() }),
   z.object({ type: z.literal('datastore.removeImage'), ...base, imageId: int.nonnegative() }),
   /** A MONITOR reply: INFO is base64 of KEY=VALUE lines (§9.2). */
-  z.object({ type: z.literal('datastore.monitored'), ...base, result: DriverResultSchema, info: z.string() }),
+  z.object({ type: z.literal('datastore.monitored'), ...base, result: DriverResultSchema, info: InfoText }),
 ]);
 export type DatastoreCommand = z.infer<typeof DatastoreCommandSchema>;
 export type DatastoreCommandInput = z.input<typeof DatastoreCommandSchema>;

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { DatastoreIdSchema, ImageIdSchema, RequestIdSchema, VmIdSchema } from './ids.js';
 import { ImageActionSchema, DriverResultSchema } from './driver.js';
-import { SnapshotListSchema } from './image-record.js';
+import { SnapshotListSchema, SnapshotSchema } from './image-record.js';
+import { InfoText, PathText, Text, TemplateSchema, boundedList } from './bounds.js';
 
 /**
  * Image commands as they travel on the wire (spec §7, §8). Each names the
@@ -9,8 +10,7 @@ import { SnapshotListSchema } from './image-record.js';
  */
 const base = { imageId: ImageIdSchema };
 const sizeMb = z.number().int().nonnegative();
-/** Template attributes: KEY=VALUE pairs, keys upper-cased by the parser. */
-export const TemplateSchema = z.record(z.string().min(1).max(256), z.string().max(65536));
+export { TemplateSchema } from './bounds.js';
 
 export const AllocateImageSchema = z.object({
   type: z.literal('image.allocate'),
@@ -23,7 +23,7 @@ export const AllocateCloneSchema = z.object({
   type: z.literal('image.allocateClone'),
   ...base,
   originId: ImageIdSchema,
-  name: z.string(),
+  name: Text,
   datastoreId: DatastoreIdSchema,
   /** Only template-instantiate-as-persistent asks for it (§7.4 step 4). */
   persistent: z.boolean().default(false),
@@ -32,14 +32,14 @@ export const AllocateCloneSchema = z.object({
 export const AllocateSaveAsSchema = z.object({
   type: z.literal('image.allocateSaveAs'),
   ...base,
-  name: z.string(),
+  name: Text,
   vmId: VmIdSchema,
   diskId: z.number().int().nonnegative(),
   originImageId: ImageIdSchema,
-  imageType: z.string().default(''),
+  imageType: Text.default(''),
   sizeMb,
   /** FORMAT (or DRIVER) of the VM disk; "" when the VM disk has neither. */
-  diskFormat: z.string(),
+  diskFormat: Text,
   template: TemplateSchema.default({}),
 });
 
@@ -48,20 +48,20 @@ export const AllocateBackupSchema = z.object({
   ...base,
   datastoreId: DatastoreIdSchema,
   vmId: VmIdSchema,
-  source: z.string().min(1),
+  source: PathText.min(1),
   sizeMb,
-  format: z.string().min(1),
-  diskIds: z.array(z.number().int().nonnegative()),
+  format: Text.min(1),
+  diskIds: boundedList(z.number().int().nonnegative()),
   selectedDisks: z.boolean().default(false),
   incremental: z.boolean().default(false),
   backupJobId: z.number().int().nonnegative().nullable().default(null),
-  owner: z.object({ uid: z.number().int(), gid: z.number().int(), uname: z.string(), gname: z.string() }),
+  owner: z.object({ uid: z.number().int(), gid: z.number().int(), uname: Text, gname: Text }),
 });
 
 export const AddIncrementSchema = z.object({
   type: z.literal('image.addIncrement'),
   ...base,
-  source: z.string().min(1),
+  source: PathText.min(1),
   sizeMb,
 });
 
@@ -69,7 +69,7 @@ export const DeleteImageSchema = z.object({ type: z.literal('image.delete'), ...
 export const EnableImageSchema = z.object({ type: z.literal('image.enable'), ...base });
 export const DisableImageSchema = z.object({ type: z.literal('image.disable'), ...base });
 export const SetPersistentSchema = z.object({ type: z.literal('image.setPersistent'), ...base, persistent: z.boolean() });
-export const ChangeTypeSchema = z.object({ type: z.literal('image.chtype'), ...base, imageType: z.string() });
+export const ChangeTypeSchema = z.object({ type: z.literal('image.chtype'), ...base, imageType: Text });
 
 export const CloneRefSchema = z.object({ kind: z.enum(['image', 'app']), id: z.number().int().nonnegative() });
 export const CloneStartSchema = z.object({ type: z.literal('image.cloneStart'), ...base, clone: CloneRefSchema });
@@ -102,13 +102,13 @@ export const SetSnapshotsSchema = z.object({
   type: z.literal('image.setSnapshots'),
   ...base,
   /** null clears the list. */
-  snapshots: SnapshotListSchema.nullable(),
+  snapshots: SnapshotListSchema.extend({ list: boundedList(SnapshotSchema.extend({ name: Text, children: boundedList(z.number().int().nonnegative()) })) }).nullable(),
 });
 export const SetSizeSchema = z.object({ type: z.literal('image.setSize'), ...base, sizeMb });
 export const SaveAsDoneSchema = z.object({ type: z.literal('image.saveAsDone'), ...base, success: z.boolean() });
 
 export const RestoreOptionsSchema = z.object({
-  name: z.string().default(''),
+  name: Text.default(''),
   noIp: z.boolean().default(false),
   noNic: z.boolean().default(false),
   incrementId: z.number().int().nonnegative().nullable().default(null),
@@ -146,14 +146,14 @@ export const DriverReplySchema = z.object({
   action: ImageActionSchema,
   result: DriverResultSchema,
   /** The driver's single stdout line (or failure message); "" when it printed nothing. */
-  info: z.string(),
+  info: InfoText,
 });
 /** Log lines a driver script wrote on stderr (driver-contract §7), recorded on the image. */
 export const DriverLogSchema = z.object({
   type: z.literal('driver.log'),
   ...base,
   requestId: RequestIdSchema,
-  action: z.string(),
+  action: Text,
   lines: z.array(z.object({ severity: z.enum(['E', 'W', 'I', 'D']), text: z.string().max(4096) })).min(1).max(200),
 });
 /** W1: the watchdog's verdict on an expired request. */

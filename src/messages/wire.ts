@@ -24,9 +24,24 @@ export const subjects = {
   driverRequests: 'imgr.drv.>',
   rejected: (kind: AggregateKind | 'unknown', id: number | 'unknown'): string => `imgr.rej.${kind}.${id}`,
   rejections: 'imgr.rej.>',
+  /** A commit a reactor could not process: imgr.parked.<reactor>.<log sequence>. */
+  parked: (reactor: string, seq: number): string => `imgr.parked.${reactor}.${seq}`,
+  parkedAll: 'imgr.parked.>',
   /** Core NATS notifications for the VM subsystem (§5.2): imgr.vm.<vm id>.<kind>. */
   vmNotice: (vmId: number, kind: string): string => `imgr.vm.${vmId}.${kind}`,
 } as const;
+
+/** What IMGR_PARKED holds for a commit a reactor gave up on. */
+export const ParkedCommitSchema = z.object({
+  reactor: z.string(),
+  seq: z.number().int().positive(),
+  subject: z.string(),
+  commandId: z.string(),
+  attempts: z.number().int().positive(),
+  error: z.string(),
+  at: z.number().int(),
+});
+export type ParkedCommit = z.infer<typeof ParkedCommitSchema>;
 
 /** Parses `imgr.<x>.<kind>.<id>` into its aggregate. */
 export function aggregateOfSubject(subject: string): { kind: AggregateKind; id: number } | undefined {

@@ -1,7 +1,7 @@
 import { AckPolicy, DeliverPolicy, jetstream, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
-import type { Commit } from '../messages/wire.js';
+import { subjects, type Commit, type ParkedCommit } from '../messages/wire.js';
 import { parseCommit } from '../store/event-store.js';
 import { STREAMS } from '../store/provision.js';
 import type { AggregateHost } from '../actors/host.js';
@@ -14,11 +14,16 @@ export interface ReactorContext {
   readonly ackWaitMs: number;
 }
 
+/** Deliveries of one commit before a reactor parks it and carries on. */
+export const PARK_AFTER = 5;
+
 /**
  * A reactor on the event log. Its durable consumer is its checkpoint: a
  * commit is acknowledged only after everything it asked for was published
  * (with deterministic msgIDs, so a redelivery publishes nothing twice).
- * Several managers share a reactor's durable and split the work.
+ * Several managers share a reactor's durable and split the work. A commit
+ * whose reaction keeps failing is parked in IMGR_PARKED after PARK_AFTER
+ * deliveries, so one bad commit cannot stop the reactor for everyone.
  */
 export abstract class LogReactor {
   abstract readonly name: string;
@@ -70,8 +75,33 @@ export abstract class LogReactor {
       await this.react(commit, m.seq);
       m.ack();
     } catch (e) {
-      this.ctx.log.error({ err: e, reactor: this.name, seq: m.seq }, 'reaction failed, will retry');
-      m.nak(1000);
+      const attempts = m.info.deliveryCount;
+      if (attempts < PARK_AFTER) {
+        this.ctx.log.error({ err: e, reactor: this.name, seq: m.seq, attempts }, 'reaction failed, will retry');
+        m.nak(1000 * attempts);
+        return;
+      }
+      await this.park(m, commit, attempts, e);
+    }
+  }
+
+  private async park(m: JsMsg, commit: Commit, attempts: number, e: unknown): Promise<void> {
+    const parked: ParkedCommit = {
+      reactor: this.name,
+      seq: m.seq,
+      subject: m.subject,
+      commandId: commit.commandId,
+      attempts,
+      error: (e instanceof Error ? e.message : String(e)).slice(0, 4096),
+      at: Date.now(),
+    };
+    try {
+      await jetstream(this.ctx.nc).publish(subjects.parked(this.name, m.seq), JSON.stringify(parked), { msgID: `parked-${this.name}-${m.seq}` });
+      this.ctx.log.error({ ...parked }, 'reaction parked: the reactor carries on without it');
+      m.ack();
+    } catch (err) {
+      this.ctx.log.error({ err, reactor: this.name, seq: m.seq }, 'could not park a failing commit, will retry');
+      m.nak(5000);
     }
   }
 }

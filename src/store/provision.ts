@@ -12,7 +12,7 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { subjects } from '../messages/wire.js';
 import { isNotFound } from './errors.js';
 
-export const STREAMS = { commands: 'IMGR_CMD', internal: 'IMGR_INT', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ' } as const;
+export const STREAMS = { commands: 'IMGR_CMD', internal: 'IMGR_INT', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ', parked: 'IMGR_PARKED' } as const;
 /** The driver hosts' shared durable: created here because the drivers role may only bind to it. */
 export const DRIVERS_DURABLE = 'imgr-drivers';
 
@@ -83,6 +83,14 @@ export function streamConfigs(): NamedStreamConfig[] {
       deny_delete: true,
       deny_purge: true,
       allow_msg_ttl: true,
+    },
+    {
+      // Commits a reactor gave up on, with why: operators see them (imgr parked, /api/parked).
+      name: STREAMS.parked,
+      subjects: [subjects.parkedAll],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      duplicate_window: nanos(10 * MINUTE),
     },
   ];
 }

@@ -131,6 +131,8 @@ describe('every command, human and --json', () => {
     await both('history', ['history', 'image', String(ids.image)], /^SEQ\s+WHEN\s+WHO\s+WHAT/, (j) => expect((j as unknown[]).length).toBeGreaterThan(5));
     await both('at', ['at', 'image', String(ids.image), '--seq', '1000000'], /^ID\s+\d+\nNAME\s+base/, (j) => expect(j).toMatchObject({ name: 'base' }));
     await both('audit verify', ['audit', 'verify'], /^log intact: \d+ commits/, (j) => expect(j).toMatchObject({ ok: true }));
+    // Nothing failed here; test/int/parking.test.ts parks a commit and reads it back.
+    await both('parked', ['parked'], /^nothing parked\n$/, (j) => expect(j).toEqual([]));
     // NDJSON is the machine format already: both modes print the same lines.
     exercised.add('export');
     const lines = (await run(['export', 'datastore', String(ids.ds)])).out;

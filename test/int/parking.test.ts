@@ -1,0 +1,80 @@
+/**
+ * One commit a reactor cannot process must not stop it: after PARK_AFTER
+ * deliveries it is parked in IMGR_PARKED (with why) and the reactor goes on
+ * with the commits after it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { TestNats } from '../support/nats.js';
+import { eventually } from '../support/eventually.js';
+import { Manager } from '../../src/manager.js';
+import { ImgrClient } from '../../src/client/client.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import { LogReactor, PARK_AFTER } from '../../src/reactors/log-reactor.js';
+import { ParkedCommitSchema, type Commit } from '../../src/messages/wire.js';
+import { STREAMS } from '../../src/store/provision.js';
+import { listParked } from '../../src/audit/parked.js';
+import { main } from '../../src/cli/imgr.js';
+
+let nats: TestNats;
+let manager: Manager;
+let c: ImgrClient;
+beforeAll(async () => {
+  nats = await TestNats.start();
+  manager = await Manager.start({ servers: nats.url, log: silentLogger(), config: { ackWaitMs: 2_000 } });
+  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+});
+afterAll(async () => {
+  await c.close();
+  await manager.stop();
+  await nats.dispose();
+});
+
+/** Fails every time on the commits of one datastore, handles the rest. */
+class Picky extends LogReactor {
+  readonly name = 'test-picky';
+  readonly handled: number[] = [];
+  attemptsOnPoison = 0;
+  constructor(
+    ctx: ConstructorParameters<typeof LogReactor>[0],
+    private readonly poison: number,
+  ) {
+    super(ctx);
+  }
+  protected react(commit: Commit): Promise<void> {
+    if (commit.aggregate === 'datastore' && commit.id === this.poison) {
+      this.attemptsOnPoison += 1;
+      return Promise.reject(new Error(`cannot react to datastore ${commit.id}`));
+    }
+    this.handled.push(commit.id);
+    return Promise.resolve();
+  }
+}
+
+describe('a reactor and a commit it cannot process', () => {
+  it('parks the commit with the reason after a bounded number of tries and carries on', async () => {
+    const poison = await c.nextId('datastore');
+    await c.send({ type: 'datastore.create', datastoreId: poison, template: { NAME: 'poison', DS_MAD: 'dummy', TM_MAD: 'dummy' } });
+    const later = await c.nextId('datastore');
+    await c.send({ type: 'datastore.create', datastoreId: later, template: { NAME: 'later', DS_MAD: 'dummy', TM_MAD: 'dummy' } });
+
+    const nc = await nats.connect('manager');
+    const reactor = new Picky({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs: 2_000 }, poison);
+    await reactor.start();
+    try {
+      await eventually(() => reactor.handled.includes(later), 'the commit after the poisoned one', 120_000);
+      expect(reactor.attemptsOnPoison).toBe(PARK_AFTER);
+      const parked = await jetstream(nc).consumers.get(STREAMS.parked, { filter_subjects: 'imgr.parked.test-picky.>', deliver_policy: DeliverPolicy.All });
+      const m = await parked.next({ expires: 5_000 });
+      expect(ParkedCommitSchema.parse(m?.json())).toMatchObject({ reactor: 'test-picky', attempts: PARK_AFTER, error: `cannot react to datastore ${poison}` });
+      // Operators see it with the read-only auditor role: imgr parked, /api/parked.
+      const seen = await listParked(await nats.connect('auditor'));
+      expect(seen).toEqual([expect.objectContaining({ reactor: 'test-picky', subject: `imgr.evt.datastore.${poison}` })]);
+      let out = '';
+      expect(await main(['--nats', nats.url, 'parked'], (s) => (out += s), () => undefined, false)).toBe(0);
+      expect(out).toMatch(new RegExp(`test-picky\\s+imgr\\.evt\\.datastore\\.${poison}\\s+${PARK_AFTER}\\s+\\S+\\s+cannot react to datastore ${poison}`));
+    } finally {
+      await reactor.stop();
+    }
+  });
+});
