@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { OLD_NATS_SERVER, natsServerBinary, startNatsServer } from '../src/platform/nats-server.js';
-import { credentialsFor } from '../src/platform/nats.js';
+import { credentialsFor, inboxPrefixFor } from '../src/platform/nats.js';
 import { measure, serverVersion, type Result } from './harness.js';
 
 const WINDOW = 256;
@@ -43,7 +43,7 @@ async function onServer(binary: string, ms: number): Promise<Result[]> {
   const scenario = `raw JetStream on ${version}`;
   try {
     // A plain connection: these baselines also run on servers imgr itself refuses.
-    const nc = await connect({ servers: server.url, ...credentialsFor('manager') });
+    const nc = await connect({ servers: server.url, ...credentialsFor('manager'), inboxPrefix: inboxPrefixFor('manager') });
     const jsm = await jetstreamManager(nc);
     const atomic = version.startsWith('2.9') ? {} : { allow_atomic: true };
     await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], ...atomic });

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { createInbox, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
-import { connectAs, type Role } from '../platform/nats.js';
+import { connectAs, inboxPrefixFor, type Role } from '../platform/nats.js';
 import { fingerprintOf } from '../intake/fingerprint.js';
 import { rejection } from '../messages/errors.js';
 import { z } from 'zod';
@@ -59,13 +59,16 @@ export class ImgrClient {
   constructor(
     readonly nc: NatsConnection,
     readonly actor: Actor,
+    /** Where outcomes come back: the role's own inbox prefix (nats.conf allows no other). */
+    private readonly inboxPrefix: string = inboxPrefixFor('service'),
   ) {
     this.js = jetstream(nc);
   }
 
   static async connect(o: { servers: string; role?: Role; actor: ActorInput }): Promise<ImgrClient> {
-    const nc = await connectAs(o.role ?? 'service', o.servers);
-    return new ImgrClient(nc, ActorSchema.parse(o.actor));
+    const role = o.role ?? 'service';
+    const nc = await connectAs(role, o.servers);
+    return new ImgrClient(nc, ActorSchema.parse(o.actor), inboxPrefixFor(role));
   }
 
   async close(): Promise<void> {
@@ -79,7 +82,7 @@ export class ImgrClient {
     const commandId = o.internal === true && !given.startsWith(INTERNAL_ID_PREFIX) ? `${INTERNAL_ID_PREFIX}${given}` : given;
     const timeoutMs = o.timeoutMs ?? 30_000;
     const { kind, id } = aggregateOfCommand(command);
-    const inbox = createInbox();
+    const inbox = createInbox(this.inboxPrefix);
     const sub = this.nc.subscribe(inbox, { max: 1, timeout: timeoutMs });
     const message: CommandMessage = {
       envelope: {

@@ -11,6 +11,9 @@ export function credentialsFor(role: Role, env: NodeJS.ProcessEnv = process.env)
   return { user: role, pass: env[`IMGR_NATS_${role.toUpperCase()}_PASSWORD`] ?? `imgr-${role}` };
 }
 
+/** The inbox prefix of a role: nats.conf lets each role subscribe to its own only. */
+export const inboxPrefixFor = (role: Role): string => `_INBOX.${role}`;
+
 /**
  * Connects as a role. The client reconnects forever: a NATS server that
  * restarts must not take the manager down (its JetStream state is on disk).
@@ -21,6 +24,7 @@ export async function connectAs(role: Role, servers: string, name = `imgr-${role
     servers,
     name,
     ...credentialsFor(role),
+    inboxPrefix: inboxPrefixFor(role),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 10_000,

@@ -95,7 +95,7 @@ describe('imgr CLI', () => {
     const t = await imgr('image', 'list', '--name', 'ubu');
     expect(t.out).toMatch(/^ID\s+USER\s+NAME\s+DATASTORE\s+TYPE\s+SIZE\s+STATE\s+VMS\n/);
     expect(t.out).toMatch(/ubuntu\s+images\s+OS\s+10M\s+READY\s+0\n1 of 1\n$/);
-    expect(await json('image', 'list', '--state', 'disabled')).toEqual({ total: 0, items: [] });
+    expect(await json('image', 'list', '--state', 'disabled')).toEqual({ total: 0, items: [], nextOffset: null });
   });
 
   it('disable, enable, persistent, chtype, acquire, release', async () => {

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { TestNats } from '../support/nats.js';
+import { ROLES, inboxPrefixFor, type Role } from '../../src/platform/nats.js';
 import { BUCKETS, DRIVERS_DURABLE, STREAMS, provision } from '../../src/store/provision.js';
 
 let nats: TestNats;
@@ -38,10 +39,10 @@ describe('nats.conf roles on nats-server 2.15', () => {
   it('drivers: cannot bind to, take or acknowledge the commands, nor write the log', async () => {
     await jsm.consumers.add(STREAMS.commands, { durable_name: 'perm-intake', ack_policy: AckPolicy.Explicit });
     const mgrNc = await nats.connect('manager');
-    await jetstream(mgrNc).publish('imgr.cmd.image.1', '{"command":1}', { msgID: 'perm-cmd-1' });
+    await jetstream(await nats.connect('service')).publish('imgr.cmd.image.1', '{"command":1}', { msgID: 'perm-cmd-1' });
     // A plain pull request on an inbox of its own, so the test sees the acknowledgement subject the server chose.
-    const inbox = mgrNc.subscribe('_INBOX.perm-test', { max: 1 });
-    mgrNc.publish(`$JS.API.CONSUMER.MSG.NEXT.${STREAMS.commands}.perm-intake`, JSON.stringify({ batch: 1, expires: 5e9 }), { reply: '_INBOX.perm-test' });
+    const inbox = mgrNc.subscribe('_INBOX.manager.perm-test', { max: 1 });
+    mgrNc.publish(`$JS.API.CONSUMER.MSG.NEXT.${STREAMS.commands}.perm-intake`, JSON.stringify({ batch: 1, expires: 5e9 }), { reply: '_INBOX.manager.perm-test' });
     let ackSubject = '';
     for await (const m of inbox) ackSubject = m.reply ?? '';
     expect(ackSubject).toMatch(/^\$JS\.ACK\.IMGR_CMD\.perm-intake\./);
@@ -91,5 +92,40 @@ describe('nats.conf roles on nats-server 2.15', () => {
     await expect(readerJsm.streams.purge(STREAMS.commands)).rejects.toThrow();
     await expect(readerJsm.streams.delete(STREAMS.driver)).rejects.toThrow();
     expect((await jsm.streams.info(STREAMS.events)).state.messages).toBeGreaterThan(0);
+  });
+
+  /** Resolves with the server's refusal of a subscription, or 'open' while it stands. */
+  const subscribeRefusal = async (role: Role, subject: string): Promise<string> => {
+    const nc = await nats.connect(role);
+    const sub = nc.subscribe(subject);
+    const closed = await Promise.race([sub.closed.then((e) => (e instanceof Error ? e.message : 'closed')), sleep(500).then(() => 'open')]);
+    sub.unsubscribe();
+    return closed;
+  };
+
+  it.each(ROLES.flatMap((role) => ROLES.filter((other) => other !== role).map((other) => [role, other] as const)))('%s cannot read the inbox of %s', async (role, other) => {
+    expect(await subscribeRefusal(role, `${inboxPrefixFor(other)}.>`)).toMatch(/Permissions Violation for Subscription/);
+  });
+
+  it.each(ROLES.filter((r) => r !== 'manager'))('%s cannot read every inbox at once', async (role) => {
+    expect(await subscribeRefusal(role, '_INBOX.>')).toMatch(/Permissions Violation for Subscription/);
+    expect(await subscribeRefusal(role, `${inboxPrefixFor(role)}.mine`)).toBe('open');
+  });
+
+  it('the manager publishes no command as a service would, so no client can make it re-send one', async () => {
+    const mgr = jetstream(await nats.connect('manager'));
+    await expect(mgr.publish('imgr.cmd.image.1', '{}', { timeout: 2_000 })).rejects.toThrow(/Permissions Violation|timeout/i);
+  });
+
+  it.each(['auditor', 'dashboard'] as const)('%s cannot create, bind to, pull from or delete a durable, nor touch a work queue', async (role) => {
+    const nc = await nats.connect(role);
+    const readerJsm = await jetstreamManager(nc, { checkAPI: false });
+    await expect(readerJsm.consumers.add(STREAMS.driver, { durable_name: 'stolen', ack_policy: AckPolicy.Explicit })).rejects.toThrow();
+    await expect(readerJsm.consumers.delete(STREAMS.driver, DRIVERS_DURABLE)).rejects.toThrow();
+    await expect(readerJsm.consumers.add(STREAMS.events, { durable_name: 'imgr-dispatch', ack_policy: AckPolicy.Explicit })).rejects.toThrow();
+    await expect(readerJsm.consumers.delete(STREAMS.events, 'imgr-dispatch')).rejects.toThrow();
+    await expect(readerJsm.streams.getMessage(STREAMS.driver, { seq: 1 })).rejects.toThrow();
+    await expect(jetstream(nc).consumers.get(STREAMS.driver, DRIVERS_DURABLE).then((c) => c.next({ expires: 1_000 }))).rejects.toThrow();
+    expect((await jsm.consumers.info(STREAMS.driver, DRIVERS_DURABLE)).name).toBe(DRIVERS_DURABLE);
   });
 });

@@ -8,7 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import { headers, nanos } from '@nats-io/transport-node';
+import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
 
@@ -21,12 +24,28 @@ const expecting = (seq: number, subject?: string) => {
 };
 
 let nats: TestNats;
-beforeAll(async () => (nats = await TestNats.start()));
-afterAll(async () => nats.dispose());
+let conf: string;
+/** These tests are about the server, not imgr's roles: JetStream without users. */
+const opened: NatsConnection[] = [];
+const open = async (): Promise<NatsConnection> => {
+  const nc = await connect({ servers: nats.url });
+  opened.push(nc);
+  return nc;
+};
+beforeAll(async () => {
+  conf = join(mkdtempSync(join(tmpdir(), 'imgr-features-')), 'open.conf');
+  writeFileSync(conf, 'listen: 127.0.0.1:4222\njetstream {}\n');
+  nats = await TestNats.start(conf);
+});
+afterAll(async () => {
+  await Promise.allSettled(opened.map((nc) => nc.close()));
+  await nats.dispose();
+  rmSync(dirname(conf), { recursive: true, force: true });
+});
 
 describe('nats-server features imgr builds on', () => {
   it('atomic batch: commits to several subjects land together, each with its expectation, or not at all', async () => {
-    const nc = await nats.connect('manager');
+    const nc = await open();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'F_ATOMIC', subjects: ['fa.>'], allow_atomic: true });
     const js = jetstream(nc);
@@ -57,7 +76,7 @@ describe('nats-server features imgr builds on', () => {
   });
 
   it('a stream without allow_atomic refuses batches', async () => {
-    const nc = await nats.connect('manager');
+    const nc = await open();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'F_PLAIN', subjects: ['fp.>'] });
     const js = jetstream(nc);
@@ -65,7 +84,7 @@ describe('nats-server features imgr builds on', () => {
   });
 
   it('expected last sequence over a wildcard: one check guards every subject of an aggregate', async () => {
-    const nc = await nats.connect('manager');
+    const nc = await open();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'F_WILD', subjects: ['fw.>'] });
     const js = jetstream(nc);
@@ -77,7 +96,7 @@ describe('nats-server features imgr builds on', () => {
   });
 
   it('per-message TTL: a message expires on its own while the stream keeps the rest', async () => {
-    const nc = await nats.connect('manager');
+    const nc = await open();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'F_TTL', subjects: ['ft.>'], allow_msg_ttl: true });
     const js = jetstream(nc);
@@ -88,7 +107,7 @@ describe('nats-server features imgr builds on', () => {
   });
 
   it('deterministic partitioning: a subject transform puts every id in one fixed partition', async () => {
-    const nc = await nats.connect('manager');
+    const nc = await open();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({
       name: 'F_PART',
@@ -108,7 +127,7 @@ describe('nats-server features imgr builds on', () => {
   });
 
   it('pinned-client priority group: one consumer at a time gets the messages, another takes over when it goes', async () => {
-    const nc = await nats.connect('manager');
+    const nc = await open();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'F_PIN', subjects: ['fpin.>'] });
     await jsm.consumers.add('F_PIN', {
@@ -121,7 +140,7 @@ describe('nats-server features imgr builds on', () => {
     });
     const got: Record<'a' | 'b', number[]> = { a: [], b: [] };
     const run = async (who: 'a' | 'b') => {
-      const conn = await nats.connect('manager');
+      const conn = await open();
       const c = await jetstream(conn).consumers.get('F_PIN', 'partition-0');
       const messages = await c.consume({ group: 'managers', max_messages: 10, expires: 1_000 });
       void (async () => {

@@ -164,7 +164,7 @@ describe('idempotency and bad input', () => {
     });
     // Beyond it (here: another JetStream msgID) the intake compares and refuses, keeping the first outcome.
     const nc = await nats.connect('service');
-    const inbox = `_INBOX.reuse.${Math.random().toString(36).slice(2)}`;
+    const inbox = `_INBOX.service.reuse.${Math.random().toString(36).slice(2)}`;
     const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
     await jetstream(nc).publish(`imgr.cmd.image.${id}`, JSON.stringify({ envelope: { ...envelope('reuse-1'), actor: user.actor }, command: { type: 'image.enable', imageId: id }, replyTo: inbox }), { msgID: 'reuse-1-later' });
     let later: Outcome | undefined;
@@ -176,7 +176,7 @@ describe('idempotency and bad input', () => {
 
   const raw = async (subject: string, body: string) => {
     const nc = await nats.connect('service');
-    const inbox = `_INBOX.raw.${Math.random().toString(36).slice(2)}`;
+    const inbox = `_INBOX.service.raw.${Math.random().toString(36).slice(2)}`;
     const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
     await jetstream(nc).publish(subject, body.replace('$REPLY', inbox));
     for await (const m of sub) return m.json<Outcome>();

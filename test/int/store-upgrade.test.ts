@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { OLD_NATS_SERVER, startNatsServer, type NatsServer } from '../../src/platform/nats-server.js';
-import { credentialsFor } from '../../src/platform/nats.js';
+import { credentialsFor, inboxPrefixFor } from '../../src/platform/nats.js';
 import { BUCKETS, STREAMS, SCHEMA_VERSION, provision, streamConfigs } from '../../src/store/provision.js';
 import { EventStore } from '../../src/store/event-store.js';
 import { verifyLog } from '../../src/audit/verify.js';
@@ -45,7 +45,7 @@ describe('a store written by nats-server 2.9', () => {
   it('opens on the current server with its history, upgraded in place', async () => {
     const old = await startNatsServer({ configFile: NATS_CONF, storeDir, port: 'random', binary: OLD_NATS_SERVER });
     // The 2.9 connection is raw: imgr itself now refuses that server.
-    const oldNc = await connect({ servers: old.url, ...credentialsFor('manager') });
+    const oldNc = await connect({ servers: old.url, ...credentialsFor('manager'), inboxPrefix: inboxPrefixFor('manager') });
     expect(oldNc.info?.version).toBe('2.9.10');
     const oldJsm = await jetstreamManager(oldNc);
     for (const cfg of schemaOneStreams()) await oldJsm.streams.add(cfg);
@@ -73,7 +73,7 @@ describe('a store written by nats-server 2.9', () => {
     server = await startNatsServer({ configFile: NATS_CONF, storeDir, port: 'random' });
     const manager = await Manager.start({ servers: server.url, log: silentLogger() });
     try {
-      const nc = await connect({ servers: server.url, ...credentialsFor('manager') });
+      const nc = await connect({ servers: server.url, ...credentialsFor('manager'), inboxPrefix: inboxPrefixFor('manager') });
       const jsm = await jetstreamManager(nc);
       const evt = await jsm.streams.info(STREAMS.events);
       expect(evt.state).toMatchObject({ messages: before.messages, first_seq: before.first_seq, last_seq: before.last_seq });
@@ -90,7 +90,7 @@ describe('a store written by nats-server 2.9', () => {
       await client.close();
       await nc.close();
       // A provision on an upgraded store changes nothing more.
-      const again = await connect({ servers: server.url, ...credentialsFor('manager') });
+      const again = await connect({ servers: server.url, ...credentialsFor('manager'), inboxPrefix: inboxPrefixFor('manager') });
       await provision(again);
       expect((await (await jetstreamManager(again)).streams.info(STREAMS.events)).state.messages).toBe(before.messages + 1);
       await again.close();

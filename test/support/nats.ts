@@ -18,12 +18,14 @@ export class TestNats {
   private constructor(
     public server: NatsServer,
     readonly storeDir: string,
+    private readonly configFile: string = NATS_CONF,
   ) {}
 
-  static async start(): Promise<TestNats> {
+  /** `configFile` replaces imgr's nats.conf, for tests of the server itself rather than of imgr's roles. */
+  static async start(configFile: string = NATS_CONF): Promise<TestNats> {
     const storeDir = await mkdtemp(join(tmpdir(), 'imgr-test-js-'));
-    const server = await startNatsServer({ configFile: NATS_CONF, storeDir, port: 'random' });
-    return new TestNats(server, storeDir);
+    const server = await startNatsServer({ configFile, storeDir, port: 'random' });
+    return new TestNats(server, storeDir, configFile);
   }
 
   get url(): string {
@@ -39,7 +41,7 @@ export class TestNats {
   async restart(): Promise<void> {
     const port = this.server.port;
     await this.server.stop();
-    this.server = await startNatsServer({ configFile: NATS_CONF, storeDir: this.storeDir, port });
+    this.server = await startNatsServer({ configFile: this.configFile, storeDir: this.storeDir, port });
   }
 
   async dispose(): Promise<void> {

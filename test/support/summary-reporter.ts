@@ -2,7 +2,9 @@ import type { Reporter, TestModule } from 'vitest/node';
 
 /**
  * Ends a run with the plain `N passed, N failed` line that CI reads, counting
- * every test case of every project; a run that executed nothing says so.
+ * every test case of every project; a run that executed nothing says so. A
+ * file whose set-up or tear-down failed counts each of its unrun tests as
+ * failed, not skipped: they did not pass.
  */
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(modules: readonly TestModule[]): void {
@@ -10,12 +12,15 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const m of modules) {
+      const broken = m.state() === 'failed' || m.errors().length > 0;
       for (const t of m.children.allTests()) {
         const s = t.result().state;
         if (s === 'passed') passed += 1;
-        else if (s === 'failed') failed += 1;
+        else if (s === 'failed' || broken) failed += 1;
         else skipped += 1;
       }
+      // A file that failed before any of its tests were collected still counts once.
+      if (broken && m.children.size === 0) failed += 1;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`);
   }
