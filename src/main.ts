@@ -24,6 +24,8 @@ const EnvSchema = z.object({
   IMGR_DRIVER_CONCURRENCY: z.coerce.number().int().positive().default(15),
   IMGR_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7420),
   IMGR_DATA_DIR: z.string().default(fileURLToPath(new URL('../.data', import.meta.url))),
+  /** The driver hosts' secrets key (created at first start, 0600); every driver host needs the same file. */
+  IMGR_SECRETS_KEY_FILE: z.string().optional(),
 });
 type Env = z.infer<typeof EnvSchema>;
 
@@ -44,7 +46,12 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
     }
     case 'drivers': {
       const nc = await connectAs('drivers', env.NATS_URL);
-      const host = new DriverHost(nc, { driversDir: env.IMGR_DRIVERS_DIR, concurrency: env.IMGR_DRIVER_CONCURRENCY, graceMs: 5_000, maxStdoutBytes: 1024 * 1024 }, systemClock, log);
+      const host = new DriverHost(
+        nc,
+        { driversDir: env.IMGR_DRIVERS_DIR, concurrency: env.IMGR_DRIVER_CONCURRENCY, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, secretsKeyFile: env.IMGR_SECRETS_KEY_FILE ?? resolve(env.IMGR_DATA_DIR, 'secrets.key') },
+        systemClock,
+        log,
+      );
       await host.start();
       return {
         stop: async () => {

@@ -9,6 +9,8 @@ import { EventStore } from './store/event-store.js';
 import { isWrongLastSequence } from './store/errors.js';
 import { AggregateHost } from './actors/host.js';
 import { Intake } from './intake/intake.js';
+import { SECRET_ATTRIBUTES_KEY } from './secrets/keyring.js';
+import { redactSealed } from './secrets/sealed.js';
 import { DriverDispatcher } from './reactors/dispatcher.js';
 import { ProcessManager } from './reactors/process-manager.js';
 import { Watchdog } from './reactors/watchdog.js';
@@ -59,8 +61,10 @@ export class Manager {
     const pm = new ProcessManager({ ...ctx, log: o.log.child({ component: 'process' }) }, clock);
     await dispatcher.start();
     await pm.start();
-    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs);
-    const internal = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake-internal' }), config.ackWaitMs, 'internal');
+    // Clients read which attributes to seal from imgr_meta.
+    await p.meta.put(SECRET_ATTRIBUTES_KEY, JSON.stringify(config.secretAttributes));
+    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs, 'public', config.secretAttributes);
+    const internal = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake-internal' }), config.ackWaitMs, 'internal', config.secretAttributes);
     await intake.start();
     await internal.start();
     const ids = nc.subscribe('imgr.query.next-id.*', {
@@ -83,7 +87,7 @@ export class Manager {
         const [, , , kind, idText] = msg.subject.split('.');
         const id = Number(idText);
         const view = kind === 'image' ? host.image(id) : kind === 'datastore' ? host.datastore(id) : undefined;
-        msg.respond(JSON.stringify(view ?? null));
+        msg.respond(JSON.stringify(redactSealed(view ?? null)));
       },
     });
     const m = new Manager(nc, host, intake, [intake, internal, dispatcher, pm], [ids, views], config, o.log);

@@ -50,7 +50,12 @@ async function main(): Promise<void> {
   const drivers = { ...BUNDLED_DRIVERS, datastoreLocation: resolve(data, 'datastores') };
   const manager = await Manager.start({ servers: url, config: { drivers }, log: log.child({ role: 'manager' }) });
   const driverConn = await connectAs('drivers', url);
-  const host = new DriverHost(driverConn, { driversDir: resolve(ROOT, 'drivers'), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024 }, systemClock, log.child({ role: 'drivers' }));
+  const host = new DriverHost(
+    driverConn,
+    { driversDir: resolve(ROOT, 'drivers'), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, secretsKeyFile: resolve(data, 'secrets.key') },
+    systemClock,
+    log.child({ role: 'drivers' }),
+  );
   await host.start();
   const projections = await ProjectionService.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
   await createDefaults(url, resolve(data, 'datastores'));

@@ -1,3 +1,4 @@
+import { redactSealed } from '../secrets/sealed.js';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseCommit } from '../store/event-store.js';
@@ -74,7 +75,7 @@ export async function historyOf(nc: NatsConnection, kind: AggregateKind, id: num
     const r = RejectionRecordSchema.safeParse(safeJson(m.text));
     return r.success ? [rejectionEntry(m.seq, r.data)] : [];
   });
-  return [...facts, ...refused].sort((a, b) => a.at - b.at || a.seq - b.seq);
+  return redactSealed([...facts, ...refused].sort((a, b) => a.at - b.at || a.seq - b.seq));
 }
 
 function rejectionEntry(seq: number, r: RejectionRecord): HistoryEntry {
@@ -98,7 +99,7 @@ export async function imageAt(nc: NatsConnection, id: number, until: { seq: numb
     if ('seq' in until ? seq > until.seq : commit.at > until.at) break;
     if (commit.aggregate === 'image') for (const f of commit.facts) view = evolveImage(view, f);
   }
-  return view;
+  return redactSealed(view);
 }
 
 export async function datastoreAt(nc: NatsConnection, id: number, until: { seq: number } | { at: number }): Promise<DatastoreView | null> {
@@ -107,7 +108,7 @@ export async function datastoreAt(nc: NatsConnection, id: number, until: { seq: 
     if ('seq' in until ? seq > until.seq : commit.at > until.at) break;
     if (commit.aggregate === 'datastore') for (const f of commit.facts) view = evolveDatastore(view, f);
   }
-  return view;
+  return redactSealed(view);
 }
 
 /** The whole log, or one aggregate, as NDJSON lines `{"seq":…,"subject":…,"commit":…}`. */
@@ -119,7 +120,7 @@ export async function* exportNdjson(nc: NatsConnection, filter: string = subject
   const c = await jetstream(nc).consumers.get(STREAMS.events, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
   const iter = await c.fetch({ max_messages: total, expires: 10_000 });
   for await (const m of iter) {
-    yield `${JSON.stringify({ seq: m.seq, subject: m.subject, commit: JSON.parse(m.string()) as unknown })}\n`;
+    yield `${JSON.stringify({ seq: m.seq, subject: m.subject, commit: redactSealed(JSON.parse(m.string()) as unknown) })}\n`;
     if (m.info.pending === 0) break;
   }
 }

@@ -5,6 +5,8 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { createInbox, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { connectAs, inboxPrefixFor, type Role } from '../platform/nats.js';
 import { fingerprintOf } from '../intake/fingerprint.js';
+import { sealingInfo } from '../secrets/keyring.js';
+import { seal, unsealedSecrets } from '../secrets/sealed.js';
 import { rejection } from '../messages/errors.js';
 import { z } from 'zod';
 import type { ImageQuery } from '../projections/query.js';
@@ -17,6 +19,7 @@ import {
   subjects,
   type AggregateKind,
   type Commit,
+  type Command,
   type CommandInput,
   type CommandMessage,
   type Outcome,
@@ -55,6 +58,8 @@ export interface SendOptions {
 export class ImgrClient {
   private readonly js: JetStreamClient;
   private outcomes: Promise<KV> | undefined;
+  private sealing: Promise<{ publicKeyPem: string | null; attributes: string[] }> | undefined;
+  private order: Promise<void> = Promise.resolve();
 
   constructor(
     readonly nc: NatsConnection,
@@ -77,7 +82,14 @@ export class ImgrClient {
 
   /** Publishes a command and waits for its outcome. The same command id twice yields the first outcome. */
   async send(input: CommandInput, o: SendOptions = {}): Promise<Outcome> {
-    const command = CommandSchema.parse(input);
+    // Sealing may wait for imgr's key; commands still leave in the order they were sent.
+    const sealing = this.sealSecrets(CommandSchema.parse(input));
+    const turn = this.order.then(() => sealing);
+    this.order = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    const command = await turn;
     const given = o.commandId ?? randomUUID();
     const commandId = o.internal === true && !given.startsWith(INTERNAL_ID_PREFIX) ? `${INTERNAL_ID_PREFIX}${given}` : given;
     const timeoutMs = o.timeoutMs ?? 30_000;
@@ -148,6 +160,27 @@ export class ImgrClient {
       await sleep(wait);
     }
     throw new ImgrTimeoutError(commandId, timeoutMs);
+  }
+
+  /**
+   * Secret attributes (W23) leave the client sealed to the driver hosts' key,
+   * so neither the command stream nor the log ever holds them in plain text.
+   */
+  private async sealSecrets(command: Command): Promise<Command> {
+    if (!('template' in command)) return command;
+    this.sealing ??= sealingInfo(this.nc);
+    let info = await this.sealing;
+    if (unsealedSecrets(command.template, info.attributes).length === 0) return command;
+    if (info.publicKeyPem === null) {
+      // Read again: a driver host may have published its key since.
+      this.sealing = sealingInfo(this.nc);
+      info = await this.sealing;
+    }
+    const pem = info.publicKeyPem;
+    if (pem === null) throw new Error('cannot seal secret attributes: no driver host has published imgr\'s secrets key yet (start one)');
+    const plain = new Set(unsealedSecrets(command.template, info.attributes));
+    const template = Object.fromEntries(Object.entries(command.template).map(([k, v]) => [k, plain.has(k) ? seal(pem, v) : v]));
+    return { ...command, template };
   }
 
   /** The current view of an image, or null when there is none. */

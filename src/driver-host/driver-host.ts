@@ -13,6 +13,8 @@ import { actionDocument, actionEnvironment } from './document.js';
 import { runScript } from './run.js';
 import { classifyStderr, replyFor, type LogLine } from './reply.js';
 import { Semaphore } from './semaphore.js';
+import { isSealed, unseal } from '../secrets/sealed.js';
+import { loadOrCreateKey, publishPublicKey, type SecretsKey } from '../secrets/keyring.js';
 
 
 export interface DriverHostOptions {
@@ -23,6 +25,12 @@ export interface DriverHostOptions {
   /** Between SIGTERM and SIGKILL when a script overruns its deadline. */
   readonly graceMs: number;
   readonly maxStdoutBytes: number;
+  /**
+   * The private key that opens sealed secret attributes (W23), created at
+   * first start (0600) and its public half published for clients. Without
+   * it sealed values reach drivers as they are.
+   */
+  readonly secretsKeyFile?: string;
 }
 
 const isImageAction = (a: string): a is ImageAction => (IMAGE_ACTIONS as readonly string[]).includes(a);
@@ -42,6 +50,7 @@ export class DriverHost {
   private closer: (() => Promise<void>) | undefined;
   private loop: Promise<void> | undefined;
   private statSub: Subscription | undefined;
+  private key: SecretsKey | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -54,6 +63,10 @@ export class DriverHost {
   }
 
   async start(): Promise<void> {
+    if (this.o.secretsKeyFile !== undefined) {
+      this.key = await loadOrCreateKey(this.o.secretsKeyFile);
+      await publishPublicKey(this.nc, this.key);
+    }
     // STAT is synchronous (§9.3): request/reply in a queue group, not the work queue.
     this.statSub = this.nc.subscribe('imgr.stat', {
       queue: 'imgr-drivers',
@@ -65,7 +78,7 @@ export class DriverHost {
           return;
         }
         this.limitFor(req.data.datastore.dsMad)
-          .use(() => runAction(req.data, this.o, this.clock))
+          .use(() => runAction(this.opened(req.data), this.o, this.clock))
           .then(
             (r) => m.respond(JSON.stringify({ result: r.result, info: r.info })),
             (e: unknown) => m.respond(JSON.stringify({ result: 'FAILURE', info: `Internal error ${String(e)}` })),
@@ -121,11 +134,35 @@ export class DriverHost {
       await this.reply(req, 'FAILURE', `Deadline passed before ${req.action} could run`);
       return;
     }
-    const r = await this.limitFor(mad).use(() => runAction(req, this.o, this.clock));
+    let opened: DriverRequest;
+    try {
+      opened = this.opened(req);
+    } catch (e) {
+      await this.reply(req, 'FAILURE', e instanceof Error ? e.message : String(e));
+      return;
+    }
+    const r = await this.limitFor(mad).use(() => runAction(opened, this.o, this.clock));
     if (r.logs.length > 0 && req.image) await this.logLines(req, r.logs);
     if (r.result === 'FAILURE') this.log.warn({ requestId: req.requestId, commandLine: r.commandLine, info: r.info }, 'driver action failed');
     await this.reply(req, r.result, r.info);
     this.log.info({ requestId: req.requestId, action: req.action, result: r.result, ms: this.clock.now() - started }, 'driver action');
+  }
+
+  /** The request with its datastore's sealed attributes opened, in memory only, for the one script that needs them. */
+  private opened(req: DriverRequest): DriverRequest {
+    const sealed = Object.entries(req.datastore.template).filter(([, v]) => isSealed(v));
+    if (sealed.length === 0) return req;
+    const key = this.key;
+    const template = { ...req.datastore.template };
+    for (const [k, v] of sealed) {
+      if (!key) throw new Error(`Cannot open the secret attribute ${k}: this driver host has no secrets key`);
+      try {
+        template[k] = unseal(key.privateKey, v);
+      } catch {
+        throw new Error(`Cannot open the secret attribute ${k}: it was sealed to another key`);
+      }
+    }
+    return { ...req, datastore: { ...req.datastore, template } };
   }
 
   /** Each driver runs at most `concurrency` scripts at a time (reference -t). */

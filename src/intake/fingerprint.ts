@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Command } from '../messages/wire.js';
 import type { Actor } from '../messages/envelope.js';
+import { redactSealed } from '../secrets/sealed.js';
 
 /**
  * What a command id stands for: the command and who sent it. An id used again
@@ -10,5 +11,7 @@ import type { Actor } from '../messages/envelope.js';
  * de-duplication hides from the intake.
  */
 export function fingerprintOf(command: Command, actor: Actor): string {
-  return createHash('sha256').update(JSON.stringify({ command, actor: { uid: actor.uid, gid: actor.gid, name: actor.name } })).digest('hex').slice(0, 32);
+  // Sealing is randomised: a retry seals its secret anew, and is still the same command.
+  const same = redactSealed(command);
+  return createHash('sha256').update(JSON.stringify({ command: same, actor: { uid: actor.uid, gid: actor.gid, name: actor.name } })).digest('hex').slice(0, 32);
 }

@@ -12,6 +12,7 @@ import {
   INTERNAL_COMMANDS,
   INTERNAL_ID_PREFIX,
   type CommandSource,
+  type Command,
   aggregateOfCommand,
   subjects,
   type CommandMessage,
@@ -21,6 +22,7 @@ import {
 import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
 import { fingerprintOf } from './fingerprint.js';
+import { DEFAULT_SECRET_ATTRIBUTES, REDACTED, unsealedSecrets } from '../secrets/sealed.js';
 
 export const INTAKE_DURABLE = 'imgr-intake';
 export const INTERNAL_INTAKE_DURABLE = 'imgr-intake-internal';
@@ -52,6 +54,7 @@ export class Intake {
     private readonly log: Logger,
     private readonly ackWaitMs: number,
     private readonly source: CommandSource = 'public',
+    private readonly secretAttributes: readonly string[] = DEFAULT_SECRET_ATTRIBUTES,
   ) {
     this.js = jetstream(nc);
   }
@@ -91,7 +94,7 @@ export class Intake {
 
   private handle(m: JsMsg): Promise<void> {
     const started = this.clock.now();
-    const parsed = parseCommandMessage(m.subject, m.string(), this.source);
+    const parsed = parseCommandMessage(m.subject, m.string(), this.source, this.secretAttributes);
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
@@ -172,7 +175,8 @@ export class Intake {
         code: r.code,
         message: r.message,
         at: this.clock.now(),
-        command: m.string().slice(0, 4096),
+        // The text of a refused message may hold a secret in plain text: it is kept only if it holds none.
+        command: mentionsSecret(m.string(), this.secretAttributes) ? '[withheld: it named a secret attribute]' : m.string().slice(0, 4096),
       };
       await this.recordRejection(subjects.rejected('unknown', 'unknown'), rec, UNREADABLE_KEPT);
       if (typeof partial.replyTo === 'string') {
@@ -192,6 +196,16 @@ export class Intake {
 }
 
 
+/** A command with the values of its secret attributes replaced, for records of refusals. */
+function withoutSecrets<C extends Command>(command: C, secrets: readonly string[]): C {
+  if (!('template' in command)) return command;
+  const names = new Set(secrets.map((x) => x.toUpperCase()));
+  const template = Object.fromEntries(Object.entries(command.template).map(([k, v]) => [k, names.has(k.trim().toUpperCase()) ? REDACTED : v]));
+  return { ...command, template };
+}
+
+const mentionsSecret = (text: string, secrets: readonly string[]): boolean => secrets.some((s) => text.toUpperCase().includes(s.toUpperCase()));
+
 /**
  * How long the record of a message that could not be read is kept: long
  * enough to find a misbehaving client, short enough that junk does not
@@ -208,7 +222,7 @@ type Parsed =
  * service's subject carries no internal command and no reserved id; imgr's
  * own subject carries only reserved ids.
  */
-export function parseCommandMessage(subject: string, text: string, source: CommandSource = 'public'): Parsed {
+export function parseCommandMessage(subject: string, text: string, source: CommandSource = 'public', secrets: readonly string[] = DEFAULT_SECRET_ATTRIBUTES): Parsed {
   const raw = safeJson(text);
   if (raw === undefined) return { ok: false, rejection: rejection('CMD_ERR_MALFORMED', { reason: 'not JSON' }), partial: {} };
   const r = CommandMessageSchema.safeParse(raw);
@@ -226,6 +240,9 @@ export function parseCommandMessage(subject: string, text: string, source: Comma
   } else if (!commandId.startsWith(INTERNAL_ID_PREFIX)) {
     return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected: subjects.command(kind, id) }), partial: r.data };
   }
+  const template = 'template' in r.data.command ? r.data.command.template : undefined;
+  const plain = template ? unsealedSecrets(template, secrets) : [];
+  if (plain.length > 0) return { ok: false, rejection: rejection('CMD_ERR_SECRET_PLAINTEXT', { attrs: plain.join(', ') }), partial: { ...r.data, command: withoutSecrets(r.data.command, secrets) } };
   return { ok: true, message: r.data };
 }
 

@@ -24,6 +24,7 @@ export const ERRORS = {
     ({ subject, expected }) => `Command published on ${subject} belongs on ${expected}`,
   ),
   CMD_ERR_INTERNAL: def<{ type: string }>('trust', ({ type }) => `Command ${type} is internal to imgr; services cannot send it`),
+  CMD_ERR_SECRET_PLAINTEXT: def<{ attrs: string }>('W23', ({ attrs }) => `Secret attributes must be sealed to imgr's key, not sent in plain text: ${attrs}`),
   CMD_ERR_ID_REUSED: def<{ id: string }>('trust', ({ id }) => `Command id ${id} was already used for a different command`),
   CMD_ERR_RESERVED_ID: def<{ id: string; prefix: string }>('trust', ({ id, prefix }) => `Command id ${id} is reserved: ids starting with "${prefix}" are imgr's own`),
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DriverConfigSchema } from '../messages/datastore.js';
 import { ImageDefaultsSchema } from '../messages/datastore-info.js';
 import { DEFAULT_DRIVER_TIMEOUTS, DriverActionSchema } from '../messages/driver.js';
+import { DEFAULT_SECRET_ATTRIBUTES } from '../secrets/sealed.js';
 
 /** Driver configuration of the bundled drivers (oned.conf's DS_MAD_CONF / TM_MAD_CONF). */
 export const BUNDLED_DRIVERS = DriverConfigSchema.parse({
@@ -26,6 +27,8 @@ export const ManagerConfigSchema = z.object({
   ackWaitMs: z.number().int().positive().default(10_000),
   /** Conflicting appends are retried this many times after catching up. */
   conflictRetries: z.number().int().positive().default(20),
+  /** Datastore attributes that are secrets (W23): sealed by clients, refused in plain text. */
+  secretAttributes: z.array(z.string().min(1)).default([...DEFAULT_SECRET_ATTRIBUTES]),
 });
 export type ManagerConfig = z.infer<typeof ManagerConfigSchema>;
 export type ManagerConfigInput = z.input<typeof ManagerConfigSchema>;

@@ -1,3 +1,4 @@
+import { redactSealed } from '../secrets/sealed.js';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
@@ -139,7 +140,7 @@ export class Projector {
       this.nc.subscribe('imgr.query.datastores', {
         queue: 'imgr-projections',
         callback: (err, m) => {
-          if (!err) m.respond(JSON.stringify([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id)));
+          if (!err) m.respond(JSON.stringify(redactSealed([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id))));
         },
       }),
     );
@@ -149,7 +150,7 @@ export class Projector {
         if (err) return;
         // An empty request means "no filters"; unreadable JSON is refused by the schema.
         const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.string()) ?? null) : {});
-        m.respond(JSON.stringify(q.success ? { ok: true, ...queryImages([...this.images.values()].map((x) => x.view), q.data) } : { ok: false, error: q.error.message }));
+        m.respond(JSON.stringify(q.success ? { ok: true, ...queryImages([...this.images.values()].map((x) => redactSealed(x.view)), q.data) } : { ok: false, error: q.error.message }));
       },
     }));
   }
@@ -171,7 +172,7 @@ export class Projector {
             await this.kv.images.delete(String(commit.id));
           } else {
             this.images.set(commit.id, { seq: c.seq, view });
-            await this.kv.images.put(String(commit.id), JSON.stringify({ seq: c.seq, view }));
+            await this.kv.images.put(String(commit.id), JSON.stringify({ seq: c.seq, view: redactSealed(view) }));
           }
           for (const k of touched) await this.kv.usage.put(k, JSON.stringify({ ...this.usage.get(k), seq: c.seq }));
           // The image's datastore counts its images by state and its pending operations.
@@ -203,7 +204,8 @@ export class Projector {
       [...this.images.values()].map((x) => x.view),
       id,
     );
-    const text = JSON.stringify({ seq: d.seq, view: d.view, summary });
+    // Views are for readers: sealed secrets show as redacted there (W23).
+    const text = JSON.stringify({ seq: d.seq, view: redactSealed(d.view), summary });
     if (this.written.get(id) === text) return;
     this.written.set(id, text);
     await this.kv.datastores.put(String(id), text);

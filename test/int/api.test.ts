@@ -13,6 +13,9 @@ import type { ImgrClient } from '../../src/client/client.js';
 import { LiveViews } from '../../src/api/views.js';
 import { buildApi } from '../../src/api/api.js';
 import { exposure } from '../../src/api/exposure.js';
+import { loadOrCreateKey, publishPublicKey } from '../../src/secrets/keyring.js';
+import { REDACTED, unseal } from '../../src/secrets/sealed.js';
+import { readLog } from '../support/log.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -184,5 +187,19 @@ describe('the HTTP API as a web page or a stranger meets it', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('shows secret attributes redacted: views, events and histories hold no plain text (W23)', async () => {
+    const key = await loadOrCreateKey(join(mkdtempSync(join(tmpdir(), 'imgr-key-')), 'secrets.key'));
+    await publishPublicKey(await nats.connect('drivers'), key);
+    const id = await c.nextId('datastore');
+    expect(await c.send({ type: 'datastore.create', datastoreId: id, template: { NAME: 'vault', TYPE: 'BACKUP_DS', DS_MAD: 'restic', RESTIC_PASSWORD: 'api-visible-SECRET' } })).toMatchObject({ status: 'accepted' });
+    await eventually(() => views.datastores.get(id) !== undefined, 'the datastore view');
+    const view = await app.inject({ url: `/api/datastores/${id}` });
+    expect(view.json<{ template: Record<string, string> }>().template['RESTIC_PASSWORD']).toBe(REDACTED);
+    for (const url of [`/api/datastores/${id}`, '/api/datastores', `/api/datastores/${id}/history`]) expect((await app.inject({ url })).body, url).not.toContain('api-visible-SECRET');
+    // Sealed in the log, opened only with the driver hosts' key.
+    const sealed = (await readLog(await nats.connect('manager'), `imgr.evt.datastore.${id}`))[0]?.commit.facts[0]?.changes['template'] as Record<string, string>;
+    expect(unseal(key.privateKey, sealed['RESTIC_PASSWORD'] ?? '')).toBe('api-visible-SECRET');
   });
 });

@@ -5,7 +5,8 @@
  * restart loses nothing.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { jetstream } from '@nats-io/jetstream';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,11 @@ import { DRIVERS_DIR } from '../support/driver-request.js';
 import { Manager } from '../../src/manager.js';
 import { DriverHost } from '../../src/driver-host/driver-host.js';
 import { ImgrClient } from '../../src/client/client.js';
-import { connectAs } from '../../src/platform/nats.js';
+import { connectAs, inboxPrefixFor } from '../../src/platform/nats.js';
+import { exportNdjson, historyOf } from '../../src/audit/history.js';
+import { REDACTED } from '../../src/secrets/sealed.js';
+import { main } from '../../src/cli/imgr.js';
+import { STREAMS } from '../../src/store/provision.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { systemClock } from '../../src/platform/clock.js';
 import { DEFAULT_DRIVER_TIMEOUTS } from '../../src/messages/driver.js';
@@ -36,7 +41,12 @@ let ds: number;
 const content = randomBytes(2 * 1024 * 1024 + 5);
 
 const startHost = async (): Promise<DriverHost> => {
-  const h = new DriverHost(await connectAs('drivers', nats.url), { driversDir: drivers, concurrency: 4, graceMs: 200, maxStdoutBytes: 65536 }, systemClock, silentLogger());
+  const h = new DriverHost(
+    await connectAs('drivers', nats.url),
+    { driversDir: drivers, concurrency: 4, graceMs: 200, maxStdoutBytes: 65536, secretsKeyFile: join(dir, 'secrets.key') },
+    systemClock,
+    silentLogger(),
+  );
   await h.start();
   return h;
 };
@@ -213,10 +223,64 @@ describe('a hanging driver and host restarts', () => {
   });
 });
 
+/** A restic password no byte imgr stores or serves may contain. */
+const SECRET = 'tr0ub4dor-and-3-horses-SECRET';
+
+/** Every file under a folder that contains `needle`. */
+function filesContaining(root: string, needle: string): string[] {
+  const hits: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && readFileSync(p).includes(needle)) hits.push(p);
+    }
+  };
+  walk(root);
+  return hits;
+}
+
+/**
+ * W23: the restic backups above ran with the password, yet nothing imgr keeps
+ * or answers holds it: not the JetStream store (every stream and bucket, the
+ * command stream included), not the views, exports, histories or the CLI.
+ */
+async function noSecretAnywhere(backups: number): Promise<void> {
+  expect(filesContaining(nats.storeDir, SECRET)).toEqual([]);
+  const reader = await nats.connect('auditor');
+  const views = [JSON.stringify(await c.datastore(backups)), JSON.stringify(await historyOf(reader, 'datastore', backups))];
+  for (const v of views) expect(v).not.toContain(SECRET);
+  expect((await c.datastore(backups))?.template['RESTIC_PASSWORD']).toBe(REDACTED);
+  let exported = '';
+  for await (const line of exportNdjson(reader)) exported += line;
+  expect(exported).toContain(`"RESTIC_PASSWORD":"${REDACTED}"`);
+  expect(exported).not.toContain(SECRET);
+  // In the log itself the value is sealed: present, opaque.
+  const raw = (await readLog(await nats.connect('manager'), `imgr.evt.datastore.${backups}`)).map((x) => JSON.stringify(x.commit)).join('\n');
+  expect(raw).toMatch(/"RESTIC_PASSWORD":"imgr-secret:v1:/);
+  let shown = '';
+  expect(await main(['--nats', nats.url, 'datastore', 'show', String(backups), '--json'], (s) => (shown += s), () => undefined, false)).toBe(0);
+  expect(shown).not.toContain(SECRET);
+  // A service that sends the password in plain text is refused, and the refusal does not keep it.
+  const raw2 = await connectAs('service', nats.url);
+  const inbox = `${inboxPrefixFor('service')}.plain`;
+  const sub = raw2.subscribe(inbox, { max: 1 });
+  const id = await c.nextId('datastore');
+  const command = { type: 'datastore.create', datastoreId: id, template: { NAME: 'plain', TYPE: 'BACKUP_DS', DS_MAD: 'restic', RESTIC_PASSWORD: SECRET } };
+  await jetstream(raw2).publish(`imgr.cmd.datastore.${id}`, JSON.stringify({ envelope: { commandId: 'plain-secret', correlationId: 'plain-secret', causationId: null, actor: { uid: 0, gid: 0, name: 'oneadmin' }, at: 1 }, command, replyTo: inbox }));
+  for await (const m of sub) expect(m.json()).toMatchObject({ status: 'rejected', code: 'CMD_ERR_SECRET_PLAINTEXT', message: "Secret attributes must be sealed to imgr's key, not sent in plain text: RESTIC_PASSWORD" });
+  await raw2.close();
+  const refusals = join(nats.storeDir, 'jetstream', '$G', 'streams', STREAMS.rejected);
+  await eventually(() => filesContaining(refusals, 'plain-secret').length > 0, 'the refusal recorded');
+  // The refused message itself waits in the command stream's files until they are compacted; the records imgr keeps hold no secret.
+  const kept = filesContaining(nats.storeDir, SECRET).filter((f) => !f.includes(`/streams/${STREAMS.commands}/`));
+  expect(kept).toEqual([]);
+}
+
 describe('backups through NATS', () => {
   for (const [mad, template] of [
     ['rsync', { RSYNC_HOST: 'localhost' }],
-    ['restic', { RESTIC_PASSWORD: 'secret words' }],
+    ['restic', { RESTIC_PASSWORD: SECRET }],
   ] as const) {
     it(`${mad}: back up, keep the last 2 increments, restore into the image datastore`, async () => {
       const backups = await c.nextId('datastore');
@@ -246,6 +310,7 @@ describe('backups through NATS', () => {
       expect(readFileSync(restored.record.source).equals(last)).toBe(true);
       const log = await readLog(await nats.connect('manager'), `imgr.evt.image.${backup}`);
       expect(factsIn(log).some((f) => f.type === 'image.driverLogged' && String(f.detail['lines']).includes(`restoring disk 0 of 1 into image ${restored.record.id}`))).toBe(true);
+      if (mad === 'restic') await noSecretAnywhere(backups);
     });
   }
 });
