@@ -8,12 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { accessSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
-import { OLD_NATS_SERVER, natsServerBinary, startNatsServer } from '../src/platform/nats-server.js';
+import { OLD_NATS_SERVER, natsServerBinary } from '../src/platform/nats-server.js';
 import { credentialsFor, inboxPrefixFor } from '../src/platform/nats.js';
-import { measure, serverVersion, type Result } from './harness.js';
+import { measure, serverVersion, startBenchServer, type Result } from './harness.js';
 
 const WINDOW = 256;
 const BATCH = 100;
@@ -38,7 +37,7 @@ export async function run(ms: number): Promise<Result[]> {
 async function onServer(binary: string, ms: number): Promise<Result[]> {
   const version = serverVersion(binary);
   const store = await mkdtemp(join(tmpdir(), 'imgr-bench-raw-'));
-  const server = await startNatsServer({ configFile: fileURLToPath(new URL('../nats.conf', import.meta.url)), storeDir: store, port: 'random', binary });
+  const server = await startBenchServer(store, binary);
   const results: Result[] = [];
   const scenario = `raw JetStream on ${version}`;
   try {

@@ -6,14 +6,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { jetstream } from '@nats-io/jetstream';
-import { startNatsServer } from '../src/platform/nats-server.js';
 import { connectAs } from '../src/platform/nats.js';
 import { silentLogger } from '../src/platform/logger.js';
 import { Manager } from '../src/manager.js';
 import { ImgrClient } from '../src/client/client.js';
-import { measure, type Result } from './harness.js';
+import { BENCH_PRINCIPALS, measure, startBenchServer, type Result } from './harness.js';
+import { publishPrincipals } from '../src/platform/principals-file.js';
 
 const IN_FLIGHT = 64;
 
@@ -29,11 +28,12 @@ async function inFlight(scenario: string, variant: string, ms: number, op: (i: n
 
 export async function run(ms: number): Promise<Result[]> {
   const store = await mkdtemp(join(tmpdir(), 'imgr-bench-'));
-  const server = await startNatsServer({ configFile: fileURLToPath(new URL('../nats.conf', import.meta.url)), storeDir: store, port: 'random' });
+  const server = await startBenchServer(store);
   const results: Result[] = [];
   try {
     const manager = await Manager.start({ servers: server.url, log: silentLogger() });
-    const client = await ImgrClient.connect({ servers: server.url, actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'bench' } });
+    await publishPrincipals(manager.nc, BENCH_PRINCIPALS);
+    const client = await ImgrClient.connect({ servers: server.url, principal: 'bench', actor: { uid: 0, gid: 0, name: 'bench', service: 'bench' } });
     const ds = await client.nextId('datastore');
     await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'bench', DS_MAD: 'dummy', TM_MAD: 'shared' } });
     const images: number[] = [];

@@ -1,6 +1,10 @@
 import { cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { natsServerBinary } from '../src/platform/nats-server.js';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { natsServerBinary, startNatsServer, type NatsServer } from '../src/platform/nats-server.js';
+import { writeServerConfig } from '../src/platform/nats-auth.js';
+import type { Principals } from '../src/platform/principals.js';
 
 export interface Result {
   readonly scenario: string;
@@ -37,3 +41,15 @@ export function machine(): string {
 }
 
 export const rate = (r: Result): number => r.ops / r.seconds;
+
+/**
+ * A nats-server for a benchmark: imgr's nats.conf with generated users for
+ * the roles and the `bench` principal, credentials beside the store.
+ */
+export async function startBenchServer(store: string, binary?: string): Promise<NatsServer> {
+  process.env['IMGR_CREDENTIALS_DIR'] = join(store, 'credentials');
+  const configFile = writeServerConfig(fileURLToPath(new URL('../nats.conf', import.meta.url)), BENCH_PRINCIPALS, join(store, 'credentials'), join(store, 'nats.conf'));
+  return startNatsServer({ configFile, storeDir: join(store, 'js'), port: 'random', ...(binary !== undefined ? { binary } : {}) });
+}
+
+export const BENCH_PRINCIPALS: Principals = { bench: { uid: 0, gid: 0, admin: true, delegate: false } };

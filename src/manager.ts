@@ -9,6 +9,7 @@ import { EventStore } from './store/event-store.js';
 import { isWrongLastSequence } from './store/errors.js';
 import { AggregateHost } from './actors/host.js';
 import { Intake } from './intake/intake.js';
+import { PrincipalRegistry } from './intake/principal-registry.js';
 import { SECRET_ATTRIBUTES_KEY } from './secrets/keyring.js';
 import { redactSealed } from './secrets/sealed.js';
 import { DriverDispatcher } from './reactors/dispatcher.js';
@@ -63,7 +64,8 @@ export class Manager {
     await pm.start();
     // Clients read which attributes to seal from imgr_meta.
     await p.meta.put(SECRET_ATTRIBUTES_KEY, JSON.stringify(config.secretAttributes));
-    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs, 'public', config.secretAttributes);
+    const principals = await PrincipalRegistry.start(p.meta, o.log.child({ component: 'principals' }));
+    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs, 'public', config.secretAttributes, principals);
     const internal = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake-internal' }), config.ackWaitMs, 'internal', config.secretAttributes);
     await intake.start();
     await internal.start();
@@ -90,7 +92,7 @@ export class Manager {
         msg.respond(JSON.stringify(redactSealed(view ?? null)));
       },
     });
-    const m = new Manager(nc, host, intake, [intake, internal, dispatcher, pm], [ids, views], config, o.log);
+    const m = new Manager(nc, host, intake, [intake, internal, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);
     const out = new Publisher(nc, 'watchdog');
     const watchdog = new Watchdog(host, out, clock, o.log.child({ component: 'watchdog' }));
     const monitor = new MonitorTimer(host, dispatcher, config.monitorIntervalMs, clock);

@@ -11,7 +11,9 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { startNatsServer, type NatsServer } from './platform/nats-server.js';
-import { connectAs } from './platform/nats.js';
+import { connectAs, credentialsDir } from './platform/nats.js';
+import { writeServerConfig } from './platform/nats-auth.js';
+import { loadPrincipals, publishPrincipals } from './platform/principals-file.js';
 import { createLogger } from './platform/logger.js';
 import { systemClock } from './platform/clock.js';
 import { BUNDLED_DRIVERS } from './platform/config.js';
@@ -40,15 +42,20 @@ async function main(): Promise<void> {
   const logFile = resolve(data, 'imgr.log');
   const log = createLogger('imgr', process.env['IMGR_LOG_LEVEL'] ?? 'info', logFile);
   await mkdir(resolve(data, 'nats'), { recursive: true });
+  // Every process of this system (and the CLI) finds its NATS password here.
+  process.env['IMGR_CREDENTIALS_DIR'] ??= resolve(data, 'credentials');
+  const principals = loadPrincipals(resolve(data, 'principals.json'));
 
   let server: NatsServer | undefined;
   let url = env.NATS_URL;
   if (url === undefined) {
-    server = await startNatsServer({ configFile: resolve(ROOT, 'nats.conf'), storeDir: resolve(data, 'nats'), port: env.IMGR_NATS_PORT === 0 ? 'random' : env.IMGR_NATS_PORT });
+    const configFile = writeServerConfig(resolve(ROOT, 'nats.conf'), principals, credentialsDir(), resolve(data, 'nats.conf'));
+    server = await startNatsServer({ configFile, storeDir: resolve(data, 'nats'), port: env.IMGR_NATS_PORT === 0 ? 'random' : env.IMGR_NATS_PORT, pidFile: resolve(data, 'nats.pid') });
     url = server.url;
   }
   const drivers = { ...BUNDLED_DRIVERS, datastoreLocation: resolve(data, 'datastores') };
   const manager = await Manager.start({ servers: url, config: { drivers }, log: log.child({ role: 'manager' }) });
+  await publishPrincipals(manager.nc, principals);
   const driverConn = await connectAs('drivers', url);
   const host = new DriverHost(
     driverConn,
@@ -106,7 +113,7 @@ async function main(): Promise<void> {
  * own folder, where restores leave the disks they bring back.
  */
 async function createDefaults(url: string, datastores: string): Promise<void> {
-  const c = await ImgrClient.connect({ servers: url, role: 'service', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'start' } });
+  const c = await ImgrClient.connect({ servers: url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'start' } });
   try {
     if ((await c.datastore(1)) !== null) return;
     const safe = `/var/tmp /tmp ${homedir()} ${datastores}`;

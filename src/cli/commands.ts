@@ -8,6 +8,7 @@ import type { DatastoreView } from '../messages/datastore.js';
 import { historyOf, imageAt, datastoreAt, exportNdjson } from '../audit/history.js';
 import { subjects } from '../messages/wire.js';
 import { listParked } from '../audit/parked.js';
+import { PRINCIPAL_COMMANDS } from './principal-commands.js';
 import { verifyLog } from '../audit/verify.js';
 import { CliError, EXIT, fields, table } from './output.js';
 import { parseTemplate, templateFile } from './template.js';
@@ -454,6 +455,8 @@ export const COMMANDS: Command[] = [
     },
   },
 ];
+
+COMMANDS.push(...PRINCIPAL_COMMANDS);
 
 COMMANDS.push({
   name: 'export',

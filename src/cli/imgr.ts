@@ -14,6 +14,7 @@ import { serve } from '../main.js';
 
 const GLOBAL = {
   nats: { type: 'string' },
+  principal: { type: 'string' },
   user: { type: 'string' },
   uid: { type: 'string' },
   gid: { type: 'string' },
@@ -26,7 +27,7 @@ function help(cmd?: Command): string {
   if (cmd) return `usage: imgr ${cmd.usage} [--json] [--wait]\n\n${cmd.summary}\n\nexample:\n  ${cmd.example}\n`;
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    'usage: imgr [--nats URL] [--user NAME --uid N --gid N] [--json] [--wait] COMMAND ...',
+    'usage: imgr [--nats URL] [--principal NAME] [--user NAME --uid N --gid N] [--json] [--wait] COMMAND ...',
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
@@ -35,7 +36,8 @@ function help(cmd?: Command): string {
     '',
     'global options:',
     '  --nats URL   the NATS system (default $NATS_URL or nats://127.0.0.1:4222)',
-    '  --user NAME  act as this user (default oneadmin, uid 0, gid 0)',
+    '  --principal NAME  authenticate as this principal (default $IMGR_PRINCIPAL or oneadmin)',
+    '  --user NAME  act as this user (default oneadmin, uid 0, gid 0; another needs a delegating principal)',
     '  --json       print JSON for scripts',
     '  --wait       follow the operation to its end',
     '',
@@ -114,6 +116,7 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
     try {
       client = await ImgrClient.connect({
         servers,
+        principal: g.principal ?? process.env['IMGR_PRINCIPAL'] ?? 'oneadmin',
         actor: { uid: Number(g.uid ?? 0), gid: Number(g.gid ?? 0), name: g.user ?? 'oneadmin', service: 'cli' },
       });
     } catch (e) {

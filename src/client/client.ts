@@ -64,16 +64,22 @@ export class ImgrClient {
   constructor(
     readonly nc: NatsConnection,
     readonly actor: Actor,
-    /** Where outcomes come back: the role's own inbox prefix (nats.conf allows no other). */
+    /** Where outcomes come back: the principal's own inbox prefix (nats allows no other). */
     private readonly inboxPrefix: string = inboxPrefixFor('service'),
+    /** Whose subject commands go on; the manager takes the identity from it. */
+    readonly principal: string = 'service',
   ) {
     this.js = jetstream(nc);
   }
 
-  static async connect(o: { servers: string; role?: Role; actor: ActorInput }): Promise<ImgrClient> {
-    const role = o.role ?? 'service';
-    const nc = await connectAs(role, o.servers);
-    return new ImgrClient(nc, ActorSchema.parse(o.actor), inboxPrefixFor(role));
+  /**
+   * Connects as a principal (the NATS user of that name; `service` when
+   * none is named), or as an imgr role for internal commands.
+   */
+  static async connect(o: { servers: string; role?: Role; principal?: string; actor: ActorInput }): Promise<ImgrClient> {
+    const user = o.principal ?? o.role ?? 'service';
+    const nc = await connectAs(user, o.servers);
+    return new ImgrClient(nc, ActorSchema.parse(o.actor), inboxPrefixFor(user), user);
   }
 
   async close(): Promise<void> {
@@ -108,7 +114,7 @@ export class ImgrClient {
       replyTo: inbox,
     };
     try {
-      const subject = o.internal === true ? subjects.internal(kind, id) : subjects.command(kind, id);
+      const subject = o.internal === true ? subjects.internal(kind, id) : subjects.command(this.principal, kind, id);
       const ack = await this.js.publish(subject, JSON.stringify(message), { msgID: commandId });
       if (ack.duplicate) {
         // JetStream dropped the message as a duplicate id: the stored outcome is the first command's,

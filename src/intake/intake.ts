@@ -22,6 +22,10 @@ import {
 import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
 import { fingerprintOf } from './fingerprint.js';
+import type { PrincipalRegistry } from './principal-registry.js';
+import type { Principal } from '../platform/principals.js';
+import type { Actor } from '../messages/envelope.js';
+import { inboxPrefixFor } from '../platform/nats.js';
 import { DEFAULT_SECRET_ATTRIBUTES, REDACTED, unsealedSecrets } from '../secrets/sealed.js';
 
 export const INTAKE_DURABLE = 'imgr-intake';
@@ -55,6 +59,7 @@ export class Intake {
     private readonly ackWaitMs: number,
     private readonly source: CommandSource = 'public',
     private readonly secretAttributes: readonly string[] = DEFAULT_SECRET_ATTRIBUTES,
+    private readonly principals?: PrincipalRegistry,
   ) {
     this.js = jetstream(nc);
   }
@@ -94,7 +99,7 @@ export class Intake {
 
   private handle(m: JsMsg): Promise<void> {
     const started = this.clock.now();
-    const parsed = parseCommandMessage(m.subject, m.string(), this.source, this.secretAttributes);
+    const parsed = parseCommandMessage(m.subject, m.string(), this.source, this.secretAttributes, (name) => this.principals?.get(name));
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
@@ -141,7 +146,7 @@ export class Intake {
       await this.recordRejection(subjects.rejected(kind, id), {
         commandId: msg.envelope.commandId,
         actor: msg.envelope.actor,
-        subject: this.source === 'public' ? subjects.command(kind, id) : subjects.internal(kind, id),
+        subject: this.source === 'public' ? subjects.command(msg.envelope.actor.service, kind, id) : subjects.internal(kind, id),
         code: outcome.code,
         message: outcome.message,
         at: this.clock.now(),
@@ -159,7 +164,7 @@ export class Intake {
     const { kind, id } = aggregateOfCommand(msg.command);
     await this.js.publish(
       subjects.rejected(kind, id),
-      JSON.stringify({ commandId: msg.envelope.commandId, actor: msg.envelope.actor, subject: subjects.command(kind, id), code: r.code, message: r.message, at: this.clock.now(), command: msg.command }),
+      JSON.stringify({ commandId: msg.envelope.commandId, actor: msg.envelope.actor, subject: subjects.command(msg.envelope.actor.service, kind, id), code: r.code, message: r.message, at: this.clock.now(), command: msg.command }),
       { msgID: `rej-${msg.envelope.commandId}-${fingerprint}` },
     );
     this.log.warn({ commandId: msg.envelope.commandId, type: msg.command.type }, 'command id reused for another command');
@@ -222,36 +227,72 @@ type Parsed =
  * service's subject carries no internal command and no reserved id; imgr's
  * own subject carries only reserved ids.
  */
-export function parseCommandMessage(subject: string, text: string, source: CommandSource = 'public', secrets: readonly string[] = DEFAULT_SECRET_ATTRIBUTES): Parsed {
+export function parseCommandMessage(
+  subject: string,
+  text: string,
+  source: CommandSource = 'public',
+  secrets: readonly string[] = DEFAULT_SECRET_ATTRIBUTES,
+  principalOf: (name: string) => Principal | undefined = () => undefined,
+): Parsed {
   const raw = safeJson(text);
   if (raw === undefined) return { ok: false, rejection: rejection('CMD_ERR_MALFORMED', { reason: 'not JSON' }), partial: {} };
   const r = CommandMessageSchema.safeParse(raw);
   if (!r.success) {
     const issues = r.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
-    return { ok: false, rejection: rejection('CMD_ERR_INVALID', { issues }), partial: partialOf(raw) };
+    return { ok: false, rejection: rejection('CMD_ERR_INVALID', { issues }), partial: partialOf(raw, source === 'public' ? `${inboxPrefixFor(subject.split('.')[2] ?? '')}.` : '_INBOX.') };
   }
   const { kind, id } = aggregateOfCommand(r.data.command);
-  const expected = source === 'public' ? subjects.command(kind, id) : subjects.internal(kind, id);
-  if (subject !== expected) return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected }), partial: r.data };
+  // The principal is the subject's third token: the server let only that principal publish there.
+  const principalName = source === 'public' ? (subject.split('.')[2] ?? '') : '';
+  // A refusal is answered only on the sender's own inbox.
+  const ownReply = source === 'internal' || r.data.replyTo?.startsWith(`${inboxPrefixFor(principalName)}.`) === true ? r.data.replyTo : null;
+  const refusal = { envelope: r.data.envelope, replyTo: ownReply };
+  const expected = source === 'public' ? subjects.command(principalName, kind, id) : subjects.internal(kind, id);
+  if (subject !== expected) return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected }), partial: refusal };
   const commandId = r.data.envelope.commandId;
+  let message = r.data;
   if (source === 'public') {
-    if (INTERNAL_COMMANDS.has(r.data.command.type)) return { ok: false, rejection: rejection('CMD_ERR_INTERNAL', { type: r.data.command.type }), partial: r.data };
-    if (commandId.startsWith(INTERNAL_ID_PREFIX)) return { ok: false, rejection: rejection('CMD_ERR_RESERVED_ID', { id: commandId, prefix: INTERNAL_ID_PREFIX }), partial: r.data };
+    const principal = principalOf(principalName);
+    if (!principal) return { ok: false, rejection: rejection('CMD_ERR_PRINCIPAL', { principal: principalName }), partial: refusal };
+    if (r.data.replyTo !== null && !r.data.replyTo.startsWith(`${inboxPrefixFor(principalName)}.`)) {
+      // Not answered there: it is somebody else's inbox.
+      return { ok: false, rejection: rejection('CMD_ERR_REPLY_TO', { replyTo: r.data.replyTo, principal: principalName }), partial: { envelope: r.data.envelope } };
+    }
+    const authenticated = actorOf(principalName, principal, r.data.envelope.actor);
+    if (!authenticated) {
+      const a = r.data.envelope.actor;
+      return { ok: false, rejection: rejection('CMD_ERR_ACTOR', { actor: `${a.name} (uid ${a.uid}, gid ${a.gid})`, principal: principalName }), partial: refusal };
+    }
+    message = { ...r.data, envelope: { ...r.data.envelope, actor: authenticated } };
+    if (INTERNAL_COMMANDS.has(r.data.command.type)) return { ok: false, rejection: rejection('CMD_ERR_INTERNAL', { type: r.data.command.type }), partial: refusal };
+    if (commandId.startsWith(INTERNAL_ID_PREFIX)) return { ok: false, rejection: rejection('CMD_ERR_RESERVED_ID', { id: commandId, prefix: INTERNAL_ID_PREFIX }), partial: refusal };
   } else if (!commandId.startsWith(INTERNAL_ID_PREFIX)) {
-    return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected: subjects.command(kind, id) }), partial: r.data };
+    return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected: subjects.command('<principal>', kind, id) }), partial: r.data };
   }
   const template = 'template' in r.data.command ? r.data.command.template : undefined;
   const plain = template ? unsealedSecrets(template, secrets) : [];
-  if (plain.length > 0) return { ok: false, rejection: rejection('CMD_ERR_SECRET_PLAINTEXT', { attrs: plain.join(', ') }), partial: { ...r.data, command: withoutSecrets(r.data.command, secrets) } };
-  return { ok: true, message: r.data };
+  if (plain.length > 0) return { ok: false, rejection: rejection('CMD_ERR_SECRET_PLAINTEXT', { attrs: plain.join(', ') }), partial: { ...message, command: withoutSecrets(message.command, secrets) } };
+  return { ok: true, message };
+}
+
+/**
+ * Who a principal's command is from. A principal acts as itself: the
+ * envelope's actor may only repeat its uid and gid (or say nothing new), and
+ * facts record the principal. A delegating gateway acts for the user it
+ * names; the record says which gateway vouched for it.
+ */
+function actorOf(name: string, p: Principal, claimed: Actor): Actor | undefined {
+  if (p.delegate) return { ...claimed, service: name };
+  if (claimed.uid !== p.uid || claimed.gid !== p.gid) return undefined;
+  return { uid: p.uid, gid: p.gid, name: p.uname ?? name, service: name };
 }
 
 /** The envelope and replyTo of a message whose command did not parse, so the sender still hears back. */
-function partialOf(raw: unknown): Partial<CommandMessage> & { replyTo?: string | null } {
+function partialOf(raw: unknown, inbox: string): Partial<CommandMessage> & { replyTo?: string | null } {
   if (typeof raw !== 'object' || raw === null) return {};
   const env = CommandMessageSchema.shape.envelope.safeParse('envelope' in raw ? raw.envelope : undefined);
   // Even a refusal is only sent to a subject a sender may name.
   const reply = 'replyTo' in raw ? ReplySubjectSchema.safeParse(raw.replyTo) : undefined;
-  const replyTo = reply?.success ? reply.data : null;
+  const replyTo = reply?.success && reply.data.startsWith(inbox) ? reply.data : null;
   return { ...(env.success ? { envelope: env.data } : {}), replyTo };
 }

@@ -13,7 +13,8 @@ export const AggregateKindSchema = z.enum(AGGREGATES);
 export type AggregateKind = z.infer<typeof AggregateKindSchema>;
 
 export const subjects = {
-  command: (kind: AggregateKind, id: number): string => `imgr.cmd.${kind}.${id}`,
+  /** A principal's command: only that principal may publish under its name (nats.conf, generated users). */
+  command: (principal: string, kind: AggregateKind, id: number): string => `imgr.cmd.${principal}.${kind}.${id}`,
   commands: 'imgr.cmd.>',
   /** Commands only imgr sends (driver replies, follow-ups, timeouts): only the manager and driver hosts may publish here. */
   internal: (kind: AggregateKind, id: number): string => `imgr.int.${kind}.${id}`,

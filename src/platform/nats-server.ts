@@ -18,6 +18,8 @@ export interface NatsServerOptions {
   readonly onLog?: (line: string) => void;
   /** The binary to run; natsServerBinary() when absent. */
   readonly binary?: string;
+  /** Where the server writes its pid, so `imgr principal add` can make it reload its users. */
+  readonly pidFile?: string;
 }
 
 export interface NatsServer {
@@ -57,7 +59,7 @@ const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
  */
 export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer> {
   const portsDir = await mkdtemp(join(tmpdir(), 'imgr-ports-'));
-  const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir];
+  const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir, ...(o.pidFile !== undefined ? ['-P', o.pidFile] : [])];
   const child = spawn(o.binary ?? natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   const collect = (chunk: Buffer): void => {

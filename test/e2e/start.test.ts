@@ -4,8 +4,8 @@
  * becomes READY with its bytes on disk, Ctrl-C stops everything, and a second
  * start on the same data finds everything again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -13,9 +13,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ImgrClient } from '../../src/client/client.js';
 import { eventually } from '../support/eventually.js';
+import { connect } from '@nats-io/transport-node';
+import { promisify } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const data = mkdtempSync(join(tmpdir(), 'imgr-start-'));
+// This test's clients log in with the credentials npm start created.
+process.env['IMGR_CREDENTIALS_DIR'] = join(data, 'credentials');
 let child: ChildProcess | undefined;
 
 async function start(): Promise<{ url: string; output: string[] }> {
@@ -66,7 +70,7 @@ describe('npm start', () => {
     const file = join(data, 'disk.raw');
     writeFileSync(file, bytes);
 
-    let c = await ImgrClient.connect({ servers: first.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+    let c = await ImgrClient.connect({ servers: first.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
     await eventually(async () => (await c.datastore(1))?.monitoredAt !== null, 'default datastore monitored');
     expect(await c.datastore(2)).toMatchObject({ name: 'files', type: 'FILE_DS' });
     const id = await c.nextId('image');
@@ -80,7 +84,7 @@ describe('npm start', () => {
     expect(await interrupt()).toContain('imgr stopped');
 
     const second = await start();
-    c = await ImgrClient.connect({ servers: second.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+    c = await ImgrClient.connect({ servers: second.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
     expect(await c.image(id)).toEqual(ready);
     const names: string[] = [];
     for (const ds of [1, 2]) names.push((await c.datastore(ds))?.name ?? '');
@@ -89,5 +93,21 @@ describe('npm start', () => {
     const api = /dashboard: +(http:\/\/\S+)/.exec(second.output.join(''))?.[1] ?? '';
     await eventually(async () => (await (await fetch(`${api}api/images/${id}`)).json() as { state?: string }).state === 'READY', 'the API serves the image');
     await c.close();
+  });
+
+  it('credentials are generated, never the published defaults; `imgr principal add` makes a new service log in at once', async () => {
+    const running = await start();
+    expect(statSync(join(data, 'credentials', 'manager')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(data, 'nats.conf'), 'utf8')).not.toMatch(/imgr-manager|imgr-service|imgr-dashboard/);
+    await expect(connect({ servers: running.url, user: 'manager', pass: 'imgr-manager', maxReconnectAttempts: 0 })).rejects.toThrow();
+    const cli = promisify(execFile);
+    const added = await cli(process.execPath, ['--import', 'tsx', 'src/cli/imgr.ts', '--nats', running.url, 'principal', 'add', 'portal', '10', '100'], { cwd: ROOT, env: { ...process.env, IMGR_DATA_DIR: data } });
+    expect(added.stdout).toMatch(/principal portal \(uid 10, gid 100\); password in .*portal; nats-server \d+ reloaded/);
+    const portal = await eventually(() => ImgrClient.connect({ servers: running.url, principal: 'portal', actor: { uid: 10, gid: 100, name: 'portal' } }).catch(() => undefined), 'the reloaded server to admit portal');
+    const id = await portal.nextId('image');
+    const o = await portal.send({ type: 'image.allocate', imageId: id, datastoreId: 1, template: { NAME: 'portals', PATH: join(data, 'disk.raw'), SIZE: '1' } });
+    expect(o).toMatchObject({ status: 'accepted' });
+    await portal.close();
+    expect(await interrupt()).toContain('imgr stopped');
   });
 });

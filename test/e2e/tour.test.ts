@@ -25,7 +25,8 @@ let http: Server;
 let url = '';
 
 async function imgr(...args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)(BIN, ['--nats', nats, ...args], { cwd: data, encoding: 'utf8' });
+  // The CLI logs in with the credentials of the system's data directory, as on an operator's machine.
+  const { stdout } = await promisify(execFile)(BIN, ['--nats', nats, ...args], { cwd: data, encoding: 'utf8', env: { ...process.env, IMGR_DATA_DIR: data } });
   return stdout;
 }
 const idIn = (out: string): number => Number(/(?:image|datastore) (\d+)/.exec(out)?.[1] ?? NaN);

@@ -28,8 +28,9 @@ beforeAll(async () => {
   nats = await TestNats.start();
   manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
   drivers = await DriverResponder.start(nats.url);
-  alice = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice', service: 'portal' } });
-  bob = await ImgrClient.connect({ servers: nats.url, actor: { uid: 8, gid: 100, name: 'bob', service: 'scheduler' } });
+  // Two gateways, each vouching for its users: the facts name the gateway NATS authenticated.
+  alice = await ImgrClient.connect({ servers: nats.url, principal: 'portal', actor: { uid: 7, gid: 100, name: 'alice' } });
+  bob = await ImgrClient.connect({ servers: nats.url, principal: 'scheduler', actor: { uid: 8, gid: 100, name: 'bob' } });
   auditor = await nats.connect('auditor');
   ds = await alice.nextId('datastore');
   await alice.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });

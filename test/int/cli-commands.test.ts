@@ -3,6 +3,10 @@
  * --json answer. A test at the end checks that no command was left out.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { Kvm } from '@nats-io/kv';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
 import { startSystem, type TestSystem } from '../support/system.js';
@@ -139,6 +143,23 @@ describe('every command, human and --json', () => {
     expect(lines).toMatch(/^\{"seq":\d+,"subject":"imgr\.evt\.datastore\./);
     expect((await run(['export', 'datastore', String(ids.ds), '--json'])).out).toBe(lines);
     await pair('projections rebuild', ['projections', 'rebuild'], /^views rebuilt into generation 1 /, ['projections', 'rebuild'], (j) => expect(j).toMatchObject({ ok: true, generation: 2 }));
+  });
+
+  it('principals', async () => {
+    // The principals file of this test's own data directory, not the repository's.
+    process.env['IMGR_DATA_DIR'] = mkdtempSync(join(tmpdir(), 'imgr-cli-data-'));
+    await pair('principal add', ['principal', 'add', 'carol', '9', '100'], /^principal carol \(uid 9, gid 100\); password in .*carol; no nats-server of npm start to reload/, ['principal', 'add', 'dave', '10', '100', '--delegate'], (j) =>
+      expect(j).toMatchObject({ principal: 'dave', uid: 10, gid: 100, delegate: true }),
+    );
+    await both('principal list', ['principal', 'list'], /^NAME\s+UID\s+GID\s+ADMIN\s+DELEGATES\n(.*\n)*carol\s+9\s+100\s+no\s+no/, (j) => expect(j).toMatchObject({ oneadmin: { admin: true }, dave: { uid: 10 } }));
+    exercised.add('nats-users');
+    const block = (await run(['nats-users'])).out;
+    expect(block).toMatch(/^authorization \{\n {2}users: \[/);
+    expect(block).toMatch(/\{ user: "carol", password: "[A-Za-z0-9_-]{32}", permissions: \{ publish: \["imgr\.cmd\.carol\.>"/);
+    expect(block).not.toContain('imgr-manager');
+    // The manager follows imgr_meta: carol is known to it at once.
+    const meta = await new Kvm(await nats.connect('manager')).open('imgr_meta');
+    expect(Object.keys(JSON.parse((await meta.get('principals'))?.string() ?? '{}') as object)).toEqual(expect.arrayContaining(['carol', 'dave', 'oneadmin']));
   });
 
   it('left no command out', () => {

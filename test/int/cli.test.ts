@@ -127,7 +127,7 @@ describe('imgr CLI', () => {
     expect((await imgr('image', 'delete', String(image), '--wait')).out).toBe(`image ${image}: REMOVED\n`);
     const h = await imgr('history', 'image', String(image));
     expect(h.out).toMatch(/^SEQ\s+WHEN\s+WHO\s+WHAT\s+STATE\s+WHY\n/);
-    expect(h.out).toMatch(/oneadmin\/cli\s+REFUSED image\.delete\s+-\s+IMG_ERR_DELETE_VMS: Cannot delete image\. There are 1 VMs using it\./);
+    expect(h.out).toMatch(/oneadmin\/oneadmin\s+REFUSED image\.delete\s+-\s+IMG_ERR_DELETE_VMS: Cannot delete image\. There are 1 VMs using it\./);
     expect(h.out).toMatch(/image\.removed\s+REMOVED/);
     const first = (await json<{ seq: number }[]>('history', 'image', String(image)))[0]?.seq ?? 0;
     expect(await json('at', 'image', String(image), '--seq', String(first))).toMatchObject({ name: 'ubuntu', state: 'LOCKED' });

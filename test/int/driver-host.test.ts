@@ -267,7 +267,7 @@ async function noSecretAnywhere(backups: number): Promise<void> {
   const sub = raw2.subscribe(inbox, { max: 1 });
   const id = await c.nextId('datastore');
   const command = { type: 'datastore.create', datastoreId: id, template: { NAME: 'plain', TYPE: 'BACKUP_DS', DS_MAD: 'restic', RESTIC_PASSWORD: SECRET } };
-  await jetstream(raw2).publish(`imgr.cmd.datastore.${id}`, JSON.stringify({ envelope: { commandId: 'plain-secret', correlationId: 'plain-secret', causationId: null, actor: { uid: 0, gid: 0, name: 'oneadmin' }, at: 1 }, command, replyTo: inbox }));
+  await jetstream(raw2).publish(`imgr.cmd.service.datastore.${id}`, JSON.stringify({ envelope: { commandId: 'plain-secret', correlationId: 'plain-secret', causationId: null, actor: { uid: 0, gid: 0, name: 'oneadmin' }, at: 1 }, command, replyTo: inbox }));
   for await (const m of sub) expect(m.json()).toMatchObject({ status: 'rejected', code: 'CMD_ERR_SECRET_PLAINTEXT', message: "Secret attributes must be sealed to imgr's key, not sent in plain text: RESTIC_PASSWORD" });
   await raw2.close();
   const refusals = join(nats.storeDir, 'jetstream', '$G', 'streams', STREAMS.rejected);

@@ -39,7 +39,7 @@ describe('nats.conf roles on nats-server 2.15', () => {
   it('drivers: cannot bind to, take or acknowledge the commands, nor write the log', async () => {
     await jsm.consumers.add(STREAMS.commands, { durable_name: 'perm-intake', ack_policy: AckPolicy.Explicit });
     const mgrNc = await nats.connect('manager');
-    await jetstream(await nats.connect('service')).publish('imgr.cmd.image.1', '{"command":1}', { msgID: 'perm-cmd-1' });
+    await jetstream(await nats.connect('service')).publish('imgr.cmd.service.image.1', '{"command":1}', { msgID: 'perm-cmd-1' });
     // A plain pull request on an inbox of its own, so the test sees the acknowledgement subject the server chose.
     const inbox = mgrNc.subscribe('_INBOX.manager.perm-test', { max: 1 });
     mgrNc.publish(`$JS.API.CONSUMER.MSG.NEXT.${STREAMS.commands}.perm-intake`, JSON.stringify({ batch: 1, expires: 5e9 }), { reply: '_INBOX.manager.perm-test' });
@@ -65,7 +65,7 @@ describe('nats.conf roles on nats-server 2.15', () => {
     await outcomes.put('perm-out-1', '{"status":"accepted"}');
     const nc = await nats.connect('service');
     const service = jetstream(nc);
-    await expect(service.publish('imgr.cmd.image.2', '{}', { msgID: 'perm-svc-1' })).resolves.toMatchObject({ stream: STREAMS.commands });
+    await expect(service.publish('imgr.cmd.service.image.2', '{}', { msgID: 'perm-svc-1' })).resolves.toMatchObject({ stream: STREAMS.commands });
     const readable = await new Kvm(nc).open(BUCKETS.outcomes);
     expect((await readable.get('perm-out-1'))?.string()).toBe('{"status":"accepted"}');
     await expect(readable.put('perm-out-1', 'forged')).rejects.toThrow();
@@ -85,7 +85,7 @@ describe('nats.conf roles on nats-server 2.15', () => {
     const meta = await new Kvm(nc).open(BUCKETS.meta);
     expect((await meta.get('schema'))?.string()).toMatch(/^\d+$/);
 
-    await expect(reader.publish('imgr.cmd.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
+    await expect(reader.publish('imgr.cmd.service.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
     await expect(reader.publish('imgr.evt.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
     await expect(meta.put('schema', '0')).rejects.toThrow();
     const readerJsm = await jetstreamManager(nc, { checkAPI: false });
@@ -114,7 +114,7 @@ describe('nats.conf roles on nats-server 2.15', () => {
 
   it('the manager publishes no command as a service would, so no client can make it re-send one', async () => {
     const mgr = jetstream(await nats.connect('manager'));
-    await expect(mgr.publish('imgr.cmd.image.1', '{}', { timeout: 2_000 })).rejects.toThrow(/Permissions Violation|timeout/i);
+    await expect(mgr.publish('imgr.cmd.service.image.1', '{}', { timeout: 2_000 })).rejects.toThrow(/Permissions Violation|timeout/i);
   });
 
   it.each(['auditor', 'dashboard'] as const)('%s cannot create, bind to, pull from or delete a durable, nor touch a work queue', async (role) => {

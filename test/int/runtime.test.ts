@@ -166,7 +166,7 @@ describe('idempotency and bad input', () => {
     const nc = await nats.connect('service');
     const inbox = `_INBOX.service.reuse.${Math.random().toString(36).slice(2)}`;
     const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
-    await jetstream(nc).publish(`imgr.cmd.image.${id}`, JSON.stringify({ envelope: { ...envelope('reuse-1'), actor: user.actor }, command: { type: 'image.enable', imageId: id }, replyTo: inbox }), { msgID: 'reuse-1-later' });
+    await jetstream(nc).publish(`imgr.cmd.service.image.${id}`, JSON.stringify({ envelope: { ...envelope('reuse-1'), actor: user.actor }, command: { type: 'image.enable', imageId: id }, replyTo: inbox }), { msgID: 'reuse-1-later' });
     let later: Outcome | undefined;
     for await (const m of sub) later = m.json<Outcome>();
     expect(later).toMatchObject({ status: 'rejected', code: 'CMD_ERR_ID_REUSED' });
@@ -186,26 +186,26 @@ describe('idempotency and bad input', () => {
 
   it('malformed JSON is refused, acknowledged and recorded, and nothing crashes', async () => {
     const nc = await nats.connect('service');
-    await jetstream(nc).publish('imgr.cmd.image.1', '{not json');
+    await jetstream(nc).publish('imgr.cmd.service.image.1', '{not json');
     const js = jetstream(await nats.connect('manager'));
     const rec = await eventually(async () => {
       const c = await js.consumers.get(STREAMS.rejected, { filter_subjects: 'imgr.rej.unknown.unknown' });
       const m = await c.next({ expires: 1000 });
       return m ? { rec: RejectionRecordSchema.parse(m.json()), ttl: m.headers?.get('Nats-TTL') } : undefined;
     }, 'rejection record');
-    expect(rec.rec).toMatchObject({ code: 'CMD_ERR_MALFORMED', subject: 'imgr.cmd.image.1', command: '{not json' });
+    expect(rec.rec).toMatchObject({ code: 'CMD_ERR_MALFORMED', subject: 'imgr.cmd.service.image.1', command: '{not json' });
     // What cannot be read is kept a week, not for ever (per-message TTL on IMGR_REJ).
     expect(rec.ttl).toBe(UNREADABLE_KEPT);
   });
 
   it('an unknown command type, wrong field types and a wrong subject get clear refusals', async () => {
-    const unknown = await raw('imgr.cmd.image.1', JSON.stringify({ envelope: envelope('bad-1'), command: { type: 'image.explode', imageId: 1 }, replyTo: '$REPLY' }));
+    const unknown = await raw('imgr.cmd.service.image.1', JSON.stringify({ envelope: envelope('bad-1'), command: { type: 'image.explode', imageId: 1 }, replyTo: '$REPLY' }));
     expect(unknown).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INVALID', commandId: 'bad-1' });
     expect(unknown.status === 'rejected' && unknown.message).toMatch(/command\.type/);
-    const types = await raw('imgr.cmd.image.1', JSON.stringify({ envelope: envelope('bad-2'), command: { type: 'image.acquire', imageId: 'one', vmId: 1, mode: 'deploy' }, replyTo: '$REPLY' }));
+    const types = await raw('imgr.cmd.service.image.1', JSON.stringify({ envelope: envelope('bad-2'), command: { type: 'image.acquire', imageId: 'one', vmId: 1, mode: 'deploy' }, replyTo: '$REPLY' }));
     expect(types).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INVALID' });
-    const subject = await raw('imgr.cmd.image.2', JSON.stringify({ envelope: envelope('bad-3'), command: { type: 'image.enable', imageId: 1 }, replyTo: '$REPLY' }));
-    expect(subject).toMatchObject({ status: 'rejected', code: 'CMD_ERR_SUBJECT', message: 'Command published on imgr.cmd.image.2 belongs on imgr.cmd.image.1' });
+    const subject = await raw('imgr.cmd.service.image.2', JSON.stringify({ envelope: envelope('bad-3'), command: { type: 'image.enable', imageId: 1 }, replyTo: '$REPLY' }));
+    expect(subject).toMatchObject({ status: 'rejected', code: 'CMD_ERR_SUBJECT', message: 'Command published on imgr.cmd.service.image.2 belongs on imgr.cmd.service.image.1' });
   });
 
   it('the manager answers only on inboxes: a replyTo on a JetStream API, KV or log subject, or with a space, is refused and nothing is published there', async () => {
@@ -218,7 +218,7 @@ describe('idempotency and bad input', () => {
     const service = jetstream(await nats.connect('service'));
     for (const [i, replyTo] of forged.entries()) {
       const commandId = `forged-reply-${i}`;
-      await service.publish('imgr.cmd.image.1', JSON.stringify({ envelope: envelope(commandId), command: { type: 'image.enable', imageId: 1 }, replyTo }), { msgID: commandId });
+      await service.publish('imgr.cmd.service.image.1', JSON.stringify({ envelope: envelope(commandId), command: { type: 'image.enable', imageId: 1 }, replyTo }), { msgID: commandId });
     }
     const kv = await new Kvm(mgr).open('imgr_outcomes');
     for (const [i] of forged.entries()) {
@@ -250,7 +250,7 @@ describe('idempotency and bad input', () => {
     // 1. imgr's own subject is closed to services by nats.conf.
     await expect(service.publish(`imgr.int.image.${id}`, JSON.stringify({ envelope: envelope('imgr.reply-forged-1'), command: reply }), { timeout: 2_000 })).rejects.toThrow();
     // 2. On a service's subject an internal command is refused, and changes nothing.
-    const forged = await raw(`imgr.cmd.image.${id}`, JSON.stringify({ envelope: envelope('forged-reply-cmd'), command: reply, replyTo: '$REPLY' }));
+    const forged = await raw(`imgr.cmd.service.image.${id}`, JSON.stringify({ envelope: envelope('forged-reply-cmd'), command: reply, replyTo: '$REPLY' }));
     expect(forged).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INTERNAL', message: 'Command driver.reply is internal to imgr; services cannot send it' });
     for (const type of ['driver.timeout', 'datastore.monitored', 'image.allocateBackup', 'image.addIncrement']) {
       const command =
@@ -261,12 +261,12 @@ describe('idempotency and bad input', () => {
             : type === 'image.addIncrement'
               ? { type, imageId: id, source: 'x', sizeMb: 1 }
               : { type, imageId: id, requestId: 'forged-2' };
-      const subject = type === 'datastore.monitored' ? `imgr.cmd.datastore.${ds}` : `imgr.cmd.image.${command.imageId ?? id}`;
+      const subject = type === 'datastore.monitored' ? `imgr.cmd.service.datastore.${ds}` : `imgr.cmd.service.image.${command.imageId ?? id}`;
       const o = await raw(subject, JSON.stringify({ envelope: envelope(`forged-${type}`), command, replyTo: '$REPLY' }));
       expect(o, type).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INTERNAL' });
     }
     // 3. The id imgr will give its timeout of a request cannot be taken first.
-    const squat = await raw(`imgr.cmd.image.${id}`, JSON.stringify({ envelope: envelope('imgr.timeout-req-1'), command: { type: 'image.disable', imageId: id }, replyTo: '$REPLY' }));
+    const squat = await raw(`imgr.cmd.service.image.${id}`, JSON.stringify({ envelope: envelope('imgr.timeout-req-1'), command: { type: 'image.disable', imageId: id }, replyTo: '$REPLY' }));
     expect(squat).toMatchObject({ status: 'rejected', code: 'CMD_ERR_RESERVED_ID', message: 'Command id imgr.timeout-req-1 is reserved: ids starting with "imgr." are imgr\'s own' });
     expect(await user.image(id)).toEqual(before);
   });

@@ -23,7 +23,9 @@ import type { Commit } from '../../src/messages/wire.js';
 import { history } from '../support/image-spec.js';
 import { registerReady } from '../support/image-states.js';
 import { ADMIN } from '../support/fixtures.js';
-import { NATS_CONF } from '../support/nats.js';
+import { NATS_CONF, TEST_PRINCIPALS, testCredentials } from '../support/nats.js';
+import { writeServerConfig } from '../../src/platform/nats-auth.js';
+import { publishPrincipals } from '../../src/platform/principals-file.js';
 
 let storeDir: string;
 let server: NatsServer | undefined;
@@ -31,6 +33,7 @@ beforeAll(async () => (storeDir = await mkdtemp(join(tmpdir(), 'imgr-upgrade-js-
 afterAll(async () => {
   await server?.stop();
   await rm(storeDir, { recursive: true, force: true });
+  await rm(`${storeDir}.conf`, { force: true });
 });
 
 /** What imgr's schema 1 created: today's streams without the 2.12 options, buckets with a store-wide TTL. */
@@ -43,7 +46,8 @@ function schemaOneStreams() {
 
 describe('a store written by nats-server 2.9', () => {
   it('opens on the current server with its history, upgraded in place', async () => {
-    const old = await startNatsServer({ configFile: NATS_CONF, storeDir, port: 'random', binary: OLD_NATS_SERVER });
+    const conf = writeServerConfig(NATS_CONF, TEST_PRINCIPALS, testCredentials(), `${storeDir}.conf`);
+    const old = await startNatsServer({ configFile: conf, storeDir, port: 'random', binary: OLD_NATS_SERVER });
     // The 2.9 connection is raw: imgr itself now refuses that server.
     const oldNc = await connect({ servers: old.url, ...credentialsFor('manager'), inboxPrefix: inboxPrefixFor('manager') });
     expect(oldNc.info?.version).toBe('2.9.10');
@@ -70,8 +74,9 @@ describe('a store written by nats-server 2.9', () => {
     await oldNc.close();
     await old.stop();
 
-    server = await startNatsServer({ configFile: NATS_CONF, storeDir, port: 'random' });
+    server = await startNatsServer({ configFile: conf, storeDir, port: 'random' });
     const manager = await Manager.start({ servers: server.url, log: silentLogger() });
+    await publishPrincipals(manager.nc, TEST_PRINCIPALS);
     try {
       const nc = await connect({ servers: server.url, ...credentialsFor('manager'), inboxPrefix: inboxPrefixFor('manager') });
       const jsm = await jetstreamManager(nc);

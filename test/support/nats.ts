@@ -1,3 +1,4 @@
+import { mkdtempSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,8 +6,34 @@ import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer, type NatsServer } from '../../src/platform/nats-server.js';
 import { connectAs, type Role } from '../../src/platform/nats.js';
+import { writeServerConfig } from '../../src/platform/nats-auth.js';
+import { publishPrincipals } from '../../src/platform/principals-file.js';
+import type { Principals } from '../../src/platform/principals.js';
+import { provision } from '../../src/store/provision.js';
 
 export const NATS_CONF = fileURLToPath(new URL('../../nats.conf', import.meta.url));
+
+/**
+ * The principals every test server knows: `service` is a delegating gateway
+ * (tests act as any user through it, as a portal would); alice and bob act
+ * only as themselves.
+ */
+export const TEST_PRINCIPALS: Principals = {
+  service: { uid: 0, gid: 0, admin: true, delegate: true },
+  oneadmin: { uid: 0, gid: 0, admin: true, delegate: false },
+  alice: { uid: 7, gid: 100, admin: false, delegate: false },
+  bob: { uid: 8, gid: 100, admin: false, delegate: false },
+  portal: { uid: 1, gid: 1, admin: false, delegate: true },
+  scheduler: { uid: 2, gid: 1, admin: false, delegate: true },
+};
+
+type PrincipalName = 'oneadmin' | 'alice' | 'bob' | 'portal' | 'scheduler';
+
+/** One credentials folder per test process, shared by its servers and every role it starts. */
+export function testCredentials(): string {
+  process.env['IMGR_CREDENTIALS_DIR'] ??= mkdtempSync(join(tmpdir(), 'imgr-test-creds-'));
+  return process.env['IMGR_CREDENTIALS_DIR'];
+}
 
 /**
  * A real nats-server for one test file: imgr's nats.conf, a random port and a
@@ -21,18 +48,31 @@ export class TestNats {
     private readonly configFile: string = NATS_CONF,
   ) {}
 
-  /** `configFile` replaces imgr's nats.conf, for tests of the server itself rather than of imgr's roles. */
-  static async start(configFile: string = NATS_CONF): Promise<TestNats> {
+  /**
+   * imgr's nats.conf with the users generated for the roles and TEST_PRINCIPALS
+   * (passwords in one credentials folder per test process). `configFile`
+   * replaces it, for tests of the server itself rather than of imgr's roles.
+   */
+  static async start(configFile?: string): Promise<TestNats> {
     const storeDir = await mkdtemp(join(tmpdir(), 'imgr-test-js-'));
-    const server = await startNatsServer({ configFile, storeDir, port: 'random' });
-    return new TestNats(server, storeDir, configFile);
+    const creds = testCredentials();
+    const conf = configFile ?? writeServerConfig(NATS_CONF, TEST_PRINCIPALS, creds, join(storeDir, 'nats.conf'));
+    const server = await startNatsServer({ configFile: conf, storeDir, port: 'random' });
+    const t = new TestNats(server, storeDir, conf);
+    if (configFile === undefined) {
+      // The manager learns the principals from imgr_meta, as npm start publishes them.
+      const nc = await t.connect('manager');
+      await provision(nc);
+      await publishPrincipals(nc, TEST_PRINCIPALS);
+    }
+    return t;
   }
 
   get url(): string {
     return this.server.url;
   }
 
-  async connect(role: Role = 'manager'): Promise<NatsConnection> {
+  async connect(role: Role | PrincipalName = 'manager'): Promise<NatsConnection> {
     const nc = await connectAs(role, this.url, `test-${role}`);
     this.connections.push(nc);
     return nc;
