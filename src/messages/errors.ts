@@ -23,6 +23,8 @@ export const ERRORS = {
     'principle 7',
     ({ subject, expected }) => `Command published on ${subject} belongs on ${expected}`,
   ),
+  AUTH_ERR_NOT_AUTHORIZED: def<{ uid: number; access: string; object: string; id: number }>('trust, OpenNebula authorization', ({ uid, access, object, id }) => `User [${uid}] : Not authorized to perform ${access} ${object} [${id}].`),
+  AUTH_ERR_SKIP_CAPACITY: def<{ uid: number }>('trust', ({ uid }) => `User [${uid}] : Not authorized to skip the datastore capacity check.`),
   CMD_ERR_PRINCIPAL: def<{ principal: string }>('trust', ({ principal }) => `Principal ${principal} is not known to imgr`),
   CMD_ERR_ACTOR: def<{ actor: string; principal: string }>('trust', ({ actor, principal }) => `Actor ${actor} is not the authenticated principal ${principal}`),
   CMD_ERR_REPLY_TO: def<{ replyTo: string; principal: string }>('trust', ({ replyTo, principal }) => `Reply subject ${replyTo} is not an inbox of principal ${principal}`),

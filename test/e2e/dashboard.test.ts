@@ -43,7 +43,7 @@ afterAll(async () => {
 describe('dashboard', () => {
   it('shows datastores and images, and follows an image live', async () => {
     const ds = await c.nextId('datastore');
-    await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+    await sys.admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
     const id = await c.nextId('image');
     await c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'ubuntu-web', PATH: '/tmp/a', SIZE: '64' } });
     await eventually(() => views.images.get(id)?.state === 'READY', 'projected');

@@ -33,7 +33,7 @@ beforeAll(async () => {
   sys = await startSystem({ actor: { uid: 7, gid: 100, name: 'alice' } });
   ({ nats, manager, client: c } = sys);
   ds = await c.nextId('datastore');
-  await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+  await sys.admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
   image = await c.nextId('image');
   await c.send({ type: 'image.allocate', imageId: image, datastoreId: ds, template: { NAME: 'web', PATH: '/tmp/a', SIZE: '8' } });
   await eventually(() => manager.host.image(image)?.state === 'READY', 'READY');
@@ -193,7 +193,7 @@ describe('the HTTP API as a web page or a stranger meets it', () => {
     const key = await loadOrCreateKey(join(mkdtempSync(join(tmpdir(), 'imgr-key-')), 'secrets.key'));
     await publishPublicKey(await nats.connect('drivers'), key);
     const id = await c.nextId('datastore');
-    expect(await c.send({ type: 'datastore.create', datastoreId: id, template: { NAME: 'vault', TYPE: 'BACKUP_DS', DS_MAD: 'restic', RESTIC_PASSWORD: 'api-visible-SECRET' } })).toMatchObject({ status: 'accepted' });
+    expect(await sys.admin.send({ type: 'datastore.create', datastoreId: id, template: { NAME: 'vault', TYPE: 'BACKUP_DS', DS_MAD: 'restic', RESTIC_PASSWORD: 'api-visible-SECRET' } })).toMatchObject({ status: 'accepted' });
     await eventually(() => views.datastores.get(id) !== undefined, 'the datastore view');
     const view = await app.inject({ url: `/api/datastores/${id}` });
     expect(view.json<{ template: Record<string, string> }>().template['RESTIC_PASSWORD']).toBe(REDACTED);

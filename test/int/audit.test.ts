@@ -33,7 +33,10 @@ beforeAll(async () => {
   bob = await ImgrClient.connect({ servers: nats.url, principal: 'scheduler', actor: { uid: 8, gid: 100, name: 'bob' } });
   auditor = await nats.connect('auditor');
   ds = await alice.nextId('datastore');
-  await alice.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+  // Datastores are the administrator's to create.
+  const admin = await ImgrClient.connect({ servers: nats.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  await admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+  await admin.close();
   image = await alice.nextId('image');
   const o = await alice.send({ type: 'image.allocate', imageId: image, datastoreId: ds, template: { NAME: 'audited', PATH: '/tmp/a', SIZE: '1', PERSISTENT: 'YES' } });
   if (o.status === 'accepted') seqs.push(o.seq);

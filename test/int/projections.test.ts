@@ -31,7 +31,10 @@ beforeAll(async () => {
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
   projector = await Projector.start(await nats.connect('manager'), silentLogger());
   ds = await c.nextId('datastore');
-  await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+  // Datastores are the administrator's to create.
+  const admin = await ImgrClient.connect({ servers: nats.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  await admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+  await admin.close();
   for (let i = 0; i < 6; i++) {
     const id = await c.nextId('image');
     ids.push(id);

@@ -24,7 +24,7 @@ beforeAll(async () => {
   sys = await startSystem({ actor: { uid: 7, gid: 100, name: 'alice' } });
   ({ nats, manager, client: c } = sys);
   const ds = await c.nextId('datastore');
-  await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
+  await sys.admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
   for (let i = 0; i < 5; i++) {
     const id = await c.nextId('image');
     ids.push(id);

@@ -17,6 +17,8 @@ export interface TestSystem {
   readonly projections: ProjectionService;
   readonly drivers: DriverResponder;
   readonly client: ImgrClient;
+  /** The administrator (principal oneadmin). */
+  readonly admin: ImgrClient;
   /** The live projector (it changes after a rebuild). */
   projector(): Projector;
   /** Resolves once the projections reflect everything the manager applied. */
@@ -30,7 +32,10 @@ export async function startSystem(o: { config?: ManagerConfigInput; actor?: { ui
   const projections = await ProjectionService.start(await nats.connect('manager'), silentLogger());
   const drivers = await DriverResponder.start(nats.url);
   const client = await ImgrClient.connect({ servers: nats.url, actor: o.actor ?? { uid: 0, gid: 0, name: 'oneadmin' } });
+  // Datastores are the administrator's to create, whoever the test acts as.
+  const admin = await ImgrClient.connect({ servers: nats.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   return {
+    admin,
     nats,
     manager,
     projections,
@@ -42,6 +47,7 @@ export async function startSystem(o: { config?: ManagerConfigInput; actor?: { ui
       await drivers.stop();
       await projections.stop();
       await client.close();
+      await admin.close();
       await manager.stop();
       await nats.dispose();
     },

@@ -8,6 +8,8 @@ import type { ImageShape } from '../support/image-states.js';
 import { event, given, history, replay } from '../support/image-spec.js';
 import { acquire, allocateBackup, imageIn, readyWithSnapshots, registerFromPath, registerReady, replyTo, timeoutOf, TWO_SNAPSHOTS } from '../support/image-states.js';
 import { IMAGE_DS } from '../support/fixtures.js';
+import { aggregateOf, decideImage } from '../../src/machines/image/decide.js';
+import { emptyImage } from '../../src/machines/image/record.js';
 
 const ID = 5;
 const ORIGIN = 3;
@@ -414,4 +416,18 @@ describe('driver log lines (driver-contract §7)', () => {
     }
   });
   it('are refused for an image that never existed', () => given(imageIn('INIT')).when(log).thenRejects('IMG_ERR_NOT_FOUND', 'Error getting image [5].'));
+});
+
+describe('ERROR with its copy still running (found by the invariant property)', () => {
+  it('disabling abandons the request, and its late reply changes nothing', () => {
+    const pathReg = event({ type: 'image.allocate', imageId: 5, datastoreId: 1, template: { NAME: 'p', PATH: '/tmp/a', SIZE: '10', PERSISTENT: 'YES' } });
+    const facts = history(5, pathReg, event({ type: 'image.acquire', imageId: 5, vmId: 3, mode: 'deploy' }), event({ type: 'image.release', imageId: 5, vmId: 3, failed: true }));
+    const running = replay(facts)?.pending?.requestId ?? '';
+    expect(running).not.toBe('');
+    const disabled = given(facts).when(event({ type: 'image.disable', imageId: 5 })).then({ type: 'image.disabled', state: 'DISABLED', changes: { pending: null } });
+    expect(disabled.detail).toEqual({ abandoned: running });
+    const late = decideImage(aggregateOf({ ...(replay([...facts, disabled]) ?? emptyImage(5)), state: 'DISABLED' }), event({ type: 'driver.reply', imageId: 5, requestId: running, action: 'CP', result: 'SUCCESS', info: '/ds/1/img raw' }));
+    expect(late.ok ? late.next.state : 'DISABLED').toBe('DISABLED');
+    expect(late.ok ? late.next.record.pending : null).toBeNull();
+  });
 });

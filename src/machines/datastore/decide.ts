@@ -1,3 +1,4 @@
+import { authorizeDatastore } from '../authorize.js';
 import { transition } from 'xstate';
 import {
   DatastoreLifecycleSchema,
@@ -25,6 +26,8 @@ export type DatastoreDecision =
   | { readonly ok: false; readonly rejection: Rejection };
 
 export function decideDatastore(agg: DatastoreAggregate, event: DatastoreEvent): DatastoreDecision {
+  const denied = authorizeDatastore(event, event.meta);
+  if (denied) return { ok: false, rejection: denied };
   const snapshot = datastoreMachine.resolveState({ value: agg.state, context: agg.record });
   const [next, actions] = transition(datastoreMachine, snapshot, event);
   const out = singleOutcome<DatastoreFact['type']>(actions, `datastore machine, ${event.type} in ${agg.state}`);

@@ -1,3 +1,4 @@
+import { authorizeImage } from '../authorize.js';
 import { transition } from 'xstate';
 import type { ImageRecord, ImageView } from '../../messages/image-record.js';
 import type { ImageFact, ImageFactType } from '../../messages/image-facts.js';
@@ -27,6 +28,10 @@ export type ImageDecision =
  * Exactly one fact or one rejection comes out.
  */
 export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecision {
+  const exists = agg.state !== 'INIT' && agg.state !== 'REMOVED';
+  const origin = event.type === 'image.allocateClone' ? event.ctx.origin : null;
+  const denied = authorizeImage(event, exists ? agg.record : null, event.meta, origin);
+  if (denied) return { ok: false, rejection: denied };
   const snapshot = imageMachine.resolveState({ value: agg.state, context: agg.record });
   const [next, actions] = transition(imageMachine, snapshot, event);
   const out = singleOutcome<ImageFactType>(actions, `image machine, ${event.type} in ${agg.state}`);

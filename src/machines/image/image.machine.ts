@@ -321,7 +321,13 @@ const enabled =
 const enableNoContent = (r: ImageRecord): Rejection | undefined =>
   r.source === '' && r.type !== 'BACKUP' ? rejection('IMG_ERR_ENABLE_NO_CONTENT') : undefined;
 const idleIs = (s: ImageState): Guard => (r) => idleStateFor(r) === s;
-const disabled: Step = () => ({ fact: 'image.disabled', changes: {}, detail: {} });
+/**
+ * An image can reach ERROR with its copy still running (a VM waiting for it
+ * failed, §6.2). Disabling it abandons that request: a DISABLED image runs
+ * nothing, and the copy's late reply is a stale one (§10).
+ */
+const disabled: Step = (r) =>
+  r.pending === null ? { fact: 'image.disabled', changes: {}, detail: {} } : { fact: 'image.disabled', changes: { pending: null }, detail: { abandoned: r.pending.requestId } };
 
 const saveAsTransferring: Guard = (r) => r.saveAs?.transferring === true;
 const saveAsSucceeded: Guard = (_r, ev) => S.eventOf(ev, 'image.saveAsDone').success;
