@@ -6,7 +6,6 @@
  * same data without loss.
  */
 import { mkdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -65,7 +64,8 @@ async function main(): Promise<void> {
   );
   await host.start();
   const projections = await ProjectionService.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
-  await createDefaults(url, resolve(data, 'datastores'));
+  await mkdir(resolve(data, 'import'), { recursive: true, mode: 0o750 });
+  await createDefaults(url, resolve(data, 'datastores'), resolve(data, 'import'));
   const apiConn = await connectAs('dashboard', url, 'imgr-api');
   const views = await LiveViews.start(apiConn);
   const exposed = await exposure(process.env, resolve(data, 'api-token'));
@@ -109,14 +109,15 @@ async function main(): Promise<void> {
 
 /**
  * On first start: the built-in datastores of spec §12.2 (ids 1 and 2) and a
- * dummy one. Their SAFE_DIRS admit the usual places and the datastores'
- * own folder, where restores leave the disks they bring back.
+ * dummy one. They import only from the data directory's `import` folder and
+ * from the datastores' own folder (where restores leave the disks they bring
+ * back): everything else on the host is a restricted directory.
  */
-async function createDefaults(url: string, datastores: string): Promise<void> {
+async function createDefaults(url: string, datastores: string, imports: string): Promise<void> {
   const c = await ImgrClient.connect({ servers: url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'start' } });
   try {
     if ((await c.datastore(1)) !== null) return;
-    const safe = `/var/tmp /tmp ${homedir()} ${datastores}`;
+    const safe = `${imports} ${datastores}`;
     const templates = [
       { id: 1, template: { NAME: 'default', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },
       { id: 2, template: { NAME: 'files', TYPE: 'FILE_DS', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },

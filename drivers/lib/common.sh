@@ -6,6 +6,10 @@
 
 set -o pipefail
 
+# What drivers write is the cloud's and its administrators' only: images 0640
+# in 0750 folders, never world-readable.
+umask 027
+
 # The user-facing reason goes on a plain stderr line (driver-contract §7).
 fail() {
   echo "$*" >&2

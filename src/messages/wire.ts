@@ -44,14 +44,6 @@ export const ParkedCommitSchema = z.object({
 });
 export type ParkedCommit = z.infer<typeof ParkedCommitSchema>;
 
-/** Parses `imgr.<x>.<kind>.<id>` into its aggregate. */
-export function aggregateOfSubject(subject: string): { kind: AggregateKind; id: number } | undefined {
-  const m = /^imgr\.[a-z]+\.(image|datastore)\.(\d+)$/.exec(subject);
-  if (m?.[1] === undefined || m[2] === undefined) return undefined;
-  const kind = AggregateKindSchema.parse(m[1]);
-  return { kind, id: Number(m[2]) };
-}
-
 export const CommandSchema = z.discriminatedUnion('type', [...ImageCommandSchema.options, ...DatastoreCommandSchema.options]);
 export type Command = z.infer<typeof CommandSchema>;
 export type CommandInput = z.input<typeof CommandSchema>;

@@ -67,7 +67,8 @@ describe('npm start', () => {
     const dashboard = /dashboard: +(http:\/\/\S+)/.exec(first.output.join(''))?.[1] ?? '';
     expect((await fetch(dashboard)).headers.get('content-type')).toMatch(/text\/html/);
     const bytes = randomBytes(1024 * 1024);
-    const file = join(data, 'disk.raw');
+    // Default datastores import only from the data directory's import folder.
+    const file = join(data, 'import', 'disk.raw');
     writeFileSync(file, bytes);
 
     let c = await ImgrClient.connect({ servers: first.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
@@ -105,7 +106,7 @@ describe('npm start', () => {
     expect(added.stdout).toMatch(/principal portal \(uid 10, gid 100\); password in .*portal; nats-server \d+ reloaded/);
     const portal = await eventually(() => ImgrClient.connect({ servers: running.url, principal: 'portal', actor: { uid: 10, gid: 100, name: 'portal' } }).catch(() => undefined), 'the reloaded server to admit portal');
     const id = await portal.nextId('image');
-    const o = await portal.send({ type: 'image.allocate', imageId: id, datastoreId: 1, template: { NAME: 'portals', PATH: join(data, 'disk.raw'), SIZE: '1' } });
+    const o = await portal.send({ type: 'image.allocate', imageId: id, datastoreId: 1, template: { NAME: 'portals', PATH: join(data, 'import', 'disk.raw'), SIZE: '1' } });
     expect(o).toMatchObject({ status: 'accepted' });
     await portal.close();
     expect(await interrupt()).toContain('imgr stopped');

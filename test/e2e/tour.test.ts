@@ -3,7 +3,7 @@
  * system started by the same code as `npm start`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,8 @@ import { eventually } from '../support/eventually.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'imgr');
 const data = mkdtempSync(join(tmpdir(), 'imgr-tour-'));
-const disk = join(data, 'disk.raw');
+// The tour's own import folder: default datastores import from nowhere else.
+const disk = join(data, 'import', 'disk.raw');
 const bytes = randomBytes(1024 * 1024);
 let system: ChildProcess;
 let nats = '';
@@ -32,6 +33,7 @@ async function imgr(...args: string[]): Promise<string> {
 const idIn = (out: string): number => Number(/(?:image|datastore) (\d+)/.exec(out)?.[1] ?? NaN);
 
 beforeAll(async () => {
+  mkdirSync(join(data, 'import'), { recursive: true });
   writeFileSync(disk, bytes);
   http = createServer((_q, r) => r.writeHead(200, { 'content-length': String(bytes.length) }).end(bytes));
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));

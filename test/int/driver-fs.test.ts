@@ -3,7 +3,7 @@
  * the driver host runs them.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +49,16 @@ describe('fs: CP', () => {
     expect(format).toBe('raw');
     expect(source?.startsWith(`${base}/`)).toBe(true);
     expect(readFileSync(source ?? '').equals(content)).toBe(true);
+    // Images are not world-readable: 0640 files in a 0750 datastore folder.
+    expect(statSync(source ?? '').mode & 0o777).toBe(0o640);
+  });
+
+  it('creates a missing datastore folder 0750', async () => {
+    const fresh = join(dir, 'fresh-ds');
+    const r = await act('MKFS', datastoreView(fresh), imageView({ size: 1, format: 'raw' }));
+    expect(r.result, r.info).toBe('SUCCESS');
+    expect(statSync(fresh).mode & 0o777).toBe(0o750);
+    expect(statSync(r.info).mode & 0o777).toBe(0o640);
   });
   it('downloads an http URL and checks MD5 and SHA1', async () => {
     const md5 = createHash('md5').update(content).digest('hex');

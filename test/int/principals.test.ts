@@ -14,9 +14,8 @@ import { silentLogger } from '../../src/platform/logger.js';
 import { inboxPrefixFor } from '../../src/platform/nats.js';
 import { publishPrincipals } from '../../src/platform/principals-file.js';
 import { eventually } from '../support/eventually.js';
-import { readLog } from '../support/log.js';
-import { RejectionRecordSchema, type Outcome } from '../../src/messages/wire.js';
-import { STREAMS } from '../../src/store/provision.js';
+import { readLog, unreadableRefusal } from '../support/log.js';
+import type { Outcome } from '../../src/messages/wire.js';
 
 let nats: TestNats;
 let manager: Manager;
@@ -60,6 +59,17 @@ describe('principals bound to NATS authentication', () => {
     expect(manager.host.image(id)).toBeUndefined();
   });
 
+  it("one principal cannot manage the other's image; the group may use it", async () => {
+    const id = await alice.nextId('image');
+    expect(await alice.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'alices', PATH: '/tmp/a', SIZE: '1' } })).toMatchObject({ status: 'accepted' });
+    await eventually(() => manager.host.image(id)?.state === 'LOCKED', 'registered');
+    expect(await bob.send({ type: 'image.delete', imageId: id })).toMatchObject({ status: 'rejected', code: 'AUTH_ERR_NOT_AUTHORIZED', message: `User [8] : Not authorized to perform MANAGE IMAGE [${id}].` });
+    expect(await bob.send({ type: 'image.setPersistent', imageId: id, persistent: true })).toMatchObject({ code: 'AUTH_ERR_NOT_AUTHORIZED' });
+    // Using it (bob is in alice's group) is allowed: the machine's own rule answers (it is still being copied).
+    expect(await bob.send({ type: 'image.acquire', imageId: id, vmId: 4, mode: 'attach' })).toMatchObject({ code: 'IMG_ERR_ACQUIRE_LOCKED' });
+    expect(await bob.send({ type: 'datastore.create', datastoreId: 77, template: { NAME: 'bobs', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).toMatchObject({ code: 'AUTH_ERR_NOT_AUTHORIZED', message: 'User [8] : Not authorized to perform ADMIN DATASTORE [77].' });
+  });
+
   it("the server refuses a principal the subjects of another, and the manager answers no other's inbox", async () => {
     const nc = await nats.connect('alice');
     const js = jetstream(nc);
@@ -76,16 +86,7 @@ describe('principals bound to NATS authentication', () => {
       },
     });
     await js.publish('imgr.cmd.alice.image.1', cmd(bobInbox));
-    const mgr = jetstream(await nats.connect('manager'));
-    const rec = await eventually(async () => {
-      const c = await mgr.consumers.get(STREAMS.rejected, { filter_subjects: 'imgr.rej.unknown.unknown' });
-      for (;;) {
-        const m = await c.next({ expires: 1000 });
-        if (!m) return undefined;
-        const r = RejectionRecordSchema.parse(m.json());
-        if (r.commandId === `alice-${bobInbox}`) return r;
-      }
-    }, 'the refusal of a reply subject on bob\'s inbox');
+    const rec = await unreadableRefusal(await nats.connect('manager'), `alice-${bobInbox}`);
     expect(rec).toMatchObject({ code: 'CMD_ERR_REPLY_TO', message: `Reply subject ${bobInbox} is not an inbox of principal alice` });
     await sleep(300);
     expect(heard).toEqual([]);

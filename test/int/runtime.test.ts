@@ -8,7 +8,7 @@ import { Kvm } from '@nats-io/kv';
 import { TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
-import { readLog } from '../support/log.js';
+import { readLog, unreadableRefusal } from '../support/log.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/client.js';
 import { silentLogger } from '../../src/platform/logger.js';
@@ -222,15 +222,7 @@ describe('idempotency and bad input', () => {
     }
     const kv = await new Kvm(mgr).open('imgr_outcomes');
     for (const [i] of forged.entries()) {
-      const rec = await eventually(async () => {
-        const c = await js.consumers.get(STREAMS.rejected, { filter_subjects: 'imgr.rej.unknown.unknown' });
-        for (;;) {
-          const m = await c.next({ expires: 1000 });
-          if (!m) return undefined;
-          const r = RejectionRecordSchema.parse(m.json());
-          if (r.commandId === `forged-reply-${i}`) return r;
-        }
-      }, `the refusal of replyTo ${forged[i] ?? ''}`);
+      const rec = await unreadableRefusal(mgr, `forged-reply-${i}`);
       expect(rec).toMatchObject({ code: 'CMD_ERR_INVALID' });
       expect(rec.message).toMatch(/replyTo/);
       expect(await kv.get(`forged-reply-${i}`)).toBeNull();

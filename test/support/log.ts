@@ -2,7 +2,8 @@ import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS } from '../../src/store/provision.js';
 import { parseCommit } from '../../src/store/event-store.js';
-import type { Commit } from '../../src/messages/wire.js';
+import { RejectionRecordSchema, subjects, type Commit, type RejectionRecord } from '../../src/messages/wire.js';
+import { eventually } from './eventually.js';
 import type { ImageFact } from '../../src/messages/image-facts.js';
 import type { DatastoreFact } from '../../src/messages/datastore.js';
 
@@ -27,3 +28,17 @@ export async function readLog(nc: NatsConnection, filter = 'imgr.evt.>'): Promis
 /** Every fact of a log excerpt, in order. */
 export const factsIn = (log: readonly { commit: Commit }[]): (ImageFact | DatastoreFact)[] =>
   log.flatMap((e): (ImageFact | DatastoreFact)[] => e.commit.facts);
+
+/** The refusal IMGR_REJ recorded for an unreadable or unauthenticated message with this command id, once it is there. */
+export async function unreadableRefusal(nc: NatsConnection, commandId: string): Promise<RejectionRecord> {
+  const js = jetstream(nc);
+  return eventually(async () => {
+    const c = await js.consumers.get(STREAMS.rejected, { filter_subjects: subjects.rejected('unknown', 'unknown'), deliver_policy: DeliverPolicy.All });
+    for (;;) {
+      const m = await c.next({ expires: 1000 });
+      if (!m) return undefined;
+      const r = RejectionRecordSchema.parse(m.json());
+      if (r.commandId === commandId) return r;
+    }
+  }, `the refusal of ${commandId}`);
+}
