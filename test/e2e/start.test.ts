@@ -81,6 +81,17 @@ describe('npm start', () => {
       return v?.state === 'READY' ? v : undefined;
     }, 'image READY');
     expect(readFileSync(ready.source).equals(bytes)).toBe(true);
+    // Anywhere else on the host is restricted for the default datastores: /tmp and the home folder included.
+    const outside = join(tmpdir(), `imgr-outside-${process.pid}.raw`);
+    writeFileSync(outside, bytes.subarray(0, 4096));
+    const bad = await c.nextId('image');
+    await c.send({ type: 'image.allocate', imageId: bad, datastoreId: 1, template: { NAME: 'outside', PATH: outside, SIZE: '1' } });
+    const refused = await eventually(async () => {
+      const v = await c.image(bad);
+      return v?.state === 'ERROR' ? v : undefined;
+    }, 'the copy from outside refused');
+    expect(refused.error).toMatch(/Not allowed to copy image from .*check RESTRICTED_DIRS/);
+    rmSync(outside, { force: true });
     await c.close();
     expect(await interrupt()).toContain('imgr stopped');
 
