@@ -78,7 +78,7 @@ export class AggregateHost {
     await this.tail?.stop();
   }
 
-  /** Highest log sequence applied to the resident state. */
+  /** The log applied to the resident state without a gap: every commit up to here, whoever wrote it. */
   get appliedSeq(): number {
     return this.progress.applied;
   }
@@ -160,7 +160,8 @@ export class AggregateHost {
           if (done) return { status: 'accepted', commandId, aggregate: done.kind, id: done.id, fact: done.fact, state: done.state, seq: done.seq };
           return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
         }
-        this.apply(r.seq, commit, r.hash);
+        // Read-your-writes: the aggregate has its commit at once, but the progress mark moves only with the tail.
+        this.apply(r.seq, commit, r.hash, false);
         return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
       } catch (e) {
         if (!isConcurrencyError(e)) throw e;
@@ -262,8 +263,13 @@ export class AggregateHost {
     this.apply(c.seq, c.commit, c.hash);
   }
 
-  /** Folds a commit into the resident state; a commit already applied is skipped. */
-  private apply(seq: number, commit: Commit, hash: string): void {
+  /**
+   * Folds a commit into the resident state; a commit already applied is
+   * skipped. Only the ordered tail (`advance`) moves the progress mark, so
+   * `appliedSeq` is always a contiguous prefix of the log: waiting for it
+   * means every earlier commit, another manager's included, is in.
+   */
+  private apply(seq: number, commit: Commit, hash: string, advance = true): void {
     if (commit.aggregate === 'image') {
       const r = this.images.get(commit.id) ?? { agg: initialImage(commit.id), seq: 0, hash: '' };
       if (seq > r.seq) {
@@ -295,7 +301,7 @@ export class AggregateHost {
         if (last) this.recent.set(commit.commandId, { kind: 'datastore', id: commit.id, seq, fact: last.type, state: last.state });
       }
     }
-    this.progress.advance(seq);
+    if (advance) this.progress.advance(seq);
   }
 
   private indexImageName(uid: number, name: string, agg: ImageAggregate): void {
