@@ -152,12 +152,14 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
   }
 }
 
+/** Exits once stdout and stderr have flushed, so a pipe (`imgr export | gzip`) gets everything. */
+function exitAfterFlush(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  main(process.argv.slice(2), (s) => process.stdout.write(s), (s) => process.stderr.write(s), process.stderr.isTTY).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`imgr: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(EXIT.failed);
-    },
-  );
+  main(process.argv.slice(2), (s) => process.stdout.write(s), (s) => process.stderr.write(s), process.stderr.isTTY).then(exitAfterFlush, (e: unknown) => {
+    process.stderr.write(`imgr: ${e instanceof Error ? e.message : String(e)}\n`);
+    exitAfterFlush(EXIT.failed);
+  });
 }

@@ -16,6 +16,8 @@ import { Projector } from '../../src/projections/projector.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { main } from '../../src/cli/imgr.js';
 import { eventually } from '../support/eventually.js';
+import { readLog } from '../support/log.js';
+import { ImgrClient } from '../../src/client/client.js';
 
 let nats: TestNats;
 let manager: Manager;
@@ -153,6 +155,20 @@ describe('imgr CLI', () => {
     const h = await imgr('image', 'clone', '--help');
     expect(h.out).toBe('usage: imgr image clone ID NAME [--datastore ID] [--json] [--wait]\n\ncopy an image into a new one\n\nexample:\n  imgr image clone 42 ubuntu-copy --wait\n');
     expect((await imgr('completion', 'bash')).out).toMatch(/complete -F _imgr imgr/);
+  });
+
+  it('export through a pipe writes the whole log, past the 64 KiB of a pipe buffer', async () => {
+    const c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+    for (let i = 0; i < 60; i++) {
+      const id = await c.nextId('image');
+      await c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `bulk-${id}`, SOURCE: `/s/${id}`, FORMAT: 'raw', SIZE: '1', DESCRIPTION: 'd'.repeat(2048) } });
+    }
+    await c.close();
+    const commits = (await readLog(await nats.connect('manager'))).length;
+    const bin = fileURLToPath(new URL('../../bin/imgr', import.meta.url));
+    const { stdout: out } = await promisify(execFile)(bin, ['--nats', nats.url, 'export'], { cwd: tmpdir(), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    expect(out.length).toBeGreaterThan(128 * 1024);
+    expect(out.trimEnd().split('\n')).toHaveLength(commits);
   });
 
   it('the bin/imgr wrapper runs from any directory', async () => {
