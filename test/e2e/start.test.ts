@@ -105,6 +105,7 @@ describe('npm start', () => {
     const api = /dashboard: +(http:\/\/\S+)/.exec(second.output.join(''))?.[1] ?? '';
     await eventually(async () => (await (await fetch(`${api}api/images/${id}`)).json() as { state?: string }).state === 'READY', 'the API serves the image');
     await c.close();
+    expect(await interrupt()).toContain('imgr stopped');
   });
 
   it('credentials are generated, never the published defaults; `imgr principal add` makes a new service log in at once', async () => {
