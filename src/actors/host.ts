@@ -74,8 +74,11 @@ export class AggregateHost {
     this.log.info({ checkpoint, caughtUpTo: target, images: this.images.size, datastores: this.datastores.size }, 'aggregate host booted');
   }
 
+  /** Stops following the log; a second call does nothing. */
   async stop(): Promise<void> {
-    await this.tail?.stop();
+    const tail = this.tail;
+    this.tail = undefined;
+    await tail?.stop();
   }
 
   /** The log applied to the resident state without a gap: every commit up to here, whoever wrote it. */

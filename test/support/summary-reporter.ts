@@ -19,8 +19,8 @@ export default class SummaryReporter implements Reporter {
         else if (s === 'failed' || broken) failed += 1;
         else skipped += 1;
       }
-      // A file that failed before any of its tests were collected still counts once.
-      if (broken && m.children.size === 0) failed += 1;
+      // A file that failed outside its tests (collection, set-up, tear-down) counts once even when every test passed.
+      if (broken && ![...m.children.allTests()].some((t) => t.result().state === 'failed')) failed += 1;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`);
   }
