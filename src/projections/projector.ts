@@ -150,7 +150,8 @@ export class Projector {
         if (err) return;
         // An empty request means "no filters"; unreadable JSON is refused by the schema.
         const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.string()) ?? null) : {});
-        m.respond(JSON.stringify(q.success ? { ok: true, ...queryImages([...this.images.values()].map((x) => redactSealed(x.view)), q.data) } : { ok: false, error: q.error.message }));
+        // Redact the page only: the filter scans the views, the answer carries at most one page of them.
+        m.respond(JSON.stringify(q.success ? { ok: true, ...redactSealed(queryImages([...this.images.values()].map((x) => x.view), q.data)) } : { ok: false, error: q.error.message }));
       },
     }));
   }
