@@ -69,7 +69,7 @@ export class AggregateHost {
     const checkpoint = await this.loadSnapshots();
     const target = await this.store.lastSeq();
     this.progress.reset(checkpoint);
-    this.tail = await this.store.tail(checkpoint + 1, (c) => this.onLogged(c));
+    this.tail = await this.store.tail(checkpoint + 1, (c) => this.onLogged(c), undefined, { name: 'aggregate host', log: this.log });
     await this.waitFor(target);
     this.log.info({ checkpoint, caughtUpTo: target, images: this.images.size, datastores: this.datastores.size }, 'aggregate host booted');
   }

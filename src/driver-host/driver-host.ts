@@ -1,7 +1,8 @@
 import { safeJson } from '../platform/json.js';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
-import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { followDurable, type Follower } from '../store/follow.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
@@ -47,8 +48,7 @@ export class DriverHost {
   private readonly out: Publisher;
   private readonly limits = new Map<string, Semaphore>();
   private readonly running = new Set<Promise<void>>();
-  private closer: (() => Promise<void>) | undefined;
-  private loop: Promise<void> | undefined;
+  private follower: Follower | undefined;
   private statSub: Subscription | undefined;
   private key: SecretsKey | undefined;
 
@@ -85,23 +85,21 @@ export class DriverHost {
           );
       },
     });
-    const consumer = await this.js.consumers.get(STREAMS.driver, DRIVERS_DURABLE);
-    const messages = await consumer.consume({ max_messages: 100 });
-    this.closer = async () => {
-      await messages.close();
-    };
-    this.loop = (async () => {
-      for await (const m of messages) {
+    this.follower = await followDurable(this.js, await jetstreamManager(this.nc, { checkAPI: false }), {
+      stream: STREAMS.driver,
+      durable: DRIVERS_DURABLE,
+      consume: { max_messages: 100 },
+      log: this.log,
+      onMessage: (m) => {
         const p = this.handle(m).finally(() => this.running.delete(p));
         this.running.add(p);
-      }
-    })();
+      },
+    });
   }
 
   async stop(): Promise<void> {
     this.statSub?.unsubscribe();
-    await this.closer?.();
-    await this.loop;
+    await this.follower?.stop();
     await Promise.allSettled(this.running);
   }
 

@@ -1,5 +1,6 @@
 import { safeJson } from '../platform/json.js';
 import { AckPolicy, DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { followDurable, type Follower } from '../store/follow.js';
 import type { KV } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
@@ -46,8 +47,8 @@ const SOURCES = {
 export class Intake {
   private readonly js: JetStreamClient;
   private stopping = false;
-  private loop: Promise<void> | undefined;
-  private close: (() => Promise<void>) | undefined;
+  private follower: Follower | undefined;
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -74,27 +75,24 @@ export class Intake {
       ack_wait: nanos(this.ackWaitMs),
       max_ack_pending: 2000,
     });
-    const consumer = await this.js.consumers.get(from.stream, from.durable);
-    const messages = await consumer.consume({ max_messages: 500 });
-    this.close = async () => {
-      await messages.close();
-    };
-    this.loop = (async () => {
-      const inflight = new Set<Promise<void>>();
-      for await (const m of messages) {
+    this.follower = await followDurable(this.js, this.jsm, {
+      stream: from.stream,
+      durable: from.durable,
+      consume: { max_messages: 500 },
+      log: this.log,
+      onMessage: (m) => {
+        if (this.stopping) return;
         // Routing happens synchronously, in stream order, so each aggregate sees its commands in order.
-        const p = this.handle(m).finally(() => inflight.delete(p));
-        inflight.add(p);
-        if (this.stopping) break;
-      }
-      await Promise.allSettled(inflight);
-    })();
+        const p = this.handle(m).finally(() => this.inflight.delete(p));
+        this.inflight.add(p);
+      },
+    });
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.close?.();
-    await this.loop;
+    await this.follower?.stop();
+    await Promise.allSettled(this.inflight);
   }
 
   private handle(m: JsMsg): Promise<void> {

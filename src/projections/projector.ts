@@ -128,7 +128,7 @@ export class Projector {
     this.tail = await this.store.tail(this.progress.applied + 1, (c) => {
       // Commits are projected one after the other, each after the previous one's writes.
       this.pending = this.pending.then(() => this.project(c)).catch((e: unknown) => this.log.error({ err: e, seq: c.seq }, 'projection failed'));
-    });
+    }, undefined, { name: 'projector', log: this.log });
     await this.waitFor(target);
     if (ticker) clearInterval(ticker);
     onProgress?.(this.progress.applied, target);

@@ -1,4 +1,5 @@
 import { AckPolicy, DeliverPolicy, jetstream, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { followDurable, type Follower } from '../store/follow.js';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import { subjects, type Commit, type ParkedCommit } from '../messages/wire.js';
@@ -28,8 +29,7 @@ export const PARK_AFTER = 5;
 export abstract class LogReactor {
   abstract readonly name: string;
   private stopping = false;
-  private loop: Promise<void> | undefined;
-  private closer: (() => Promise<void>) | undefined;
+  private follower: Follower | undefined;
 
   constructor(protected readonly ctx: ReactorContext) {}
 
@@ -43,23 +43,18 @@ export abstract class LogReactor {
       ack_wait: nanos(this.ctx.ackWaitMs),
       max_ack_pending: 1,
     });
-    const consumer = await jetstream(this.ctx.nc).consumers.get(STREAMS.events, this.name);
-    const messages = await consumer.consume({ max_messages: 100 });
-    this.closer = async () => {
-      await messages.close();
-    };
-    this.loop = (async () => {
-      for await (const m of messages) {
-        await this.handle(m);
-        if (this.stopping) break;
-      }
-    })();
+    this.follower = await followDurable(jetstream(this.ctx.nc), this.ctx.jsm, {
+      stream: STREAMS.events,
+      durable: this.name,
+      consume: { max_messages: 100 },
+      log: this.ctx.log,
+      onMessage: (m) => (this.stopping ? undefined : this.handle(m)),
+    });
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.closer?.();
-    await this.loop;
+    await this.follower?.stop();
   }
 
   private async handle(m: JsMsg): Promise<void> {

@@ -4,6 +4,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { CommitSchema, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
 import { ConcurrencyError, isWrongLastSequence } from './errors.js';
 import { STREAMS } from './provision.js';
+import { follow, type Follower } from './follow.js';
+import { silentLogger, type Logger } from '../platform/logger.js';
 
 export interface Appended {
   readonly seq: number;
@@ -72,31 +74,38 @@ export class EventStore {
   }
 
   /**
-   * Reads the log from `fromSeq` on and keeps following it with an ordered
-   * consumer (it survives server restarts by recreating itself).
+   * Reads the log from `fromSeq` on and keeps following it, each commit once
+   * and in order. An ordered consumer, supervised: when it stops receiving
+   * while the log holds a commit it has not delivered (seen after nats-server
+   * restarts), it is reopened from the next sequence.
    */
-  async tail(fromSeq: number, onCommit: (c: LoggedCommit) => void, filter: string = subjects.events): Promise<Tail> {
-    const consumer = await this.js.consumers.get(STREAMS.events, {
-      filter_subjects: filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(1, fromSeq),
-    });
-    const messages = await consumer.consume({ max_messages: 1000 });
-    const done = (async () => {
-      for await (const m of messages) onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) });
-    })();
-    return {
-      stop: async () => {
-        await messages.close();
-        await done;
+  async tail(fromSeq: number, onCommit: (c: LoggedCommit) => void, filter: string = subjects.events, o: TailOptions = {}): Promise<Tail> {
+    let next = Math.max(1, fromSeq);
+    return follow({
+      name: o.name ?? `tail ${filter}`,
+      log: o.log ?? silentLogger(),
+      ...(o.checkMs !== undefined ? { checkMs: o.checkMs } : {}),
+      open: async () => {
+        const consumer = await this.js.consumers.get(STREAMS.events, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next });
+        return consumer.consume({ max_messages: 1000 });
       },
-    };
+      onMessage: (m) => {
+        if (m.seq < next) return;
+        next = m.seq + 1;
+        onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) });
+      },
+      behind: async () => (await this.jsm.direct.getMessage(STREAMS.events, { seq: next, next_by_subj: filter })) !== null,
+    });
   }
 }
 
-export interface Tail {
-  stop(): Promise<void>;
+export interface TailOptions {
+  readonly name?: string;
+  readonly log?: Logger;
+  readonly checkMs?: number;
 }
+
+export type Tail = Follower;
 
 export function parseCommit(text: string): Commit | { unreadable: string } {
   let raw: unknown;

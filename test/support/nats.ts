@@ -78,9 +78,10 @@ export class TestNats {
     return nc;
   }
 
-  async restart(): Promise<void> {
+  /** `kill` stops the server with SIGKILL, as a crash would, instead of SIGTERM. */
+  async restart(o: { kill?: boolean } = {}): Promise<void> {
     const port = this.server.port;
-    await this.server.stop();
+    await (o.kill === true ? this.server.kill() : this.server.stop());
     this.server = await startNatsServer({ configFile: this.configFile, storeDir: this.storeDir, port });
   }
 
