@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Mailboxes } from './mailbox.js';
 import { LogProgress } from '../store/progress.js';
 import { safeJson } from '../platform/json.js';
-import { readBucket } from '../store/kv.js';
+import { putIfNewer, readBucket } from '../store/kv.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
 
 const snapshotBase = { seq: z.number().int(), hash: z.string() };
@@ -52,6 +52,8 @@ export class AggregateHost {
   private readonly mailboxes = new Mailboxes();
   private readonly recent = new RecentCommits<Committed>(100_000);
   private readonly dirty = new Set<string>();
+  /** KV revisions this host last wrote, for compare-and-set snapshot writes. */
+  private readonly revisions = new Map<string, number>();
   private readonly progress = new LogProgress();
   private tail: Tail | undefined;
 
@@ -315,7 +317,12 @@ export class AggregateHost {
 
   /**
    * Writes every aggregate changed since the last checkpoint to KV, then the
-   * checkpoint sequence: a restart replays only the log after it.
+   * checkpoint sequence: a restart replays only the log after it. Managers
+   * share the bucket, so no write replaces a snapshot of a later sequence and
+   * the checkpoint only grows: then every aggregate's snapshot includes its
+   * commits up to the checkpoint whoever wrote it, and any manager may boot
+   * from it (the checkpoint a lagging manager wrote used to hide the commits it
+   * had not seen behind another's newer checkpoint).
    */
   async checkpoint(): Promise<number> {
     const upTo = this.progress.applied;
@@ -323,12 +330,12 @@ export class AggregateHost {
     this.dirty.clear();
     try {
       await Promise.all(
-        keys.map((key) => {
+        keys.map(async (key) => {
           const snap = this.snapshotOf(key);
-          return snap ? this.snapshots.put(key, JSON.stringify(snap)) : Promise.resolve(0);
+          if (snap) await putIfNewer(this.snapshots, key, JSON.stringify(snap), snap.seq, snapshotSeq, this.revisions);
         }),
       );
-      await this.snapshots.put(CHECKPOINT_KEY, String(upTo));
+      await putIfNewer(this.snapshots, CHECKPOINT_KEY, String(upTo), upTo, Number, this.revisions);
     } catch (e) {
       for (const k of keys) this.dirty.add(k);
       throw e;
@@ -389,6 +396,11 @@ export class ConflictsExhaustedError extends Error {
     super(`${aggregate} kept changing under the command; ${tries} tries`);
   }
 }
+
+const snapshotSeq = (text: string): number => {
+  const s = SnapshotSchema.safeParse(safeJson(text));
+  return s.success ? s.data.seq : 0;
+};
 
 const nameKey = (uid: number, name: string): string => `${uid}\u0000${name}`;
 const nameIn = (template: Readonly<Record<string, string>>): string =>

@@ -1,4 +1,5 @@
 import type { KV } from '@nats-io/kv';
+import { isWrongLastSequence } from './errors.js';
 
 /** Calls `onValue` for every key that holds a value now (one watch over the bucket's current values). */
 export async function readBucket(kv: KV, onValue: (key: string, text: string) => void): Promise<void> {
@@ -10,3 +11,31 @@ export async function readBucket(kv: KV, onValue: (key: string, text: string) =>
   }
   w.stop();
 }
+
+/**
+ * Writes a value tagged with the log sequence it reflects, unless the bucket
+ * already holds one reflecting a later sequence: several managers share the
+ * snapshot bucket, and one that lags must never put an older state over a
+ * newer one. Compare-and-set on the revision; `revisions` remembers what this
+ * writer last wrote, so an uncontended write costs one request.
+ */
+export async function putIfNewer(kv: KV, key: string, value: string, seq: number, seqOf: (text: string) => number, revisions: Map<string, number>): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const known = revisions.get(key);
+    try {
+      revisions.set(key, known === undefined ? await kv.create(key, value) : await kv.update(key, value, known));
+      return;
+    } catch (e) {
+      if (!isWrongLastSequence(e)) throw e;
+    }
+    const current = await kv.get(key);
+    if (current?.operation === 'PUT' && seqOf(current.string()) >= seq) {
+      revisions.set(key, current.revision);
+      return;
+    }
+    if (current) revisions.set(key, current.revision);
+    else revisions.delete(key);
+  }
+  throw new Error(`${key}: five writers in a row changed it under this one`);
+}
+
