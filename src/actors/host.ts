@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
 import type { ManagerConfig } from '../platform/config.js';
 import type { Clock } from '../platform/clock.js';
-import { aggregateOfCommand, isImageCommand, type Commit, type CommandMessage, type DriverRequest, type Outcome } from '../messages/wire.js';
+import { aggregateOfCommand, isImageCommand, type AggregateKind, type Commit, type CommandMessage, type DriverRequest, type Outcome } from '../messages/wire.js';
 import { emptyImage } from '../machines/image/record.js';
 import type { ImageCommand } from '../messages/image-commands.js';
 import type { DatastoreCommand } from '../messages/datastore.js';
@@ -113,20 +113,45 @@ export class AggregateHost {
 
   /**
    * Decides and commits one command; commands for one aggregate run in
-   * arrival order. A redelivered command may already be committed (its
-   * manager died before answering): a refusal is then checked against the
-   * aggregate's last commit, so the first outcome stands.
+   * arrival order. A refusal is final only once it is known to rest on the
+   * aggregate's last commit: when the log holds a later commit of the
+   * aggregate than the resident state (the follower lags another writer),
+   * the host reads those commits and decides again; when that commit is this
+   * command's (its manager died before answering), the command is accepted.
    */
-  execute(msg: CommandMessage, redelivered = false): Promise<Outcome> {
+  execute(msg: CommandMessage): Promise<Outcome> {
     const { kind, id } = aggregateOfCommand(msg.command);
     return this.mailboxes.run(`${kind}.${id}`, async () => {
-      const outcome = await this.decideAndCommit(msg);
-      if (outcome.status === 'accepted' || !redelivered) return outcome;
-      const last = await this.store.lastCommitOf(kind, id);
-      const fact = last?.commit.facts.at(-1);
-      if (last?.commit.commandId !== msg.envelope.commandId || !fact) return outcome;
-      return { status: 'accepted', commandId: outcome.commandId, aggregate: kind, id, fact: fact.type, state: fact.state, seq: last.seq };
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await this.decideAndCommit(msg);
+        if (outcome.status === 'accepted') return outcome;
+        const last = await this.store.lastCommitOf(kind, id);
+        const fact = last?.commit.facts.at(-1);
+        if (last && fact && last.commit.commandId === msg.envelope.commandId) {
+          return { status: 'accepted', commandId: outcome.commandId, aggregate: kind, id, fact: fact.type, state: fact.state, seq: last.seq };
+        }
+        if (!last || last.seq <= this.residentSeq(kind, id) || attempt >= this.config.conflictRetries) return outcome;
+        this.log.info({ kind, id, resident: this.residentSeq(kind, id), last: last.seq }, 'refusal decided on a lagging state; reading the aggregate and deciding again');
+        await this.catchUp(kind, id, last.seq);
+      }
     });
+  }
+
+  private residentSeq(kind: AggregateKind, id: number): number {
+    return (kind === 'image' ? this.images.get(id) : this.datastores.get(id))?.seq ?? 0;
+  }
+
+  /**
+   * Brings one aggregate up to `upTo` from its own subject (direct gets of
+   * the commits the resident state lacks), independent of the follower.
+   */
+  private async catchUp(kind: AggregateKind, id: number, upTo: number): Promise<void> {
+    for (let from = this.residentSeq(kind, id) + 1; from <= upTo; ) {
+      const c = await this.store.nextCommitOf(kind, id, from);
+      if (!c) return;
+      if (!('unreadable' in c.commit)) this.apply(c.seq, c.commit, c.hash, false);
+      from = c.seq + 1;
+    }
   }
 
   private async decideAndCommit(msg: CommandMessage): Promise<Outcome> {
@@ -170,10 +195,10 @@ export class AggregateHost {
         return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
       } catch (e) {
         if (!isConcurrencyError(e)) throw e;
-        // Another writer got there first: catch up with the log and decide again.
+        // Another writer got there first: read its commits and decide again.
         const last = await this.store.lastSeqOf(kind, id);
         this.log.debug({ kind, id, expected, last, attempt }, 'append conflict, catching up');
-        await this.waitFor(last);
+        await this.catchUp(kind, id, last);
         // Jitter keeps two managers from colliding on the same aggregate in lockstep.
         await sleep(Math.random() * 5 * attempt);
       }

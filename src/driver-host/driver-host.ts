@@ -2,7 +2,7 @@ import { safeJson } from '../platform/json.js';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import { followDurable, type Follower } from '../store/follow.js';
+import { followDurable, nakQuietly, type Follower } from '../store/follow.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
@@ -91,7 +91,9 @@ export class DriverHost {
       consume: { max_messages: 100 },
       log: this.log,
       onMessage: (m) => {
-        const p = this.handle(m).finally(() => this.running.delete(p));
+        const p = this.handle(m)
+          .catch((e: unknown) => this.log.error({ err: e, subject: m.subject }, 'driver request left for redelivery'))
+          .finally(() => this.running.delete(p));
         this.running.add(p);
       },
     });
@@ -118,7 +120,7 @@ export class DriverHost {
       m.ack();
     } catch (e) {
       this.log.error({ err: e, requestId: req.requestId }, 'reply not published, the request will run again');
-      m.nak(2000);
+      nakQuietly(m, 2000);
     } finally {
       clearInterval(keepAlive);
     }

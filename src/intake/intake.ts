@@ -1,6 +1,6 @@
 import { safeJson } from '../platform/json.js';
 import { AckPolicy, DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import { followDurable, type Follower } from '../store/follow.js';
+import { followDurable, nakQuietly, type Follower } from '../store/follow.js';
 import type { KV } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
@@ -8,7 +8,6 @@ import type { Clock } from '../platform/clock.js';
 import { rejection, type Rejection } from '../messages/errors.js';
 import {
   CommandMessageSchema,
-  OutcomeSchema,
   ReplySubjectSchema,
   INTERNAL_COMMANDS,
   INTERNAL_ID_PREFIX,
@@ -22,6 +21,7 @@ import {
 } from '../messages/wire.js';
 import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
+import { Outcomes } from './outcomes.js';
 import { fingerprintOf } from './fingerprint.js';
 import type { PrincipalRegistry } from './principal-registry.js';
 import type { Principal } from '../platform/principals.js';
@@ -49,12 +49,13 @@ export class Intake {
   private stopping = false;
   private follower: Follower | undefined;
   private readonly inflight = new Set<Promise<void>>();
+  private readonly kept: Outcomes;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly host: AggregateHost,
-    private readonly outcomes: KV,
+    outcomes: KV,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly ackWaitMs: number,
@@ -63,6 +64,7 @@ export class Intake {
     private readonly principals?: PrincipalRegistry,
   ) {
     this.js = jetstream(nc);
+    this.kept = new Outcomes(outcomes, log);
   }
 
   async start(): Promise<void> {
@@ -83,7 +85,9 @@ export class Intake {
       onMessage: (m) => {
         if (this.stopping) return;
         // Routing happens synchronously, in stream order, so each aggregate sees its commands in order.
-        const p = this.handle(m).finally(() => this.inflight.delete(p));
+        const p = this.handle(m)
+          .catch((e: unknown) => this.log.error({ err: e, subject: m.subject }, 'command left for redelivery'))
+          .finally(() => this.inflight.delete(p));
         this.inflight.add(p);
       },
     });
@@ -101,15 +105,17 @@ export class Intake {
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
-    return this.answered(msg)
+    // The command stays this manager's while it is decided (a STAT can outlast
+    // ack_wait): a redelivery to another manager would decide it in parallel.
+    const lease = setInterval(() => m.working(), Math.max(500, Math.floor(this.ackWaitMs / 3)));
+    return this.kept.get(msg.envelope.commandId)
       .then(async (known) => {
         if (known?.fingerprint !== undefined && known.fingerprint !== fingerprint) {
           await this.refuseReuse(msg, fingerprint);
           m.ack();
           return;
         }
-        const outcome: Outcome = known ?? { ...(await this.host.execute(msg, m.info.deliveryCount > 1)), fingerprint };
-        await this.finish(msg, outcome);
+        const outcome = await this.finish(msg, known ?? { ...(await this.host.execute(msg)), fingerprint });
         m.ack();
         this.log.info(
           { commandId: msg.envelope.commandId, type: msg.command.type, ...aggregateOfCommand(msg.command), status: outcome.status, ...(outcome.status === 'accepted' ? { state: outcome.state, seq: outcome.seq } : { code: outcome.code }), ms: this.clock.now() - started },
@@ -119,39 +125,45 @@ export class Intake {
       .catch((e: unknown) => {
         // NATS trouble or a bug: leave the command for redelivery instead of answering wrongly.
         this.log.error({ err: e, commandId: msg.envelope.commandId }, 'command not processed, will be redelivered');
-        m.nak(1000);
-      });
-  }
-
-  /** Idempotency beyond the stream's de-duplication window: a known command id gets its first outcome. */
-  private async answered(msg: CommandMessage): Promise<Outcome | undefined> {
-    const e = await this.outcomes.get(msg.envelope.commandId);
-    if (!e || e.operation !== 'PUT') return undefined;
-    const r = OutcomeSchema.safeParse(safeJson(e.string()));
-    return r.success ? r.data : undefined;
+        nakQuietly(m, 1000);
+      })
+      .finally(() => clearInterval(lease));
   }
 
   /**
-   * The sender hears first (the decision is already committed or final), then
-   * the outcome is kept and a refusal recorded; the command is acknowledged
-   * only after both, so a crash in between redelivers it and it is answered again.
+   * Keeps the command's outcome and answers the sender; the command is
+   * acknowledged only after both, so a crash in between redelivers it and it
+   * is answered again. One outcome per command id, ever: an acceptance is a
+   * commit in the log and is answered at once, and it replaces a refusal
+   * stored by a manager that decided on older state; a refusal is stored
+   * first and only if no outcome is, and the sender hears the one stored.
    */
-  private async finish(msg: CommandMessage, outcome: Outcome): Promise<void> {
-    if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
-    const kept = this.outcomes.put(msg.envelope.commandId, JSON.stringify(outcome));
-    if (outcome.status === 'rejected') {
-      const { kind, id } = aggregateOfCommand(msg.command);
-      await this.recordRejection(subjects.rejected(kind, id), {
-        commandId: msg.envelope.commandId,
+  private async finish(msg: CommandMessage, outcome: Outcome): Promise<Outcome> {
+    const id = msg.envelope.commandId;
+    if (outcome.status === 'accepted') {
+      this.reply(msg, outcome);
+      await this.kept.accepted(id, outcome);
+      return outcome;
+    }
+    const first = await this.kept.refusal(id, outcome);
+    this.reply(msg, first);
+    if (first === outcome) {
+      const { kind, id: aggregateId } = aggregateOfCommand(msg.command);
+      await this.recordRejection(subjects.rejected(kind, aggregateId), {
+        commandId: id,
         actor: msg.envelope.actor,
-        subject: this.source === 'public' ? subjects.command(msg.envelope.actor.service, kind, id) : subjects.internal(kind, id),
+        subject: this.source === 'public' ? subjects.command(msg.envelope.actor.service, kind, aggregateId) : subjects.internal(kind, aggregateId),
         code: outcome.code,
         message: outcome.message,
         at: this.clock.now(),
         command: msg.command,
       });
     }
-    await kept;
+    return first;
+  }
+
+  private reply(msg: CommandMessage, outcome: Outcome): void {
+    if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
   }
 
   /** An id taken by another command: the sender hears why; the first outcome stays as it was. */
@@ -189,7 +201,7 @@ export class Intake {
       this.log.warn({ subject: m.subject, code: r.code, message: r.message }, 'unreadable command refused');
     } catch (e) {
       this.log.error({ err: e }, 'could not record a refused command, will retry');
-      m.nak(1000);
+      nakQuietly(m, 1000);
     }
   }
 

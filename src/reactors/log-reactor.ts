@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, jetstream, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import { followDurable, type Follower } from '../store/follow.js';
+import { followDurable, nakQuietly, type Follower } from '../store/follow.js';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import { subjects, type Commit, type ParkedCommit } from '../messages/wire.js';
@@ -73,7 +73,7 @@ export abstract class LogReactor {
       const attempts = m.info.deliveryCount;
       if (attempts < PARK_AFTER) {
         this.ctx.log.error({ err: e, reactor: this.name, seq: m.seq, attempts }, 'reaction failed, will retry');
-        m.nak(1000 * attempts);
+        nakQuietly(m, 1000 * attempts);
         return;
       }
       await this.park(m, commit, attempts, e);
@@ -96,7 +96,7 @@ export abstract class LogReactor {
       m.ack();
     } catch (err) {
       this.ctx.log.error({ err, reactor: this.name, seq: m.seq }, 'could not park a failing commit, will retry');
-      m.nak(5000);
+      nakQuietly(m, 5000);
     }
   }
 }

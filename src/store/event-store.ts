@@ -69,6 +69,12 @@ export class EventStore {
     return 'unreadable' in commit ? undefined : { seq: m.seq, commit };
   }
 
+  /** The aggregate's first commit at or after `fromSeq`, if any (one direct get). */
+  async nextCommitOf(kind: AggregateKind, id: number, fromSeq: number): Promise<LoggedCommit | undefined> {
+    const m = await this.jsm.direct.getMessage(STREAMS.events, { seq: fromSeq, next_by_subj: subjects.event(kind, id) });
+    return m ? { seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) } : undefined;
+  }
+
   async lastSeq(): Promise<number> {
     return (await this.jsm.streams.info(STREAMS.events)).state.last_seq;
   }

@@ -148,3 +148,12 @@ export function followDurable(
     },
   });
 }
+
+/** A nak on a connection that is gone throws; redelivery after ack_wait does the same job. */
+export function nakQuietly(m: JsMsg, delayMs: number): void {
+  try {
+    m.nak(delayMs);
+  } catch {
+    // The connection closed: the server redelivers once ack_wait passes.
+  }
+}
