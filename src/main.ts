@@ -72,7 +72,7 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
     }
     case 'api': {
       const nc = await connectAs('dashboard', env.NATS_URL, 'imgr-api');
-      const views = await LiveViews.start(nc);
+      const views = await LiveViews.start(nc, (bucket) => log.warn({ bucket }, 'waiting for the projections to create their buckets'));
       const exposed = await exposure(process.env, resolve(env.IMGR_DATA_DIR, 'api-token'));
       const app = buildApi({ views, security: exposed.security });
       const address = await app.listen({ host: exposed.host, port: env.IMGR_HTTP_PORT });

@@ -9,6 +9,8 @@ import { GENERATION_KEY, activeGeneration, viewBuckets } from '../projections/pr
 import { BUCKETS } from '../store/provision.js';
 import { parseCommit } from '../store/event-store.js';
 import type { Usage } from '../projections/usage.js';
+import { isNotFound } from '../store/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
 const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
@@ -33,13 +35,36 @@ export class LiveViews extends EventEmitter {
   readonly usage = new Map<string, Usage>();
   private readonly stops: (() => void)[] = [];
 
-  private constructor(private readonly nc: NatsConnection) {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly onWaiting: (bucket: string) => void,
+  ) {
     super();
   }
 
-  static async start(nc: NatsConnection): Promise<LiveViews> {
-    const v = new LiveViews(nc);
-    const meta = await new Kvm(nc).open(BUCKETS.meta);
+  private async open(bucket: string): Promise<KV> {
+    for (let waited = 0; ; waited++) {
+      try {
+        const kv = await new Kvm(this.nc).open(bucket);
+        // Opening binds without asking the server; the status asks.
+        await kv.status();
+        return kv;
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      if (waited % 20 === 0) this.onWaiting(bucket);
+      await sleep(250);
+    }
+  }
+
+  /**
+   * Follows the active generation's buckets. They may not exist yet (the api
+   * started before the projections or the manager): it waits for them,
+   * telling `onWaiting` which one it waits for, instead of failing.
+   */
+  static async start(nc: NatsConnection, onWaiting: (bucket: string) => void = () => undefined): Promise<LiveViews> {
+    const v = new LiveViews(nc, onWaiting);
+    const meta = await v.open(BUCKETS.meta);
     const generation = await activeGeneration(meta);
     await v.follow(generation);
     // A blue/green rebuild switches the generation: read the new buckets from then on.
@@ -79,8 +104,7 @@ export class LiveViews extends EventEmitter {
   private async follow(generation: number): Promise<void> {
     this.generation = generation;
     const names = viewBuckets(generation);
-    const kvm = new Kvm(this.nc);
-    await this.watch(await kvm.open(names.images), (e) => {
+    await this.watch(await this.open(names.images), (e) => {
       const id = Number(e.key);
       if (e.operation !== 'PUT') {
         this.images.delete(id);
@@ -93,7 +117,7 @@ export class LiveViews extends EventEmitter {
         this.emit('image', s.data.view);
       }
     });
-    await this.watch(await kvm.open(names.datastores), (e) => {
+    await this.watch(await this.open(names.datastores), (e) => {
       const id = Number(e.key);
       const s = e.operation === 'PUT' ? StoredDatastore.safeParse(e.json()) : undefined;
       if (s?.success) {
@@ -102,7 +126,7 @@ export class LiveViews extends EventEmitter {
         this.emit('datastore', projected);
       } else if (e.operation !== 'PUT') this.datastores.delete(id);
     });
-    await this.watch(await kvm.open(names.usage), (e) => {
+    await this.watch(await this.open(names.usage), (e) => {
       const s = e.operation === 'PUT' ? StoredUsage.safeParse(e.json()) : undefined;
       if (s?.success) this.usage.set(e.key, { images: s.data.images, sizeMb: s.data.sizeMb });
     });
