@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CommitSchema, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
 import { ConcurrencyError, isWrongLastSequence } from './errors.js';
@@ -87,13 +87,24 @@ export class EventStore {
    */
   async tail(fromSeq: number, onCommit: (c: LoggedCommit) => void, filter: string = subjects.events, o: TailOptions = {}): Promise<Tail> {
     let next = Math.max(1, fromSeq);
+    let consumer: Consumer | undefined;
     return follow({
       name: o.name ?? `tail ${filter}`,
       log: o.log ?? silentLogger(),
       ...(o.checkMs !== undefined ? { checkMs: o.checkMs } : {}),
       open: async () => {
-        const consumer = await this.js.consumers.get(STREAMS.events, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next });
+        consumer = await this.js.consumers.get(STREAMS.events, {
+          filter_subjects: filter,
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: next,
+          // A follower that dies without stopping (SIGKILL) leaves its consumer behind this long.
+          inactive_threshold: TAIL_INACTIVE_MS,
+        });
         return consumer.consume({ max_messages: 1000 });
+      },
+      onClosed: async () => {
+        const name = (await consumer?.info(true))?.name;
+        if (name !== undefined) await this.jsm.consumers.delete(STREAMS.events, name).catch(() => undefined);
       },
       onMessage: (m) => {
         if (m.seq < next) return;
@@ -104,6 +115,9 @@ export class EventStore {
     });
   }
 }
+
+/** How long the server keeps the consumer of a follower that stopped pulling without a word. */
+export const TAIL_INACTIVE_MS = 60_000;
 
 export interface TailOptions {
   readonly name?: string;

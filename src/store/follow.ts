@@ -28,6 +28,8 @@ export interface FollowOptions {
    * hold work this follower should have received by now?
    */
   readonly behind: () => Promise<boolean>;
+  /** Called once a consumer is closed (before a reopen, and at stop): removes what `open` created. */
+  readonly onClosed?: () => Promise<void>;
   readonly log: Logger;
   readonly checkMs?: number;
 }
@@ -98,6 +100,7 @@ export async function follow(o: FollowOptions): Promise<Follower> {
         const old = current;
         current = undefined;
         old?.stop();
+        await o.onClosed?.().catch(() => undefined);
         await open();
       } catch (e) {
         // The server is away (a restart): the next check tries again.
@@ -120,6 +123,7 @@ export async function follow(o: FollowOptions): Promise<Follower> {
       current = undefined;
       await m?.close().catch(() => undefined);
       await loop;
+      await o.onClosed?.().catch(() => undefined);
     },
   };
 }

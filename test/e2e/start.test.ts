@@ -24,7 +24,7 @@ let child: ChildProcess | undefined;
 
 async function start(): Promise<{ url: string; output: string[] }> {
   const output: string[] = [];
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
+  child = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/start.ts'], {
     cwd: ROOT,
     env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -39,7 +39,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   const a = http.address();
   url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/disk.raw`;
-  system = spawn(process.execPath, ['--import', 'tsx', 'src/start.ts'], {
+  system = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/start.ts'], {
     cwd: ROOT,
     env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

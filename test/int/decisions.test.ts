@@ -90,7 +90,7 @@ describe('a decision that outlasts ack_wait', () => {
 });
 
 describe('one outcome per command id', () => {
-  const accepted = (id: string): Outcome => ({ status: 'accepted', commandId: id, aggregate: 'image', id: 1, fact: 'disabled', state: 'DISABLED', seq: 9 });
+  const accepted = (id: string, seq = 9): Outcome => ({ status: 'accepted', commandId: id, aggregate: 'image', id: 1, fact: 'disabled', state: 'DISABLED', seq });
   const refused = (id: string, message: string): Outcome => ({ status: 'rejected', commandId: id, code: 'IMG_ERR_NOT_FOUND', message });
 
   it('a refusal never replaces a kept outcome, a commit replaces a kept refusal, the first refusal stays', async () => {
@@ -104,7 +104,7 @@ describe('one outcome per command id', () => {
     expect(await kept.refusal('o-2', refused('o-2', 'second'))).toEqual(refused('o-2', 'first'));
     await kept.accepted('o-2', accepted('o-2'));
     expect(await kept.get('o-2')).toEqual(accepted('o-2'));
-    await kept.accepted('o-2', { ...accepted('o-2'), seq: 10 });
+    await kept.accepted('o-2', accepted('o-2', 10));
     expect(await kept.get('o-2')).toEqual(accepted('o-2'));
   });
 });

@@ -9,6 +9,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import type { NatsConnection } from '@nats-io/transport-node';
 import { followDurable } from '../../src/store/follow.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { Manager } from '../../src/manager.js';
 import { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
 import { EventStore, type Tail } from '../../src/store/event-store.js';
@@ -118,4 +119,20 @@ describe('a durable consumer replaced under its follower', () => {
     expect(f.stats.restarts).toBeGreaterThan(0);
     await f.stop();
   }, 60_000);
+});
+
+describe('a stopped manager', () => {
+  it('removes the consumers it created; only the shared durables stay', async () => {
+    const jsm = await jetstreamManager(await nats.connect('manager'));
+    const ephemeral = async (): Promise<string[]> => {
+      const names: string[] = [];
+      for await (const ci of jsm.consumers.list('IMGR_EVT')) if (ci.config.durable_name === undefined) names.push(ci.name);
+      return names.sort();
+    };
+    const before = await ephemeral();
+    const m = await Manager.start({ servers: nats.url, log: silentLogger() });
+    expect((await ephemeral()).length).toBeGreaterThan(before.length);
+    await m.stop();
+    expect(await ephemeral()).toEqual(before);
+  });
 });

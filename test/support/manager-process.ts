@@ -12,7 +12,7 @@ export class ManagerProcess {
   ) {}
 
   static async start(natsUrl: string, config: ManagerConfigInput = {}): Promise<ManagerProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'manager'], {
+    const child = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/main.ts', 'manager'], {
       cwd: ROOT,
       env: { ...process.env, NATS_URL: natsUrl, IMGR_CONFIG: JSON.stringify(config), IMGR_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
