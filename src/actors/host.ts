@@ -233,6 +233,19 @@ export class AggregateHost {
     return r.result === 'SUCCESS' ? { statSizeMb: Number(r.info), statFailure: null } : { statSizeMb: null, statFailure: r.info };
   }
 
+  /**
+   * What the machines decide for a command on the resident state, committing
+   * nothing: audits replay the log with `fold` and check each decision.
+   */
+  decideOnly(command: ImageCommand | DatastoreCommand, meta: Meta, sized: StatResult = NO_STAT): ReturnType<AggregateHost['decide']> {
+    return this.decide(command, meta, sized);
+  }
+
+  /** Folds one commit of the log into the resident state, as the follower does. */
+  fold(c: LoggedCommit): void {
+    this.onLogged(c);
+  }
+
   private decide(command: ImageCommand | DatastoreCommand, meta: Meta, sized: StatResult = NO_STAT) {
     if (isImageCommand(command)) {
       const agg = this.images.get(command.imageId)?.agg ?? initialImage(command.imageId);

@@ -15,6 +15,7 @@ import { safeJson } from '../platform/json.js';
 import { readBucket } from '../store/kv.js';
 import { ImageQuerySchema, queryImages } from './query.js';
 import { DatastoreSummarySchema, EMPTY_SUMMARY, datastoreSummary } from './summary.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
 /** imgr_meta key naming the generation of view buckets readers use (blue/green rebuilds). */
@@ -53,6 +54,7 @@ export class Projector {
   private readonly written = new Map<number, string>();
   private readonly progress = new LogProgress();
   private tail: Tail | undefined;
+  private stopping = false;
   private queries: Subscription[] = [];
   private pending: Promise<void> = Promise.resolve();
 
@@ -107,6 +109,7 @@ export class Projector {
   async stop(): Promise<void> {
     for (const q of this.queries) q.unsubscribe();
     await this.tail?.stop();
+    this.stopping = true;
     await this.pending;
     await this.kv.meta.put(checkpointKey(this.generation), String(this.progress.applied));
   }
@@ -170,12 +173,16 @@ export class Projector {
           const touched = applyUsage(this.usage, before?.view, view);
           if (view.state === 'REMOVED') {
             this.images.delete(commit.id);
-            await this.kv.images.delete(String(commit.id));
+            await this.surely(() => this.kv.images.delete(String(commit.id)));
           } else {
             this.images.set(commit.id, { seq: c.seq, view });
-            await this.kv.images.put(String(commit.id), JSON.stringify({ seq: c.seq, view: redactSealed(view) }));
+            const text = JSON.stringify({ seq: c.seq, view: redactSealed(view) });
+            await this.surely(() => this.kv.images.put(String(commit.id), text));
           }
-          for (const k of touched) await this.kv.usage.put(k, JSON.stringify({ ...this.usage.get(k), seq: c.seq }));
+          for (const k of touched) {
+            const text = JSON.stringify({ ...this.usage.get(k), seq: c.seq });
+            await this.surely(() => this.kv.usage.put(k, text));
+          }
           // The image's datastore counts its images by state and its pending operations.
           await this.putDatastore(view.datastore.id);
         }
@@ -186,7 +193,7 @@ export class Projector {
         const view = commit.facts.reduce<DatastoreView | null>((v, f) => evolveDatastore(v, f), before?.view ?? null);
         if (view?.state === 'REMOVED') {
           this.datastores.delete(commit.id);
-          await this.kv.datastores.delete(String(commit.id));
+          await this.surely(() => this.kv.datastores.delete(String(commit.id)));
         } else if (view) {
           this.datastores.set(commit.id, { seq: c.seq, view });
           await this.putDatastore(commit.id);
@@ -194,7 +201,25 @@ export class Projector {
       }
     }
     this.progress.advance(c.seq);
-    if (c.seq % 100 === 0) await this.kv.meta.put(checkpointKey(this.generation), String(c.seq));
+    if (c.seq % 100 === 0) await this.surely(() => this.kv.meta.put(checkpointKey(this.generation), String(c.seq)));
+  }
+
+  /**
+   * A view write that fails (nats-server restarting) is retried until it
+   * succeeds: the in-memory view already has the commit, so giving up would
+   * leave the bucket behind it for good. The projection waits meanwhile.
+   */
+  private async surely(write: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await write();
+        return;
+      } catch (e) {
+        if (this.stopping) throw e;
+        if (attempt === 0) this.log.warn({ err: e }, 'view write failed; retrying until it succeeds');
+        await sleep(Math.min(100 * 2 ** attempt, 2_000));
+      }
+    }
   }
 
   /** Writes a datastore's view with the summary of its images, when either changed. */
@@ -208,7 +233,7 @@ export class Projector {
     // Views are for readers: sealed secrets show as redacted there (W23).
     const text = JSON.stringify({ seq: d.seq, view: redactSealed(d.view), summary });
     if (this.written.get(id) === text) return;
+    await this.surely(() => this.kv.datastores.put(String(id), text));
     this.written.set(id, text);
-    await this.kv.datastores.put(String(id), text);
   }
 }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
-import { ManagerProcess } from '../support/manager-process.js';
+import { ManagerProcess, type RoleProcess } from '../support/manager-process.js';
 import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
@@ -19,7 +19,7 @@ const CONFIG = { ackWaitMs: 2_000, snapshotIntervalMs: 200 };
 let nats: TestNats;
 let drivers: DriverResponder;
 let client: ImgrClient;
-let manager: ManagerProcess;
+let manager: RoleProcess;
 
 beforeAll(async () => {
   nats = await TestNats.start();

@@ -4,45 +4,62 @@ import type { ManagerConfigInput } from '../../src/platform/config.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The manager as a separate process (src/main.ts), so a test can kill it like a crash would. */
-export class ManagerProcess {
+export type RoleName = 'manager' | 'drivers' | 'projections' | 'api';
+
+/**
+ * One role as a separate process (src/main.ts <role>), so a test can kill it
+ * like a crash would. Roles run with --unhandled-rejections=strict: a
+ * rejection nobody handles ends the process, and `exitCode` shows it.
+ */
+export class RoleProcess {
   private constructor(
     private readonly child: ChildProcess,
+    readonly role: RoleName,
     readonly output: string[],
   ) {}
 
-  static async start(natsUrl: string, config: ManagerConfigInput = {}): Promise<ManagerProcess> {
-    const child = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/main.ts', 'manager'], {
+  static async start(role: RoleName, natsUrl: string, env: NodeJS.ProcessEnv = {}): Promise<RoleProcess> {
+    const child = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/main.ts', role], {
       cwd: ROOT,
-      env: { ...process.env, NATS_URL: natsUrl, IMGR_CONFIG: JSON.stringify(config), IMGR_LOG_LEVEL: 'warn' },
+      env: { ...process.env, NATS_URL: natsUrl, IMGR_LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output: string[] = [];
-    const p = new ManagerProcess(child, output);
+    const p = new RoleProcess(child, role, output);
     await new Promise<void>((resolve, reject) => {
       const onData = (b: Buffer): void => {
-        output.push(b.toString());
-        if (output.join('').includes('imgr manager ready')) resolve();
+        if (output.length < 2000) output.push(b.toString());
+        if (output.join('').includes(`imgr ${role} ready`)) resolve();
       };
       child.stdout.on('data', onData);
-      child.stderr.on('data', (b: Buffer) => output.push(b.toString()));
-      child.once('exit', (code) => reject(new Error(`manager exited with ${String(code)}: ${output.join('')}`)));
+      child.stderr.on('data', (b: Buffer) => output.length < 2000 && output.push(b.toString()));
+      child.once('exit', (code) => reject(new Error(`${role} exited with ${String(code)}: ${output.join('')}`)));
     });
     return p;
   }
 
+  /** The exit code once the process ended by itself (not by kill or stop), else null. */
+  get exitCode(): number | null {
+    return this.child.exitCode;
+  }
+
   /** SIGKILL: no shutdown, no final checkpoint, unacknowledged messages in flight. */
   async kill(): Promise<void> {
-    if (this.child.exitCode !== null) return;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
     this.child.kill('SIGKILL');
     await exited;
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
     this.child.kill('SIGTERM');
     await exited;
   }
 }
+
+/** The manager as a separate process. */
+export const ManagerProcess = {
+  start: (natsUrl: string, config: ManagerConfigInput = {}): Promise<RoleProcess> => RoleProcess.start('manager', natsUrl, { IMGR_CONFIG: JSON.stringify(config) }),
+};

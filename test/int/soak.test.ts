@@ -1,0 +1,345 @@
+/**
+ * The faults soak (the faults issue): two managers, two driver hosts and the
+ * projections as separate processes; workers run a mix of registrations
+ * (sized and by STAT, dummy and fs), clones, acquire/release, persistence,
+ * disable/enable and deletes, each command with a fixed id and re-sent with
+ * that id after a timeout; meanwhile nats-server restarts three times
+ * (SIGTERM, SIGKILL, SIGTERM), each manager and each driver host is killed
+ * once. Afterwards the log is replayed with the machines and every guarantee
+ * is checked: every command answered, no command committed twice, no commit
+ * and no refusal the machine would have decided otherwise on the log's
+ * state, nothing left in a transient state or holding a reservation, a
+ * manager booting from the checkpoints and the projections equal the log,
+ * the hash chains verify, and no role process ended by itself.
+ */
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kvm } from '@nats-io/kv';
+import { TestNats } from '../support/nats.js';
+import { RoleProcess } from '../support/manager-process.js';
+import { readLog } from '../support/log.js';
+import { duplicateCommits, viewsFromLog } from '../support/replay.js';
+import { eventually } from '../support/eventually.js';
+import { ImgrClient } from '../../src/client/client.js';
+import { AggregateHost } from '../../src/actors/host.js';
+import { EventStore } from '../../src/store/event-store.js';
+import { provision, STREAMS } from '../../src/store/provision.js';
+import { BUNDLED_DRIVERS, ManagerConfigSchema, type ManagerConfigInput } from '../../src/platform/config.js';
+import { systemClock } from '../../src/platform/clock.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import { verifyLog } from '../../src/audit/verify.js';
+import { DEFAULT_DRIVER_TIMEOUTS } from '../../src/messages/driver.js';
+import { activeGeneration, viewBuckets } from '../../src/projections/projector.js';
+import { readBucket } from '../../src/store/kv.js';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { CommandInput, Outcome, Commit } from '../../src/messages/wire.js';
+import type { ImageCommand } from '../../src/messages/image-commands.js';
+import type { Actor } from '../../src/messages/envelope.js';
+
+const WORKLOAD_MS = Number(process.env['SOAK_MS'] ?? 60_000);
+const WORKERS = 8;
+const TRANSIENT = new Set(['INIT', 'LOCKED', 'CLONE', 'DELETE', 'LOCKED_USED', 'LOCKED_USED_PERS']);
+
+let nats: TestNats;
+let dir: string;
+let config: ManagerConfigInput;
+const roles: { managers: RoleProcess[]; drivers: RoleProcess[]; projections?: RoleProcess } = { managers: [], drivers: [] };
+let client: ImgrClient;
+
+beforeAll(async () => {
+  nats = await TestNats.start();
+  dir = mkdtempSync(join(tmpdir(), 'imgr-soak-'));
+  mkdirSync(join(dir, 'import'));
+  writeFileSync(join(dir, 'import', 'disk.raw'), Buffer.alloc(1024 * 1024, 7));
+  config = {
+    // Short driver deadlines, so a request lost with a driver host ends within the test.
+    timeouts: Object.fromEntries(Object.keys(DEFAULT_DRIVER_TIMEOUTS).map((a) => [a, 20])) as Record<keyof typeof DEFAULT_DRIVER_TIMEOUTS, number>,
+    watchdogIntervalMs: 1_000,
+    ackWaitMs: 3_000,
+    snapshotIntervalMs: 2_000,
+    drivers: { ...BUNDLED_DRIVERS, datastoreLocation: join(dir, 'ds') },
+  };
+  roles.managers = [await startManager(), await startManager()];
+  roles.drivers = [await startDrivers(), await startDrivers()];
+  roles.projections = await RoleProcess.start('projections', nats.url);
+  client = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+});
+
+afterAll(async () => {
+  await client.close();
+  await Promise.allSettled([...roles.managers, ...roles.drivers, ...(roles.projections ? [roles.projections] : [])].map((r) => r.stop()));
+  await nats.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const startManager = (): Promise<RoleProcess> => RoleProcess.start('manager', nats.url, { IMGR_CONFIG: JSON.stringify(config) });
+const startDrivers = (): Promise<RoleProcess> => RoleProcess.start('drivers', nats.url, { IMGR_DATA_DIR: dir });
+
+interface Sent {
+  readonly commandId: string;
+  readonly command: CommandInput;
+  readonly sentAt: number;
+  outcome?: Outcome;
+  answeredAt?: number;
+}
+
+const sent: Sent[] = [];
+
+/** Sends until an outcome arrives, always with the same id, as a careful service does. */
+async function sendSurely(command: CommandInput, commandId: string): Promise<Outcome> {
+  const s: Sent = { commandId, command, sentAt: Date.now() };
+  sent.push(s);
+  for (;;) {
+    try {
+      s.outcome = await client.send(command, { commandId, timeoutMs: 5_000 });
+      s.answeredAt = Date.now();
+      return s.outcome;
+    } catch {
+      await sleep(200);
+    }
+  }
+}
+
+/** Waits until the image leaves its transient states (as the projections show it); null once deleted. */
+async function settled(id: number): Promise<string | null> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const v = await client.image(id);
+      if (v === null || v.state === 'REMOVED') return null;
+      if (!TRANSIENT.has(v.state) || Date.now() > until) return v.state;
+    } catch {
+      // The server is restarting.
+    }
+    await sleep(150);
+  }
+}
+
+async function worker(w: number, datastores: { dummy: number; fs: number }, stopAt: number): Promise<void> {
+  const mine = new Map<number, { vm: number | null }>();
+  let n = 0;
+  const id = (): string => `soak-w${w}-${++n}`;
+  while (Date.now() < stopAt) {
+    const ids = [...mine.keys()];
+    const pick = ids[Math.floor(Math.random() * ids.length)];
+    if (pick === undefined || (ids.length < 4 && Math.random() < 0.4)) {
+      const kind = Math.random();
+      const image = await nextImageId();
+      const template =
+        kind < 0.45
+          ? { NAME: `w${w}-${n}`, PATH: '/srv/soak.img', SIZE: '1' }
+          : kind < 0.65
+            ? { NAME: `w${w}-${n}`, PATH: '/srv/soak.img' }
+            : { NAME: `w${w}-${n}`, PATH: join(dir, 'import', 'disk.raw'), SIZE: '1' };
+      const o = await sendSurely({ type: 'image.allocate', imageId: image, datastoreId: kind < 0.65 ? datastores.dummy : datastores.fs, template }, id());
+      if (o.status === 'accepted' && (await settled(image)) !== null) mine.set(image, { vm: null });
+      continue;
+    }
+    const state = await settled(pick);
+    const held = mine.get(pick);
+    if (state === null || held === undefined) {
+      mine.delete(pick);
+      continue;
+    }
+    const r = Math.random();
+    if (state === 'ERROR' || (state === 'READY' && r < 0.12)) {
+      await sendSurely({ type: 'image.delete', imageId: pick, force: false }, id());
+      if ((await settled(pick)) === null) mine.delete(pick);
+    } else if (state === 'USED' || state === 'USED_PERS') {
+      await sendSurely({ type: 'image.release', imageId: pick, vmId: held.vm ?? 0, failed: false }, id());
+      held.vm = null;
+    } else if (state === 'DISABLED') {
+      await sendSurely({ type: 'image.enable', imageId: pick }, id());
+    } else if (state === 'READY' && r < 0.45) {
+      held.vm = w * 100_000 + n;
+      await sendSurely({ type: 'image.acquire', imageId: pick, vmId: held.vm, mode: 'deploy' }, id());
+    } else if (state === 'READY' && r < 0.6) {
+      await sendSurely({ type: 'image.disable', imageId: pick }, id());
+    } else if (state === 'READY' && r < 0.75) {
+      const v = await client.image(pick).catch(() => null);
+      if (v) await sendSurely({ type: 'image.setPersistent', imageId: pick, persistent: !v.persistent }, id());
+    } else if (state === 'READY') {
+      const clone = await nextImageId();
+      const started = await sendSurely({ type: 'image.cloneStart', imageId: pick, clone: { kind: 'image', id: clone } }, id());
+      if (started.status !== 'accepted') continue;
+      const v = await client.image(pick).catch(() => null);
+      const o = await sendSurely({ type: 'image.allocateClone', imageId: clone, originId: pick, name: `w${w}-${n}-clone`, datastoreId: v?.datastore.id ?? datastores.dummy, persistent: false }, id());
+      if (o.status === 'accepted') {
+        if ((await settled(clone)) !== null) mine.set(clone, { vm: null });
+      } else {
+        await sendSurely({ type: 'image.cloneFinish', imageId: pick, clone: { kind: 'image', id: clone } }, id());
+      }
+      await settled(pick);
+    }
+  }
+}
+
+async function nextImageId(): Promise<number> {
+  for (;;) {
+    try {
+      return await client.nextId('image');
+    } catch {
+      await sleep(200);
+    }
+  }
+}
+
+/** The faults, one after the other, each restarted after 1 to 3 s. */
+async function faults(stopAt: number): Promise<string[]> {
+  const done: string[] = [];
+  const pause = (): Promise<void> => sleep(1_000 + Math.random() * 2_000);
+  const plan: (() => Promise<void>)[] = [
+    async () => nats.restart(),
+    async () => {
+      await roles.managers[0]?.kill();
+      await pause();
+      roles.managers[0] = await startManager();
+    },
+    async () => {
+      await roles.drivers[0]?.kill();
+      await pause();
+      roles.drivers[0] = await startDrivers();
+    },
+    async () => nats.restart({ kill: true }),
+    async () => {
+      await roles.managers[1]?.kill();
+      await pause();
+      roles.managers[1] = await startManager();
+    },
+    async () => {
+      await roles.drivers[1]?.kill();
+      await pause();
+      roles.drivers[1] = await startDrivers();
+    },
+    async () => nats.restart(),
+  ];
+  const gap = (stopAt - Date.now()) / (plan.length + 1);
+  for (const [i, fault] of plan.entries()) {
+    await sleep(gap * (0.7 + Math.random() * 0.3));
+    await fault();
+    done.push(`fault ${i + 1}`);
+  }
+  return done;
+}
+
+/** Every commit in log order with the state the machines had before it, and the refusals at their time. */
+function replay(log: readonly { seq: number; commit: Commit }[], store: EventStore, snapshots: KV): { wrongCommits: string[]; wrongRefusals: string[] } {
+  // Never booted: it only folds the commits given and decides on them.
+  const host = new AggregateHost(store, snapshots, ManagerConfigSchema.parse(config), systemClock, silentLogger());
+  const byId = new Map(sent.map((s) => [s.commandId, s]));
+  const actor: Actor | undefined = log.find((l) => byId.has(l.commit.commandId))?.commit.actor;
+  const refusals = sent.filter((s) => s.outcome?.status === 'rejected').sort((x, y) => (x.answeredAt ?? 0) - (y.answeredAt ?? 0));
+  const wrongCommits: string[] = [];
+  const wrongRefusals: string[] = [];
+  const checkRefusalsUpTo = (at: number): void => {
+    while (refusals.length > 0 && (refusals[0]?.answeredAt ?? 0) < at) {
+      const s = refusals.shift();
+      if (!s || !actor || s.outcome?.status !== 'rejected') continue;
+      // A STAT that failed while no driver host ran is a refusal the log cannot show.
+      if (s.command.type === 'image.allocate' && !('SIZE' in s.command.template)) continue;
+      const d = host.decideOnly(s.command as ImageCommand, { commandId: s.commandId, at: s.sentAt, actor });
+      if (d.ok) wrongRefusals.push(`${s.commandId} ${s.command.type} refused "${s.outcome.message}" but the log's state accepts it`);
+    }
+  };
+  for (const { seq, commit } of log) {
+    checkRefusalsUpTo(commit.at);
+    const s = byId.get(commit.commandId);
+    if (s) {
+      const stat = s.command.type === 'image.allocate' && !('SIZE' in s.command.template) ? { statSizeMb: 1024, statFailure: null } : undefined;
+      const d = host.decideOnly(s.command as ImageCommand, { commandId: commit.commandId, at: commit.at, actor: commit.actor }, stat);
+      const fact = commit.facts[0];
+      if (!d.ok) wrongCommits.push(`${commit.commandId}@${seq} ${s.command.type} committed ${fact?.type ?? '?'} but the log's state refuses: ${d.rejection.message}`);
+      else if (d.fact.type !== fact?.type || d.fact.state !== fact.state) wrongCommits.push(`${commit.commandId}@${seq} committed ${fact?.type ?? '?'}/${fact?.state ?? '?'}, the machine decides ${d.fact.type}/${d.fact.state}`);
+    }
+    host.fold({ seq, subject: `imgr.evt.${commit.aggregate}.${commit.id}`, commit, hash: '' });
+  }
+  checkRefusalsUpTo(Number.MAX_SAFE_INTEGER);
+  return { wrongCommits, wrongRefusals };
+}
+
+/** Refusals the log keeps for imgr's own commands (driver replies, timeouts) that said an image does not exist. */
+async function internalNotFound(): Promise<string[]> {
+  const nc = await nats.connect('manager');
+  const info = await (await jetstreamManager(nc)).streams.info(STREAMS.rejected);
+  if (info.state.messages === 0) return [];
+  const c = await jetstream(nc).consumers.get(STREAMS.rejected, { deliver_policy: DeliverPolicy.All });
+  const out: string[] = [];
+  for await (const m of await c.fetch({ max_messages: info.state.messages, expires: 5_000 })) {
+    const r = m.json<{ subject: string; code: string; message: string; commandId: string | null }>();
+    if (r.subject.startsWith('imgr.int.') && r.code === 'IMG_ERR_NOT_FOUND') out.push(`${r.commandId ?? '?'}: ${r.message}`);
+    if (m.info.pending === 0) break;
+  }
+  return out;
+}
+
+describe('soak: faults under a mixed workload', () => {
+  it('keeps every guarantee through nats-server restarts and killed managers and driver hosts', async () => {
+    const dummy = await client.nextId('datastore');
+    expect((await client.send({ type: 'datastore.create', datastoreId: dummy, template: { NAME: 'soak-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).status).toBe('accepted');
+    const fs = await client.nextId('datastore');
+    const safe = `${join(dir, 'import')} ${join(dir, 'ds')}`;
+    expect((await client.send({ type: 'datastore.create', datastoreId: fs, template: { NAME: 'soak-fs', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } })).status).toBe('accepted');
+    await eventually(async () => ((await client.datastore(dummy))?.state === 'READY' ? true : undefined), 'datastores projected');
+
+    const stopAt = Date.now() + WORKLOAD_MS;
+    const [done] = await Promise.all([faults(stopAt), ...Array.from({ length: WORKERS }, (_, w) => worker(w, { dummy, fs }, stopAt))]);
+    expect(done).toHaveLength(7);
+
+    // Quiet: every image leaves its transient state (by its driver reply or the watchdog).
+    const nc = await nats.connect('manager');
+    let log = await readLog(nc);
+    await eventually(
+      async () => {
+        log = await readLog(nc);
+        const { images } = viewsFromLog(log);
+        return [...images.values()].every((v) => !TRANSIENT.has(v.state)) ? true : undefined;
+      },
+      'no image in a transient state',
+      120_000,
+    );
+    await sleep(3_000);
+    log = await readLog(nc);
+    const views = viewsFromLog(log);
+
+    const refused = sent.filter((s) => s.outcome?.status === 'rejected').length;
+    process.stdout.write(`soak: ${sent.length} commands (${refused} refused), ${log.length} commits, ${views.images.size} images, faults: ${done.length}\n`);
+    expect(sent.length).toBeGreaterThan(100);
+    expect(sent.filter((s) => s.outcome === undefined).map((s) => s.commandId)).toEqual([]);
+    expect(duplicateCommits(log)).toEqual([]);
+    const p = await provision(nc);
+    const { wrongCommits, wrongRefusals } = replay(log, new EventStore(nc, p.jsm), p.snapshots);
+    expect(wrongCommits).toEqual([]);
+    expect(wrongRefusals).toEqual([]);
+    expect(await internalNotFound()).toEqual([]);
+    expect([...views.images.values()].filter((v) => TRANSIENT.has(v.state)).map((v) => `${v.id} ${v.state}`)).toEqual([]);
+    expect([...views.datastores.values()].flatMap((d) => d.reservations.map((r) => `ds ${d.id}: image ${r.imageId} ${r.sizeMb} MB`))).toEqual([]);
+
+    // A manager booting from the checkpoints the two managers wrote has the log's state.
+    expect(roles.managers.filter((m) => m.exitCode !== null).map((m) => m.output.join('').slice(-2000))).toEqual([]);
+    await Promise.all(roles.managers.map((m) => m.stop()));
+    const fresh = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse(config), systemClock, silentLogger());
+    await fresh.boot();
+    const differing = [...views.images.values()].filter((v) => JSON.stringify(fresh.image(v.id)) !== JSON.stringify(v)).map((v) => v.id);
+    expect(differing).toEqual([]);
+    await fresh.stop();
+
+    // The projections equal a rebuild from the log.
+    const names = viewBuckets(await activeGeneration(p.meta));
+    const projectionDiff = async (): Promise<string[]> => {
+      const projected = new Map<number, string>();
+      await readBucket(await new Kvm(nc).open(names.images), (key, text) => projected.set(Number(key), JSON.stringify((JSON.parse(text) as { view: unknown }).view)));
+      const live = [...views.images.values()].filter((v) => v.state !== 'REMOVED');
+      return live.filter((v) => projected.get(v.id) !== JSON.stringify(v)).map((v) => `${v.id}: projected ${projected.get(v.id) ?? 'nothing'}, log ${JSON.stringify(v)}`);
+    };
+    await eventually(async () => ((await projectionDiff()).length === 0 ? true : undefined), 'projections equal the log', 30_000).catch(() => undefined);
+    expect(await projectionDiff()).toEqual([]);
+
+    expect((await verifyLog(nc)).ok).toBe(true);
+    const ended = [...roles.drivers, roles.projections].filter((r) => r?.exitCode !== null).map((r) => `${r?.role ?? '?'}: ${r?.output.join('').slice(-2000) ?? ''}`);
+    expect(ended).toEqual([]);
+  }, 400_000);
+});
