@@ -7,9 +7,11 @@ require_path BASE_PATH "$BASE_PATH"
 IMAGE_ID="${1:?image id argument missing}"
 
 # Destination of a new image: BASE_PATH/<md5 of "<epoch>:<id>">, as the reference does.
+# Named after the request: a request run again (its driver host died, the
+# script survived it) writes the same file instead of leaving one behind.
 new_destination() {
   mkdir -p "$BASE_PATH" || fail "Cannot create datastore directory $BASE_PATH"
-  echo "$BASE_PATH/$(printf '%s:%s' "$(date +%s%N)" "$IMAGE_ID" | md5sum | cut -d' ' -f1)"
+  echo "$BASE_PATH/$(printf '%s:%s' "${IMGR_REQUEST_ID:-$(date +%s%N)}" "$IMAGE_ID" | md5sum | cut -d' ' -f1)"
 }
 
 # qemu-img's view of a file: its format and virtual size in bytes.

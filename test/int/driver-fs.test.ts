@@ -182,3 +182,16 @@ describe('dummy', () => {
     expect(await act('INCREMENT_FLATTEN', ds, imageView())).toMatchObject({ result: 'FAILURE' });
   });
 });
+
+describe('fs: a request run again', () => {
+  it('writes the file of its first run, not a second one (a driver host died after the copy, before the reply)', async () => {
+    const req = { image: imageView({ path: join(dir, 'disk.raw') }), requestId: 'again-1' };
+    const first = await act('CP', datastoreView(base), req.image, { requestId: req.requestId });
+    const files = readdirSync(base).length;
+    const second = await act('CP', datastoreView(base), req.image, { requestId: req.requestId });
+    expect(second).toEqual(first);
+    expect(readdirSync(base)).toHaveLength(files);
+    const other = await act('CP', datastoreView(base), req.image);
+    expect(other.info).not.toBe(first.info);
+  });
+});

@@ -23,15 +23,17 @@ export const datastoreView = (basePath: string, o: Partial<DatastoreView> = {}):
 
 export const imageView = (o: Partial<ImageView> = {}): ImageView => ({ ...emptyImage(7), name: 'disk', state: 'LOCKED', ...o });
 
-/** Runs one driver action exactly as the driver host would. */
+let requests = 0;
+
+/** Runs one driver action exactly as the driver host would; each call is a request of its own. */
 export function act(
   action: DriverAction,
   ds: DatastoreView,
   image: ImageView | null,
-  o: { extra?: Record<string, string>; timeoutMs?: number; driversDir?: string } = {},
+  o: { extra?: Record<string, string>; timeoutMs?: number; driversDir?: string; requestId?: string } = {},
 ): Promise<ActionResult> {
   const req: DriverRequest = {
-    requestId: `t-${action}`,
+    requestId: o.requestId ?? `t-${action}-${++requests}`,
     action,
     imageId: image?.id ?? -1,
     datastoreId: ds.id,
