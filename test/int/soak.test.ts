@@ -2,7 +2,8 @@
  * The faults soak (the faults issue): two managers, two driver hosts and the
  * projections as separate processes; workers run a mix of registrations
  * (sized and by STAT, dummy and fs), clones, acquire/release, persistence,
- * disable/enable and deletes, each command with a fixed id and re-sent with
+ * disable/enable, deletes and snapshot delete/revert/flatten on real qcow2
+ * files, each command with a fixed id and re-sent with
  * that id after a timeout; meanwhile nats-server restarts three times
  * (SIGTERM, SIGKILL, SIGTERM), each manager and each driver host is killed
  * once. Afterwards the log is replayed with the machines and every guarantee
@@ -14,6 +15,7 @@
  */
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,6 +41,7 @@ import type { KV } from '@nats-io/kv';
 import type { CommandInput, Outcome, Commit } from '../../src/messages/wire.js';
 import type { ImageCommand } from '../../src/messages/image-commands.js';
 import type { Actor } from '../../src/messages/envelope.js';
+import type { ImageView } from '../../src/messages/image-record.js';
 
 const WORKLOAD_MS = Number(process.env['SOAK_MS'] ?? 60_000);
 const WORKERS = 8;
@@ -55,6 +58,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'imgr-soak-'));
   mkdirSync(join(dir, 'import'));
   writeFileSync(join(dir, 'import', 'disk.raw'), Buffer.alloc(1024 * 1024, 7));
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'import', 'disk.qcow2'), '8M']);
   config = {
     // Short driver deadlines, so a request lost with a driver host ends within the test.
     timeouts: Object.fromEntries(Object.keys(DEFAULT_DRIVER_TIMEOUTS).map((a) => [a, 20])) as Record<keyof typeof DEFAULT_DRIVER_TIMEOUTS, number>,
@@ -130,11 +134,13 @@ async function worker(w: number, datastores: { dummy: number; fs: number }, stop
       const kind = Math.random();
       const image = await nextImageId();
       const template =
-        kind < 0.45
+        kind < 0.4
           ? { NAME: `w${w}-${n}`, PATH: '/srv/soak.img', SIZE: '1' }
           : kind < 0.65
             ? { NAME: `w${w}-${n}`, PATH: '/srv/soak.img' }
-            : { NAME: `w${w}-${n}`, PATH: join(dir, 'import', 'disk.raw'), SIZE: '1' };
+            : kind < 0.8
+              ? { NAME: `w${w}-${n}`, PATH: join(dir, 'import', 'disk.raw'), SIZE: '1' }
+              : { NAME: `w${w}-${n}`, PATH: join(dir, 'import', 'disk.qcow2'), SIZE: '8', PERSISTENT: 'YES' };
       const o = await sendSurely({ type: 'image.allocate', imageId: image, datastoreId: kind < 0.65 ? datastores.dummy : datastores.fs, template }, id());
       if (o.status === 'accepted' && (await settled(image)) !== null) mine.set(image, { vm: null });
       continue;
@@ -146,6 +152,8 @@ async function worker(w: number, datastores: { dummy: number; fs: number }, stop
       continue;
     }
     const r = Math.random();
+    const v = await client.image(pick).catch(() => null);
+    if (v?.format === 'qcow2' && state === 'READY' && r < 0.6 && (await snapshots(v, held, () => id()))) continue;
     if (state === 'ERROR' || (state === 'READY' && r < 0.12)) {
       await sendSurely({ type: 'image.delete', imageId: pick, force: false }, id());
       if ((await settled(pick)) === null) mine.delete(pick);
@@ -160,13 +168,11 @@ async function worker(w: number, datastores: { dummy: number; fs: number }, stop
     } else if (state === 'READY' && r < 0.6) {
       await sendSurely({ type: 'image.disable', imageId: pick }, id());
     } else if (state === 'READY' && r < 0.75) {
-      const v = await client.image(pick).catch(() => null);
       if (v) await sendSurely({ type: 'image.setPersistent', imageId: pick, persistent: !v.persistent }, id());
     } else if (state === 'READY') {
       const clone = await nextImageId();
       const started = await sendSurely({ type: 'image.cloneStart', imageId: pick, clone: { kind: 'image', id: clone } }, id());
       if (started.status !== 'accepted') continue;
-      const v = await client.image(pick).catch(() => null);
       const o = await sendSurely({ type: 'image.allocateClone', imageId: clone, originId: pick, name: `w${w}-${n}-clone`, datastoreId: v?.datastore.id ?? datastores.dummy, persistent: false }, id());
       if (o.status === 'accepted') {
         if ((await settled(clone)) !== null) mine.set(clone, { vm: null });
@@ -176,6 +182,49 @@ async function worker(w: number, datastores: { dummy: number; fs: number }, stop
       await settled(pick);
     }
   }
+}
+
+/**
+ * Snapshots on a real qcow2 file: a VM (this worker) takes two while it holds
+ * the persistent image and reports them; later ones delete, revert to or
+ * flatten one of them through the driver. False when nothing applied.
+ */
+async function snapshots(v: ImageView, held: { vm: number | null }, id: () => string): Promise<boolean> {
+  const list = v.snapshots.list;
+  if (list.length === 0) {
+    if (!v.persistent) return false;
+    held.vm = 900_000 + v.id;
+    if ((await sendSurely({ type: 'image.acquire', imageId: v.id, vmId: held.vm, mode: 'deploy' }, id())).status !== 'accepted') return true;
+    if ((await settled(v.id)) !== 'USED_PERS') return true;
+    execFileSync('qemu-img', ['snapshot', '-c', '0', v.source]);
+    execFileSync('qemu-img', ['snapshot', '-c', '1', v.source]);
+    await sendSurely(
+      {
+        type: 'image.setSnapshots',
+        imageId: v.id,
+        snapshots: {
+          mode: 'DENY',
+          currentBase: -1,
+          nextSnapshot: 2,
+          list: [
+            { id: 0, name: 's0', date: 1, parent: -1, children: [], active: false, size: 8 },
+            { id: 1, name: 's1', date: 2, parent: -1, children: [], active: true, size: 8 },
+          ],
+        },
+      },
+      id(),
+    );
+    await sendSurely({ type: 'image.release', imageId: v.id, vmId: held.vm, failed: false }, id());
+    held.vm = null;
+    return true;
+  }
+  const inactive = list.find((x) => !x.active);
+  const r = Math.random();
+  if (inactive && r < 0.4) await sendSurely({ type: 'image.snapshotDelete', imageId: v.id, snapshotId: inactive.id }, id());
+  else if (r < 0.7) await sendSurely({ type: 'image.snapshotRevert', imageId: v.id, snapshotId: (list[0] ?? { id: 0 }).id }, id());
+  else await sendSurely({ type: 'image.snapshotFlatten', imageId: v.id, snapshotId: (list.at(-1) ?? { id: 0 }).id }, id());
+  await settled(v.id);
+  return true;
 }
 
 async function nextImageId(): Promise<number> {
@@ -306,8 +355,10 @@ describe('soak: faults under a mixed workload', () => {
     const views = viewsFromLog(log);
 
     const refused = sent.filter((s) => s.outcome?.status === 'rejected').length;
-    process.stdout.write(`soak: ${sent.length} commands (${refused} refused), ${log.length} commits, ${views.images.size} images, faults: ${done.length}\n`);
+    const snapshotOps = sent.filter((s) => s.command.type.startsWith('image.snapshot')).length;
+    process.stdout.write(`soak: ${sent.length} commands (${refused} refused, ${snapshotOps} on qcow2 snapshots), ${log.length} commits, ${views.images.size} images, faults: ${done.length}\n`);
     expect(sent.length).toBeGreaterThan(100);
+    expect(snapshotOps).toBeGreaterThan(0);
     expect(sent.filter((s) => s.outcome === undefined).map((s) => s.commandId)).toEqual([]);
     expect(duplicateCommits(log)).toEqual([]);
     const p = await provision(nc);
