@@ -130,9 +130,16 @@ export class AggregateHost {
         if (last && fact && last.commit.commandId === msg.envelope.commandId) {
           return { status: 'accepted', commandId: outcome.commandId, aggregate: kind, id, fact: fact.type, state: fact.state, seq: last.seq };
         }
-        if (!last || last.seq <= this.residentSeq(kind, id) || attempt >= this.config.conflictRetries) return outcome;
-        this.log.info({ kind, id, resident: this.residentSeq(kind, id), last: last.seq }, 'refusal decided on a lagging state; reading the aggregate and deciding again');
-        await this.catchUp(kind, id, last.seq);
+        if (attempt >= this.config.conflictRetries) return outcome;
+        // The decision read the aggregate and those its context names (origin, datastore): any of them may lag.
+        const lagging: [AggregateKind, number, number][] = [];
+        for (const [k, i] of [[kind, id] as const, ...contextAggregates(msg.command)]) {
+          const lastSeq = k === kind && i === id ? (last?.seq ?? 0) : await this.store.lastSeqOf(k, i);
+          if (lastSeq > this.residentSeq(k, i)) lagging.push([k, i, lastSeq]);
+        }
+        if (lagging.length === 0) return outcome;
+        this.log.info({ kind, id, lagging: lagging.map(([k, i, s]) => `${k}.${i}@${s}`) }, 'refusal decided on a lagging state; reading the aggregates and deciding again');
+        for (const [k, i, upTo] of lagging) await this.catchUp(k, i, upTo);
       }
     });
   }
@@ -432,6 +439,24 @@ export class ConflictsExhaustedError extends Error {
   override readonly name = 'ConflictsExhaustedError';
   constructor(aggregate: string, tries: number) {
     super(`${aggregate} kept changing under the command; ${tries} tries`);
+  }
+}
+
+/** The other aggregates an image decision reads through its context (host.imageContext). */
+function contextAggregates(c: ImageCommand | DatastoreCommand): (readonly [AggregateKind, number])[] {
+  switch (c.type) {
+    case 'image.allocate':
+    case 'image.allocateBackup':
+    case 'image.restore':
+      return [['datastore', c.datastoreId]];
+    case 'image.allocateClone':
+      return [['image', c.originId], ['datastore', c.datastoreId]];
+    case 'image.allocateSaveAs':
+      return [['image', c.originImageId]];
+    case 'image.backup':
+      return [['datastore', c.backupDatastoreId]];
+    default:
+      return [];
   }
 }
 

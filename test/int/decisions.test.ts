@@ -66,6 +66,27 @@ describe('a refusal decided on a lagging state', () => {
   });
 });
 
+describe('a refusal decided on a lagging context', () => {
+  it('re-reads the origin a clone decision read: no "Cannot clone image in state: USED_PERS" for an origin released since', async () => {
+    const x = await c.nextId('image');
+    expect(await c.send({ type: 'image.allocate', imageId: x, datastoreId: ds, template: { NAME: 'lag-origin', SOURCE: '/s/o', FORMAT: 'raw', SIZE: '1', PERSISTENT: 'YES' } })).toMatchObject({ state: 'READY' });
+    const used = await c.send({ type: 'image.acquire', imageId: x, vmId: 40, mode: 'deploy' });
+    expect(used).toMatchObject({ state: 'USED_PERS' });
+    const nc = await nats.connect('manager');
+    const p = await provision(nc);
+    const lagging = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger());
+    await lagging.boot();
+    await lagging.waitFor(used.status === 'accepted' ? used.seq : 0);
+    await lagging.stop();
+    const target = await c.nextId('image');
+    expect(await c.send({ type: 'image.release', imageId: x, vmId: 40 })).toMatchObject({ state: 'READY' });
+    expect(await c.send({ type: 'image.cloneStart', imageId: x, clone: { kind: 'image', id: target } })).toMatchObject({ status: 'accepted' });
+    expect(lagging.image(x)?.state).toBe('USED_PERS');
+    const o = await lagging.execute(message('lag-clone', { type: 'image.allocateClone', imageId: target, originId: x, name: 'lag-copy', datastoreId: ds }));
+    expect(o).toMatchObject({ status: 'accepted', state: 'LOCKED' });
+  });
+});
+
 describe('a decision that outlasts ack_wait', () => {
   it('keeps its lease: a STAT slower than ack_wait is asked once and the command is not redelivered', async () => {
     const drivers = await nats.connect('drivers');

@@ -16,6 +16,7 @@
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -373,7 +374,14 @@ describe('soak: faults under a mixed workload', () => {
     const fsBase = join(dir, 'ds', String(fs));
     const named = new Set([...views.images.values()].filter((v) => v.state !== 'REMOVED').map((v) => v.source));
     const orphans = existsSync(fsBase) ? readdirSync(fsBase).map((f) => join(fsBase, f)).filter((f) => !named.has(f)) : [];
-    expect(orphans).toEqual([]);
+    // The fs driver names a file md5(<request id>:<image id>), the request id being the command that started it.
+    const history = (file: string): string => {
+      const made = log.find((l) => createHash('md5').update(`${l.commit.commandId}:${l.commit.id}`).digest('hex') === file.split('/').at(-1));
+      if (!made) return `${file}: no request of the log`;
+      const facts = log.filter((l) => l.commit.aggregate === 'image' && l.commit.id === made.commit.id).map((l) => `${l.commit.commandId} ${l.commit.facts.map((f) => `${f.type}->${f.state}`).join(',')}`);
+      return `${file}: image ${made.commit.id}: ${facts.join(' | ')}`;
+    };
+    expect(orphans.map(history)).toEqual([]);
 
     // A manager booting from the checkpoints the two managers wrote has the log's state.
     expect(roles.managers.filter((m) => m.exitCode !== null).map((m) => m.output.join('').slice(-2000))).toEqual([]);
