@@ -1,6 +1,8 @@
 import type { Commit, DriverRequest } from '../messages/wire.js';
 import { subjects } from '../messages/wire.js';
 import type { Effect } from '../messages/effects.js';
+import type { ImageView } from '../messages/image-record.js';
+import { emptyImage } from '../machines/image/record.js';
 import type { ManagerConfig } from '../platform/config.js';
 import type { Clock } from '../platform/clock.js';
 import { LogReactor, type ReactorContext } from './log-reactor.js';
@@ -9,7 +11,9 @@ import { Publisher } from './publish.js';
 /**
  * Driver dispatch: every `driver.request` and `datastore.monitor` effect of a
  * commit becomes a message on imgr.drv.<DS_MAD>.<action>, carrying the image
- * and datastore documents the driver contract needs.
+ * and datastore documents the driver contract needs; a
+ * `datastore.orphanSource` effect (a late success stored a file nobody
+ * owns) becomes an RM of that file.
  */
 export class DriverDispatcher extends LogReactor {
   readonly name = 'imgr-dispatch';
@@ -31,6 +35,8 @@ export class DriverDispatcher extends LogReactor {
         await this.request({ ...e, seq });
       } else if (e.kind === 'datastore.monitor') {
         await this.monitor(e.datastoreId, `mon-${seq}-${i}`, seq);
+      } else if (e.kind === 'datastore.orphanSource') {
+        await this.reclaim(e, `reclaim-${seq}-${i}`, seq);
       }
     }
   }
@@ -52,13 +58,20 @@ export class DriverDispatcher extends LogReactor {
     });
   }
 
-  private async request(r: Omit<DriverRequest, 'image' | 'datastore'>): Promise<void> {
+  /** The image document names the orphan as its SOURCE: the driver's RM removes that file and nothing else. */
+  private async reclaim(e: Extract<Effect, { kind: 'datastore.orphanSource' }>, requestId: string, seq: number): Promise<void> {
+    const image = this.ctx.host.image(e.imageId) ?? { ...emptyImage(e.imageId), state: 'REMOVED' as const };
+    this.ctx.log.warn({ ...e, seq, requestId }, 'reclaiming an orphaned source');
+    await this.request({ requestId, action: 'RM', imageId: e.imageId, datastoreId: e.datastoreId, deadline: this.clock.now() + this.config.timeouts.RM * 1000, extra: {}, seq }, { ...image, source: e.source });
+  }
+
+  private async request(r: Omit<DriverRequest, 'image' | 'datastore'>, imageDocument?: ImageView): Promise<void> {
     const datastore = this.ctx.host.datastore(r.datastoreId);
     if (!datastore) {
       this.ctx.log.warn({ requestId: r.requestId, datastoreId: r.datastoreId }, 'driver request for a datastore that does not exist');
       return;
     }
-    const image = r.imageId >= 0 ? (this.ctx.host.image(r.imageId) ?? null) : null;
+    const image = imageDocument ?? (r.imageId >= 0 ? (this.ctx.host.image(r.imageId) ?? null) : null);
     const mad = datastore.type === 'SYSTEM_DS' ? datastore.tmMad : datastore.dsMad;
     const body: DriverRequest = { ...r, image, datastore };
     await this.out.raw(subjects.driverRequest(mad, r.action), body, `drv-${r.requestId}`);

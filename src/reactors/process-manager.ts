@@ -51,9 +51,6 @@ export class ProcessManager extends LogReactor {
           case 'vm.backupRemoved':
             this.ctx.nc.publish(subjects.vmNotice(e.vmId, e.kind.slice(3)), JSON.stringify({ ...e, seq }));
             break;
-          case 'datastore.orphanSource':
-            this.ctx.log.warn({ ...e, seq }, 'orphaned source left in a datastore');
-            break;
           default:
             break;
         }

@@ -373,7 +373,10 @@ describe('soak: faults under a mixed workload', () => {
     // No file in the fs datastore that no image names (a copy run again after its driver host died left one).
     const fsBase = join(dir, 'ds', String(fs));
     const named = new Set([...views.images.values()].filter((v) => v.state !== 'REMOVED').map((v) => v.source));
-    const orphans = existsSync(fsBase) ? readdirSync(fsBase).map((f) => join(fsBase, f)).filter((f) => !named.has(f)) : [];
+    const orphanFiles = (): string[] => (existsSync(fsBase) ? readdirSync(fsBase).map((f) => join(fsBase, f)).filter((f) => !named.has(f)) : []);
+    // A late success is reclaimed by an RM of its own, which may still be on its way.
+    await eventually(() => orphanFiles().length === 0, 'orphaned files reclaimed', 30_000).catch(() => undefined);
+    const orphans = orphanFiles();
     // The fs driver names a file md5(<request id>:<image id>), the request id being the command that started it.
     const history = (file: string): string => {
       const made = log.find((l) => createHash('md5').update(`${l.commit.commandId}:${l.commit.id}`).digest('hex') === file.split('/').at(-1));
