@@ -2,14 +2,15 @@
  * The fs and dummy drivers against real files and real qemu-img, run the way
  * the driver host runs them.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { act, datastoreView, imageView } from '../support/driver-request.js';
+import { act, datastoreView, imageView, requestFor, DRIVERS_DIR } from '../support/driver-request.js';
+import { actionDocument, actionEnvironment } from '../../src/driver-host/document.js';
 
 let dir: string;
 let base: string;
@@ -193,5 +194,20 @@ describe('fs: a request run again', () => {
     expect(readdirSync(base)).toHaveLength(files);
     const other = await act('CP', datastoreView(base), req.image);
     expect(other.info).not.toBe(first.info);
+  });
+});
+
+describe('fs: a copy whose driver host died', () => {
+  it('removes the file it made once it finds its output gone (SIGPIPE): nobody would own it', async () => {
+    const lonely = join(dir, 'ds-lonely');
+    const req = { ...requestFor('CP', datastoreView(lonely), imageView({ path: join(dir, 'disk.raw') })), requestId: 'host-died' };
+    const child = spawn(join(DRIVERS_DIR, 'fs', 'cp'), ['7'], { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...actionEnvironment(req) } });
+    // What the kernel does to a SIGKILLed host's pipes: the script's stdout and stderr have no reader any more.
+    child.stdout.destroy();
+    child.stderr.destroy();
+    child.stdin.end(Buffer.from(actionDocument(req), 'utf8').toString('base64'));
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, s) => resolve(s)));
+    expect(signal === 'SIGPIPE' || child.exitCode !== 0).toBe(true);
+    expect(existsSync(lonely) ? readdirSync(lonely) : []).toEqual([]);
   });
 });

@@ -50,7 +50,7 @@ describe('a late creation success', () => {
     const rm = await eventually(() => drivers.seen.find((r) => r.action === 'RM' && r.image?.source === orphan), 'an RM of the orphan');
     expect(rm).toMatchObject({ imageId: id, datastoreId: ds });
     const log = await readLog(await nats.connect('manager'), `imgr.evt.image.${id}`);
-    const recorded = log.flatMap((l) => l.commit.facts).filter((f) => f.effects.some((e) => e.kind === 'datastore.orphanSource'));
+    const recorded = log.flatMap((l) => (l.commit.aggregate === 'image' ? l.commit.facts : [])).filter((f) => f.effects.some((e) => e.kind === 'datastore.orphanSource'));
     expect(recorded).toMatchObject([{ type: 'image.replyIgnored', effects: [{ kind: 'datastore.orphanSource', source: orphan }] }]);
   });
 });

@@ -32,7 +32,17 @@ export function act(
   image: ImageView | null,
   o: { extra?: Record<string, string>; timeoutMs?: number; driversDir?: string; requestId?: string } = {},
 ): Promise<ActionResult> {
-  const req: DriverRequest = {
+  return runAction(requestFor(action, ds, image, o), { driversDir: o.driversDir ?? DRIVERS_DIR, graceMs: 500, maxStdoutBytes: 64 * 1024 }, systemClock);
+}
+
+/** The request the driver host would receive for one action. */
+export function requestFor(
+  action: DriverAction,
+  ds: DatastoreView,
+  image: ImageView | null,
+  o: { extra?: Record<string, string>; timeoutMs?: number; requestId?: string } = {},
+): DriverRequest {
+  return {
     requestId: o.requestId ?? `t-${action}-${++requests}`,
     action,
     imageId: image?.id ?? -1,
@@ -43,5 +53,4 @@ export function act(
     datastore: ds,
     seq: 1,
   };
-  return runAction(req, { driversDir: o.driversDir ?? DRIVERS_DIR, graceMs: 500, maxStdoutBytes: 64 * 1024 }, systemClock);
 }
