@@ -3,6 +3,7 @@ import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { followDurable, nakQuietly, type Follower } from '../store/follow.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
@@ -49,6 +50,8 @@ export class DriverHost {
   private readonly limits = new Map<string, Semaphore>();
   private readonly running = new Set<Promise<void>>();
   private follower: Follower | undefined;
+  private stopping = false;
+  private readonly underway = new Map<string, Promise<void>>();
   private statSub: Subscription | undefined;
   private key: SecretsKey | undefined;
 
@@ -100,6 +103,7 @@ export class DriverHost {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     this.statSub?.unsubscribe();
     await this.follower?.stop();
     await Promise.allSettled(this.running);
@@ -116,7 +120,13 @@ export class DriverHost {
     // Keep the request ours while the script runs (ack_wait is shorter than most deadlines).
     const keepAlive = setInterval(() => m.working(), 10_000);
     try {
-      await this.execute(req);
+      // A server that restarted from a crash may deliver a request again while it runs here: it is
+      // the same work, answered by the run under way, never a second script on the same files.
+      const underway = this.underway.get(req.requestId);
+      if (underway) this.log.info({ requestId: req.requestId }, 'request delivered again while it runs; waiting for that run');
+      const run = underway ?? this.execute(req).finally(() => this.underway.delete(req.requestId));
+      if (!underway) this.underway.set(req.requestId, run);
+      await run;
       m.ack();
     } catch (e) {
       this.log.error({ err: e, requestId: req.requestId }, 'reply not published, the request will run again');
@@ -142,10 +152,27 @@ export class DriverHost {
       return;
     }
     const r = await this.limitFor(mad).use(() => runAction(opened, this.o, this.clock));
-    if (r.logs.length > 0 && req.image) await this.logLines(req, r.logs);
     if (r.result === 'FAILURE') this.log.warn({ requestId: req.requestId, commandLine: r.commandLine, info: r.info }, 'driver action failed');
-    await this.reply(req, r.result, r.info);
+    // What the script did is done: running it again later (after its deadline) could not report it, and a
+    // file it stored would be nobody's. So its lines and its reply are published until they are.
+    await this.surely(req, async () => {
+      if (r.logs.length > 0 && req.image) await this.logLines(req, r.logs);
+      await this.reply(req, r.result, r.info);
+    });
     this.log.info({ requestId: req.requestId, action: req.action, result: r.result, ms: this.clock.now() - started }, 'driver action');
+  }
+
+  private async surely(req: DriverRequest, publish: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await publish();
+        return;
+      } catch (e) {
+        if (this.stopping) throw e;
+        if (attempt === 0) this.log.warn({ err: e, requestId: req.requestId }, 'reply not published yet; retrying until it is');
+        await sleep(Math.min(200 * 2 ** attempt, 2_000));
+      }
+    }
   }
 
   /** The request with its datastore's sealed attributes opened, in memory only, for the one script that needs them. */

@@ -381,7 +381,7 @@ describe('soak: faults under a mixed workload', () => {
     const history = (file: string): string => {
       const made = log.find((l) => createHash('md5').update(`${l.commit.commandId}:${l.commit.id}`).digest('hex') === file.split('/').at(-1));
       if (!made) return `${file}: no request of the log`;
-      const facts = log.filter((l) => l.commit.aggregate === 'image' && l.commit.id === made.commit.id).map((l) => `${l.commit.commandId} ${l.commit.facts.map((f) => `${f.type}->${f.state}`).join(',')}`);
+      const facts = log.filter((l) => l.commit.aggregate === 'image' && l.commit.id === made.commit.id).map((l) => `${l.commit.commandId} ${l.commit.facts.map((f) => `${f.type}->${f.state} ${JSON.stringify(f.detail)} ${JSON.stringify(f.effects)}`).join(',')}`);
       return `${file}: image ${made.commit.id}: ${facts.join(' | ')}`;
     };
     expect(orphans.map(history)).toEqual([]);

@@ -78,10 +78,11 @@ export class TestNats {
     return nc;
   }
 
-  /** `kill` stops the server with SIGKILL, as a crash would, instead of SIGTERM. */
-  async restart(o: { kill?: boolean } = {}): Promise<void> {
+  /** `kill` stops the server with SIGKILL, as a crash would, instead of SIGTERM; `downMs` keeps it down that long. */
+  async restart(o: { kill?: boolean; downMs?: number } = {}): Promise<void> {
     const port = this.server.port;
     await (o.kill === true ? this.server.kill() : this.server.stop());
+    if (o.downMs !== undefined) await new Promise((r) => setTimeout(r, o.downMs));
     this.server = await startNatsServer({ configFile: this.configFile, storeDir: this.storeDir, port });
   }
 
