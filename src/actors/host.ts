@@ -261,9 +261,26 @@ export class AggregateHost {
     }
     const agg = this.datastores.get(command.datastoreId)?.agg ?? initialDatastore(command.datastoreId);
     const name = command.type === 'datastore.create' ? nameIn(command.template) : '';
-    const ctx = { nameTakenBy: this.datastoreNames.get(name) ?? null, drivers: this.config.drivers, capacityCheck: this.config.capacityCheck };
+    const ctx = {
+      nameTakenBy: this.datastoreNames.get(name) ?? null,
+      drivers: this.config.drivers,
+      capacityCheck: this.config.capacityCheck,
+      ...(command.type === 'datastore.swept' ? { sweep: this.sweepContext(command.datastoreId) } : {}),
+    };
     const d = decideDatastore(agg, { ...command, meta, ctx });
     return d.ok ? { ok: true as const, kind: 'datastore' as const, fact: d.fact } : d;
+  }
+
+  /** What a sweep compares the files with: a scan of the pool, once per monitor period, never per command. */
+  private sweepContext(datastoreId: number): { named: ReadonlySet<string>; graceSec: number } {
+    const named = new Set<string>();
+    for (const { agg } of this.images.values()) {
+      if (agg.state === 'REMOVED' || agg.record.datastore.id !== datastoreId) continue;
+      for (const p of [agg.record.source, agg.record.path, ...agg.record.increments.map((i) => i.source)]) if (p !== '') named.add(p);
+    }
+    const t = this.config.timeouts;
+    const graceMs = this.config.orphanGraceMs ?? Math.max(t.CP, t.CLONE, t.MKFS) * 1000 + 60_000;
+    return { named, graceSec: Math.ceil(graceMs / 1000) };
   }
 
   /** What an image decision needs from other aggregates (DecisionContext). */

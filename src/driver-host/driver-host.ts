@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { followDurable, nakQuietly, type Follower } from '../store/follow.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readdir, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { BOUNDS } from '../messages/bounds.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
@@ -159,7 +162,40 @@ export class DriverHost {
       if (r.logs.length > 0 && req.image) await this.logLines(req, r.logs);
       await this.reply(req, r.result, r.info);
     });
+    if (req.action === 'MONITOR' && r.result === 'SUCCESS') await this.sweep(req);
     this.log.info({ requestId: req.requestId, action: req.action, result: r.result, ms: this.clock.now() - started }, 'driver action');
+  }
+
+  /**
+   * After a monitor of a datastore whose driver keeps its images as files in
+   * BASE_PATH (fs): the files there and their age, for the manager to find
+   * the ones no image names. A folder this host cannot see is skipped.
+   */
+  private async sweep(req: DriverRequest): Promise<void> {
+    if (req.datastore.dsMad !== 'fs' || req.datastore.type === 'SYSTEM_DS' || req.datastore.type === 'BACKUP_DS') return;
+    const base = req.datastore.basePath;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(base, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    const now = Date.now();
+    const files: { path: string; ageSec: number }[] = [];
+    for (const e of entries) {
+      if (!e.isFile() || e.name.startsWith('.')) continue;
+      try {
+        const st = await stat(join(base, e.name));
+        files.push({ path: join(base, e.name), ageSec: Math.max(0, Math.floor((now - st.mtimeMs) / 1000)) });
+      } catch {
+        // Removed meanwhile.
+      }
+    }
+    // The oldest first: a bounded message still carries the likeliest orphans.
+    files.sort((a, b) => b.ageSec - a.ageSec);
+    await this.command({ type: 'datastore.swept', datastoreId: req.datastoreId, files: files.slice(0, BOUNDS.list) }, `sweep-${req.requestId}`).catch((e: unknown) =>
+      this.log.warn({ err: e, datastoreId: req.datastoreId }, 'sweep not reported; the next monitor sweeps again'),
+    );
   }
 
   private async surely(req: DriverRequest, publish: () => Promise<void>): Promise<void> {
@@ -216,6 +252,9 @@ export class DriverHost {
     if (req.action === 'MONITOR') {
       const b64 = result === 'SUCCESS' ? info : Buffer.from(info, 'utf8').toString('base64');
       await this.command({ type: 'datastore.monitored', datastoreId: req.datastoreId, result, info: b64 }, commandId);
+    } else if (req.imageId < 0) {
+      // An RM of an orphaned file (no image owns it): the log line is the whole answer.
+      this.log.info({ requestId: req.requestId, action: req.action, result, info }, 'orphaned file reclaimed');
     } else if (isImageAction(req.action)) {
       await this.command({ type: 'driver.reply', imageId: req.imageId, requestId: req.requestId, action: req.action, result, info }, commandId);
     } else if (req.action === 'BACKUP') {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DatastoreIdSchema } from './ids.js';
 import { DatastoreTypeSchema } from './states.js';
 import { DriverResultSchema } from './driver.js';
-import { InfoText, TemplateSchema } from './bounds.js';
+import { InfoText, PathText, TemplateSchema, boundedList } from './bounds.js';
 import { EffectSchema } from './effects.js';
 
 const int = z.number().int();
@@ -81,6 +81,12 @@ export const DatastoreCommandSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('datastore.removeImage'), ...base, imageId: int.nonnegative() }),
   /** A MONITOR reply: INFO is base64 of KEY=VALUE lines (§9.2). */
   z.object({ type: z.literal('datastore.monitored'), ...base, result: DriverResultSchema, info: InfoText }),
+  /** What a driver host found in the datastore's folder after a monitor: the files and how old they are. */
+  z.object({
+    type: z.literal('datastore.swept'),
+    ...base,
+    files: boundedList(z.object({ path: PathText.min(1), ageSec: int.nonnegative() })),
+  }),
 ]);
 export type DatastoreCommand = z.infer<typeof DatastoreCommandSchema>;
 export type DatastoreCommandInput = z.input<typeof DatastoreCommandSchema>;
@@ -96,6 +102,7 @@ export const DATASTORE_FACT_TYPES = [
   'datastore.imageRemoved',
   'datastore.monitored',
   'datastore.monitorFailed',
+  'datastore.swept',
 ] as const;
 export const DatastoreFactSchema = z.object({
   type: z.enum(DATASTORE_FACT_TYPES),

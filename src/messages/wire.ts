@@ -75,6 +75,7 @@ export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([
   'driver.timeout',
   'driver.log',
   'datastore.monitored',
+  'datastore.swept',
   'datastore.addImage',
   'datastore.removeImage',
   'image.allocateBackup',

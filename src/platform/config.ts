@@ -25,6 +25,11 @@ export const ManagerConfigSchema = z.object({
   monitorIntervalMs: z.number().int().positive().default(300_000),
   /** How long a consumer waits for an acknowledgement before redelivering (after a crash, for example). */
   ackWaitMs: z.number().int().positive().default(10_000),
+  /**
+   * How old a file no image names must be before a sweep reclaims it; by
+   * default longer than any creation may run (CP, CLONE, MKFS) plus a minute.
+   */
+  orphanGraceMs: z.number().int().positive().optional(),
   /** Conflicting appends are retried this many times after catching up. */
   conflictRetries: z.number().int().positive().default(20),
   /** Datastore attributes that are secrets (W23): sealed by clients, refused in plain text. */

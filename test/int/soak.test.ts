@@ -66,6 +66,9 @@ beforeAll(async () => {
     watchdogIntervalMs: 1_000,
     ackWaitMs: 3_000,
     snapshotIntervalMs: 2_000,
+    // Sweeps with every monitor; a file nobody names is an orphan after the longest creation (20 s) and a margin.
+    monitorIntervalMs: 3_000,
+    orphanGraceMs: 25_000,
     drivers: { ...BUNDLED_DRIVERS, datastoreLocation: join(dir, 'ds') },
   };
   roles.managers = [await startManager(), await startManager()];
@@ -374,8 +377,8 @@ describe('soak: faults under a mixed workload', () => {
     const fsBase = join(dir, 'ds', String(fs));
     const named = new Set([...views.images.values()].filter((v) => v.state !== 'REMOVED').map((v) => v.source));
     const orphanFiles = (): string[] => (existsSync(fsBase) ? readdirSync(fsBase).map((f) => join(fsBase, f)).filter((f) => !named.has(f)) : []);
-    // A late success is reclaimed by an RM of its own, which may still be on its way.
-    await eventually(() => orphanFiles().length === 0, 'orphaned files reclaimed', 30_000).catch(() => undefined);
+    // A late success is reclaimed by an RM of its own, a file no reply names by the sweep after its grace.
+    await eventually(() => orphanFiles().length === 0, 'orphaned files reclaimed', 60_000).catch(() => undefined);
     const orphans = orphanFiles();
     // The fs driver names a file md5(<request id>:<image id>), the request id being the command that started it.
     const history = (file: string): string => {

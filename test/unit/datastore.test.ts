@@ -190,3 +190,35 @@ describe('evolve', () => {
     expect(view).toEqual({ ...a.record, state: a.state });
   });
 });
+
+describe('§10 sweep: files no image names', () => {
+  const base = '/var/lib/imgr/datastores/100';
+  const swept = (ctx: Partial<DatastoreDecisionContext>) => {
+    const d = decideDatastore(
+      imageDs(),
+      ev(
+        {
+          type: 'datastore.swept',
+          datastoreId: DS,
+          files: [
+            { path: `${base}/owned`, ageSec: 9_000 },
+            { path: `${base}/young`, ageSec: 30 },
+            { path: `${base}/orphan`, ageSec: 9_000 },
+          ],
+        },
+        ctx,
+      ),
+    );
+    if (!d.ok) throw new Error(d.rejection.message);
+    return d;
+  };
+  it('given a file older than any creation may run that no image names, the sweep records it for removal; named and young files stay', () => {
+    const d = swept({ sweep: { named: new Set([`${base}/owned`]), graceSec: 3_660 } });
+    expect(d.fact).toMatchObject({ type: 'datastore.swept', state: 'READY', detail: { files: 3, orphans: 1 } });
+    expect(d.fact.effects).toEqual([{ kind: 'datastore.orphanSource', datastoreId: DS, imageId: -1, source: `${base}/orphan` }]);
+    expect(d.next).toEqual(imageDs());
+  });
+  it('without what the images name, a sweep reclaims nothing', () => {
+    expect(swept({}).fact.effects).toEqual([]);
+  });
+});

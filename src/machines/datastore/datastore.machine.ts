@@ -110,6 +110,23 @@ const monitorFailed = (r: R, ev: E): Step => {
     parsed !== null && 'error' in parsed ? parsed.error : `Error monitoring datastore ${r.id}: ${m.info}. Decoded info: ${decoded}`;
   return { fact: 'datastore.monitorFailed', changes: { monitorError: error }, detail: { result: m.result, info: m.info } };
 };
+/**
+ * §10 for files no reply names: a file in the datastore's folder that no
+ * image names and that is older than any creation may run is an orphan (its
+ * creation's driver host died after the copy, before the reply). Recorded
+ * here, removed by the driver (the dispatcher's RM).
+ */
+const swept = (r: R, ev: E): Step => {
+  const c = of(ev, 'datastore.swept');
+  const sweep = ev.ctx.sweep;
+  const orphans = sweep ? c.files.filter((f) => f.ageSec > sweep.graceSec && !sweep.named.has(f.path)) : [];
+  return {
+    fact: 'datastore.swept',
+    changes: {},
+    detail: { files: c.files.length, orphans: orphans.length },
+    effects: orphans.map((f) => ({ kind: 'datastore.orphanSource' as const, datastoreId: r.id, imageId: -1, source: f.path })),
+  };
+};
 const removed = (): Step => ({ fact: 'datastore.removed', changes: {} });
 const notEmpty = (r: R): Rejection | undefined => (r.images.length > 0 ? rejection('DS_ERR_NOT_EMPTY', { id: r.id }) : undefined);
 
@@ -126,6 +143,7 @@ const COMMANDS = [
   'datastore.addImage',
   'datastore.removeImage',
   'datastore.monitored',
+  'datastore.swept',
 ] as const satisfies readonly E['type'][];
 
 /** READY and DISABLED handle every command alike; only the state value differs. */
@@ -139,6 +157,7 @@ const LIVE = {
   'datastore.addImage': [{ actions: apply(imageAdded) }],
   'datastore.removeImage': [{ actions: apply(imageRemoved) }],
   'datastore.monitored': [{ ...when(monitorApplies), actions: apply(monitored) }, { actions: apply(monitorFailed) }],
+  'datastore.swept': [{ actions: apply(swept) }],
 };
 
 /**

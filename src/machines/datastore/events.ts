@@ -8,6 +8,12 @@ export interface DatastoreDecisionContext {
   readonly drivers: DriverConfig;
   /** Global DATASTORE_CAPACITY_CHECK (§14). */
   readonly capacityCheck: boolean;
+  /**
+   * For a sweep: every SOURCE and PATH the datastore's images name, and how
+   * old an unnamed file must be before it is nobody's (older than any
+   * creation may run). Absent: a sweep reclaims nothing.
+   */
+  readonly sweep?: { readonly named: ReadonlySet<string>; readonly graceSec: number };
 }
 
 export type DatastoreEvent = DatastoreCommand & { readonly meta: Meta; readonly ctx: DatastoreDecisionContext };
