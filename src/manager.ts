@@ -89,7 +89,8 @@ export class Manager {
         const [, , , kind, idText] = msg.subject.split('.');
         const id = Number(idText);
         const view = kind === 'image' ? host.image(id) : kind === 'datastore' ? host.datastore(id) : undefined;
-        msg.respond(JSON.stringify(redactSealed(view ?? null)));
+        // A deleted aggregate is not found, as the API and the commands say (its history stays in the log).
+        msg.respond(JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view)));
       },
     });
     const m = new Manager(nc, host, intake, [intake, internal, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);

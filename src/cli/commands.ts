@@ -46,6 +46,10 @@ const int = (s: string | undefined, what: string): number => {
   if (s === undefined || !/^\d+$/.test(s)) throw new CliError(`${what} must be a number, got ${JSON.stringify(s ?? '')}`, EXIT.usage);
   return Number(s);
 };
+const signedInt = (s: string | undefined, what: string): number => {
+  if (s === undefined || !/^-?\d+$/.test(s)) throw new CliError(`${what} must be a number, got ${JSON.stringify(s ?? '')}`, EXIT.usage);
+  return Number(s);
+};
 const arg = (args: string[], i: number, what: string): string => {
   const a = args[i];
   if (a === undefined) throw new CliError(`missing ${what}`, EXIT.usage);
@@ -74,7 +78,8 @@ async function follow(c: ImgrClient, id: number, progress: (s: string) => void):
 
 async function acceptedImage(c: ImgrClient, o: Extract<Outcome, { status: 'accepted' }>, wait: boolean, progress: (s: string) => void): Promise<Result> {
   const view = wait ? await follow(c, o.id, progress) : await c.image(o.id);
-  const state = view?.state ?? o.state;
+  // Waited for and gone: the image was deleted.
+  const state = view?.state ?? (wait ? 'REMOVED' : o.state);
   if (wait && state === 'ERROR') throw new CliError(`image ${o.id} ended in ERROR: ${view?.error ?? 'no reason recorded'}`, EXIT.failed, `imgr image show ${o.id}`);
   return { human: `image ${o.id}: ${state}${view?.error ? `\n${view.error}` : ''}`, json: { ...o, state, view } };
 }
@@ -243,7 +248,7 @@ export const COMMANDS: Command[] = [
       options: {},
       run: async (c, a, _v, { wait, progress }) => {
         const type = op === 'delete' ? 'image.snapshotDelete' : op === 'revert' ? 'image.snapshotRevert' : 'image.snapshotFlatten';
-        return acceptedImage(c, await send(c, { type, imageId: int(a[0], 'ID'), snapshotId: int(a[1], 'SNAPSHOT') }), wait, progress);
+        return acceptedImage(c, await send(c, { type, imageId: int(a[0], 'ID'), snapshotId: signedInt(a[1], 'SNAPSHOT') }), wait, progress);
       },
     }),
   ),

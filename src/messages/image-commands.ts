@@ -75,7 +75,8 @@ export const CloneRefSchema = z.object({ kind: z.enum(['image', 'app']), id: z.n
 export const CloneStartSchema = z.object({ type: z.literal('image.cloneStart'), ...base, clone: CloneRefSchema });
 export const CloneFinishSchema = z.object({ type: z.literal('image.cloneFinish'), ...base, clone: CloneRefSchema });
 
-const snap = { ...base, snapshotId: z.number().int().nonnegative() };
+// Any integer: a snapshot id that names none (oned's -1 included) is the machine's "Snapshot does not exist".
+const snap = { ...base, snapshotId: z.number().int().min(-(2 ** 31)).max(2 ** 31 - 1) };
 export const SnapshotDeleteSchema = z.object({ type: z.literal('image.snapshotDelete'), ...snap });
 export const SnapshotRevertSchema = z.object({ type: z.literal('image.snapshotRevert'), ...snap });
 export const SnapshotFlattenSchema = z.object({ type: z.literal('image.snapshotFlatten'), ...snap });

@@ -84,6 +84,23 @@ async function pair(name: string, humanArgs: string[], human: RegExp, jsonArgs: 
 const accepted = (state?: string) => (j: unknown) => expect(j).toMatchObject({ status: 'accepted', ...(state ? { state } : {}) });
 const both = (name: string, argv: string[], human: RegExp, json: (j: unknown) => void): Promise<void> => pair(name, argv, human, argv, json);
 
+describe("the spec's texts where the CLI used to differ", () => {
+  it('a deleted image is not found (exit 2), like the API and the commands say', async () => {
+    await projections.projector.waitFor(manager.host.appliedSeq);
+    const made = await run(['image', 'create', '--datastore', String(ids.ds), '--path', '/tmp/g', '--size', '1', '--name', 'gone', '--wait', '--json']);
+    const id = (JSON.parse(made.out) as { id: number }).id;
+    expect((await run(['image', 'delete', String(id), '--wait'])).code).toBe(0);
+    const shown = await run(['image', 'show', String(id)]);
+    expect(shown).toMatchObject({ code: 2 });
+    expect(shown.err).toContain(`image ${id} does not exist`);
+  });
+  it('a negative snapshot id gets "Snapshot does not exist" (after --, since -1 reads as an option)', async () => {
+    const r = await run(['image', 'snapshot-delete', String(ids.snap), '--', '-1']);
+    expect(r).toMatchObject({ code: 2 });
+    expect(r.err).toContain('Snapshot does not exist (IMG_ERR_SNAP_NOT_FOUND)');
+  });
+});
+
 describe('every command, human and --json', () => {
   it('datastores', async () => {
     await both('datastore list', ['datastore', 'list'], /^ID\s+NAME\s+TYPE/, (j) => expect((j as { name: string }[]).map((d) => d.name)).toContain('images'));

@@ -68,6 +68,12 @@ describe('§7.11 image snapshots', () => {
       given(facts).when(event({ type, imageId: ID, snapshotId: 9 })).thenRejects('IMG_ERR_SNAP_NOT_FOUND', 'Snapshot does not exist');
     }
   });
+  it('a negative snapshot id (oned uses -1 for "none") is a snapshot that does not exist, not a malformed command', () => {
+    const facts = withSnapshots(tree('ALLOW'));
+    for (const type of ['image.snapshotDelete', 'image.snapshotRevert', 'image.snapshotFlatten'] as const) {
+      given(facts).when(event({ type, imageId: ID, snapshotId: -1 })).thenRejects('IMG_ERR_SNAP_NOT_FOUND', 'Snapshot does not exist');
+    }
+  });
   it('DENY and MIXED protect the active snapshot and snapshots with children', () => {
     for (const mode of ['DENY', 'MIXED'] as const) {
       expect(snapshotDeletionError(tree(mode), 2)).toEqual({ code: 'IMG_ERR_SNAP_ACTIVE', message: 'Cannot delete the active snapshot' });
