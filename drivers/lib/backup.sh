@@ -46,6 +46,13 @@ staging_dir() {
 }
 
 size_mb_of() { to_mib "$(stat -c %s -- "$1")"; }
+# The size a restored disk has for its VM: qemu-img's virtual size (a 64 MB
+# qcow2 may take 1 MB on disk), the file's size when qemu-img cannot tell.
+virtual_mb_of() {
+  local v
+  v="$(qemu-img info --output=json -- "$1" 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -1)"
+  to_mib "${v:-$(stat -c %s -- "$1")}"
+}
 
 # keep_last: KEEP_LAST as an integer.
 keep_last() {

@@ -2,6 +2,7 @@
  * The rsync and restic backup drivers with the real tools: a backup restored
  * equals the original disk, increments and retention work, removal cleans up.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,13 @@ for (const d of drivers) {
       expect(last.size).toBe(2);
       const first = await restore(chain, { INCREMENT_ID: '0' });
       expect(readFileSync(first.file).equals(v1)).toBe(true);
+    });
+
+    it('a restored qcow2 disk is sized by its virtual size, not by the bytes it takes', async () => {
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk(), '64M']);
+      const b = await backup(false);
+      const r = await restore(backupImage([b]));
+      expect(r.size).toBe(64);
     });
 
     it('STAT and MONITOR', async () => {
