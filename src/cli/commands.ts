@@ -42,14 +42,14 @@ export interface Command {
   run(c: ImgrClient, args: string[], v: Values, x: Context): Promise<Result>;
 }
 
-const int = (s: string | undefined, what: string): number => {
-  if (s === undefined || !/^\d+$/.test(s)) throw new CliError(`${what} must be a number, got ${JSON.stringify(s ?? '')}`, EXIT.usage);
-  return Number(s);
-};
-const signedInt = (s: string | undefined, what: string): number => {
-  if (s === undefined || !/^-?\d+$/.test(s)) throw new CliError(`${what} must be a number, got ${JSON.stringify(s ?? '')}`, EXIT.usage);
-  return Number(s);
-};
+const integer =
+  (pattern: RegExp) =>
+  (s: string | undefined, what: string): number => {
+    if (s === undefined || !pattern.test(s)) throw new CliError(`${what} must be a number, got ${JSON.stringify(s ?? '')}`, EXIT.usage);
+    return Number(s);
+  };
+const int = integer(/^\d+$/);
+const signedInt = integer(/^-?\d+$/);
 const arg = (args: string[], i: number, what: string): string => {
   const a = args[i];
   if (a === undefined) throw new CliError(`missing ${what}`, EXIT.usage);

@@ -1,10 +1,9 @@
 import { safeJson } from '../platform/json.js';
-import { access, constants } from 'node:fs/promises';
+import { access, constants, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { followDurable, nakQuietly, type Follower } from '../store/follow.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { readdir, stat } from 'node:fs/promises';
+import { untilDone } from '../platform/retry.js';
 import type { Dirent } from 'node:fs';
 import { BOUNDS } from '../messages/bounds.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -180,7 +179,7 @@ export class DriverHost {
     } catch {
       return;
     }
-    const now = Date.now();
+    const now = this.clock.now();
     const files: { path: string; ageSec: number }[] = [];
     for (const e of entries) {
       if (!e.isFile() || e.name.startsWith('.')) continue;
@@ -198,17 +197,12 @@ export class DriverHost {
     );
   }
 
-  private async surely(req: DriverRequest, publish: () => Promise<void>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await publish();
-        return;
-      } catch (e) {
-        if (this.stopping) throw e;
-        if (attempt === 0) this.log.warn({ err: e, requestId: req.requestId }, 'reply not published yet; retrying until it is');
-        await sleep(Math.min(200 * 2 ** attempt, 2_000));
-      }
-    }
+  private surely(req: DriverRequest, publish: () => Promise<void>): Promise<void> {
+    return untilDone(publish, {
+      stopped: () => this.stopping,
+      firstDelayMs: 200,
+      onFirstFailure: (e) => this.log.warn({ err: e, requestId: req.requestId }, 'reply not published yet; retrying until it is'),
+    });
   }
 
   /** The request with its datastore's sealed attributes opened, in memory only, for the one script that needs them. */

@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import { safeJson } from '../platform/json.js';
 import type { Logger } from '../platform/logger.js';
 import { OutcomeSchema, type Outcome } from '../messages/wire.js';
-import { isWrongLastSequence } from '../store/errors.js';
+import { createIfAbsent, updateAt } from '../store/kv.js';
 
 /**
  * The outcome bucket: idempotency beyond the stream's de-duplication window,
@@ -47,25 +47,12 @@ export class Outcomes {
     throw new Error(`outcome of ${commandId}: it kept changing under this writer`);
   }
 
-  /** False when the key holds a value (or a delete marker the create could not replace). */
   private async create(commandId: string, outcome: Outcome): Promise<boolean> {
-    try {
-      await this.kv.create(commandId, JSON.stringify(outcome));
-      return true;
-    } catch (e) {
-      if (isWrongLastSequence(e)) return false;
-      throw e;
-    }
+    return (await createIfAbsent(this.kv, commandId, JSON.stringify(outcome))) !== undefined;
   }
 
   private async replace(commandId: string, outcome: Outcome, revision: number): Promise<boolean> {
-    try {
-      await this.kv.update(commandId, JSON.stringify(outcome), revision);
-      return true;
-    } catch (e) {
-      if (isWrongLastSequence(e)) return false;
-      throw e;
-    }
+    return (await updateAt(this.kv, commandId, JSON.stringify(outcome), revision)) !== undefined;
   }
 
   private async read(commandId: string): Promise<{ outcome: Outcome | undefined; revision: number } | undefined> {

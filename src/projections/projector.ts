@@ -15,7 +15,7 @@ import { safeJson } from '../platform/json.js';
 import { readBucket } from '../store/kv.js';
 import { ImageQuerySchema, queryImages } from './query.js';
 import { DatastoreSummarySchema, EMPTY_SUMMARY, datastoreSummary } from './summary.js';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { untilDone } from '../platform/retry.js';
 
 export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
 /** imgr_meta key naming the generation of view buckets readers use (blue/green rebuilds). */
@@ -209,17 +209,8 @@ export class Projector {
    * succeeds: the in-memory view already has the commit, so giving up would
    * leave the bucket behind it for good. The projection waits meanwhile.
    */
-  private async surely(write: () => Promise<unknown>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await write();
-        return;
-      } catch (e) {
-        if (this.stopping) throw e;
-        if (attempt === 0) this.log.warn({ err: e }, 'view write failed; retrying until it succeeds');
-        await sleep(Math.min(100 * 2 ** attempt, 2_000));
-      }
-    }
+  private surely(write: () => Promise<unknown>): Promise<void> {
+    return untilDone(write, { stopped: () => this.stopping, firstDelayMs: 100, onFirstFailure: (e) => this.log.warn({ err: e }, 'view write failed; retrying until it succeeds') });
   }
 
   /** Writes a datastore's view with the summary of its images, when either changed. */

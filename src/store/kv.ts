@@ -22,11 +22,10 @@ export async function readBucket(kv: KV, onValue: (key: string, text: string) =>
 export async function putIfNewer(kv: KV, key: string, value: string, seq: number, seqOf: (text: string) => number, revisions: Map<string, number>): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const known = revisions.get(key);
-    try {
-      revisions.set(key, known === undefined ? await kv.create(key, value) : await kv.update(key, value, known));
+    const written = known === undefined ? await createIfAbsent(kv, key, value) : await updateAt(kv, key, value, known);
+    if (written !== undefined) {
+      revisions.set(key, written);
       return;
-    } catch (e) {
-      if (!isWrongLastSequence(e)) throw e;
     }
     const current = await kv.get(key);
     if (current?.operation === 'PUT' && seqOf(current.string()) >= seq) {
@@ -39,3 +38,23 @@ export async function putIfNewer(kv: KV, key: string, value: string, seq: number
   throw new Error(`${key}: five writers in a row changed it under this one`);
 }
 
+
+/** Creates the key; its new revision, or undefined when the key holds a value already. */
+export async function createIfAbsent(kv: KV, key: string, value: string): Promise<number | undefined> {
+  try {
+    return await kv.create(key, value);
+  } catch (e) {
+    if (isWrongLastSequence(e)) return undefined;
+    throw e;
+  }
+}
+
+/** Replaces the value at `revision`; its new revision, or undefined when another write came first. */
+export async function updateAt(kv: KV, key: string, value: string, revision: number): Promise<number | undefined> {
+  try {
+    return await kv.update(key, value, revision);
+  } catch (e) {
+    if (isWrongLastSequence(e)) return undefined;
+    throw e;
+  }
+}

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync, mkdirSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
 import { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
@@ -51,14 +52,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** An fs datastore with one READY image copied into it; the image's file. */
+async function datastoreWithImage(name: string): Promise<{ ds: number; owned: string }> {
+  const ds = await c.nextId('datastore');
+  await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: name, DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: join(dir, 'import') } });
+  const id = await c.nextId('image');
+  await c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `${name}-owned`, PATH: join(dir, 'import', 'disk.raw'), SIZE: '1' } });
+  await eventually(() => manager.host.image(id)?.state === 'READY', 'READY');
+  return { ds, owned: manager.host.image(id)?.source ?? '' };
+}
+
 describe('a file no image names', () => {
   it('is removed once older than any creation may run; files images name and young files stay', async () => {
-    const ds = await c.nextId('datastore');
-    await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'swept', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: join(dir, 'import') } });
-    const id = await c.nextId('image');
-    await c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'owned', PATH: join(dir, 'import', 'disk.raw'), SIZE: '1' } });
-    await eventually(() => manager.host.image(id)?.state === 'READY', 'READY');
-    const owned = manager.host.image(id)?.source ?? '';
+    const { ds, owned } = await datastoreWithImage('swept');
     const base = join(dir, 'ds', String(ds));
     const orphan = join(base, 'left-by-a-dead-host');
     const young = join(base, 'being-written');
@@ -74,5 +80,27 @@ describe('a file no image names', () => {
     const log = await readLog(await nats.connect('manager'), `imgr.evt.datastore.${ds}`);
     const recorded = log.flatMap((l) => (l.commit.aggregate === 'datastore' ? l.commit.facts : [])).filter((f) => f.type === 'datastore.swept' && f.effects.length > 0);
     expect(recorded[0]?.effects).toEqual([{ kind: 'datastore.orphanSource', datastoreId: ds, imageId: -1, source: orphan }]);
+  });
+});
+
+describe('a forged sweep', () => {
+  it('from a service is refused as internal and removes nothing: a copy under way cannot be passed off as an old orphan', async () => {
+    const { ds } = await datastoreWithImage('forged');
+    // A creation still copying: its file is young and no image names it yet.
+    const inFlight = join(dir, 'ds', String(ds), 'copy-under-way');
+    writeFileSync(inFlight, 'z');
+    const nc = await nats.connect('service');
+    const inbox = `_INBOX.service.sweep.${Math.random().toString(36).slice(2)}`;
+    const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
+    const envelope = { commandId: 'forged-sweep', correlationId: 'forged-sweep', causationId: null, actor: { uid: 0, gid: 0, name: 'oneadmin' }, at: 1 };
+    const command = { type: 'datastore.swept', datastoreId: ds, files: [{ path: inFlight, ageSec: 1_000_000 }] };
+    await jetstream(nc).publish(`imgr.cmd.service.datastore.${ds}`, JSON.stringify({ envelope, command, replyTo: inbox }));
+    let answer: unknown;
+    for await (const m of sub) answer = m.json();
+    expect(answer).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INTERNAL' });
+    const log = await readLog(await nats.connect('manager'), `imgr.evt.datastore.${ds}`);
+    expect(log.map((l) => l.commit.commandId)).not.toContain('forged-sweep');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(existsSync(inFlight)).toBe(true);
   });
 });
