@@ -55,7 +55,7 @@ export class Manager {
     const nc = await connectAs('manager', o.servers);
     const p = await provision(nc);
     const store = new EventStore(nc, p.jsm);
-    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000));
+    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000), (kind, n) => nextIds(p.meta, kind, n));
     await host.boot();
     const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs };
     const dispatcher = new DriverDispatcher({ ...ctx, log: o.log.child({ component: 'dispatch' }) }, config, clock);
@@ -75,8 +75,8 @@ export class Manager {
         if (err) return;
         const kind = AggregateKindSchema.safeParse(m.subject.split('.').pop());
         if (!kind.success) return;
-        nextId(p.meta, kind.data).then(
-          (id) => m.respond(String(id)),
+        nextIds(p.meta, kind.data, 1).then(
+          ([id]) => m.respond(String(id)),
           (e: unknown) => o.log.error({ err: e }, 'id service failed'),
         );
       },
@@ -140,16 +140,16 @@ async function statOverNats(nc: NatsConnection, req: DriverRequest, timeoutMs: n
   }
 }
 
-/** A counter in KV, incremented with a revision check so that several managers never hand out one id twice. */
-async function nextId(meta: KV, kind: AggregateKind): Promise<number> {
+/** A counter in KV, advanced with a revision check so that several managers never hand out one id twice. */
+async function nextIds(meta: KV, kind: AggregateKind, count: number): Promise<number[]> {
   const key = `next.${kind}`;
   for (;;) {
     const e = await meta.get(key);
     const next = e?.operation === 'PUT' ? Number(e.string()) : FIRST_ID[kind];
     try {
-      if (e) await meta.update(key, String(next + 1), e.revision);
-      else await meta.create(key, String(next + 1));
-      return next;
+      if (e) await meta.update(key, String(next + count), e.revision);
+      else await meta.create(key, String(next + count));
+      return Array.from({ length: count }, (_, i) => next + i);
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err;
     }

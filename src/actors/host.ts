@@ -3,18 +3,23 @@ import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
 import type { ManagerConfig } from '../platform/config.js';
 import type { Clock } from '../platform/clock.js';
-import { aggregateOfCommand, isImageCommand, type AggregateKind, type Commit, type CommandMessage, type DriverRequest, type Outcome } from '../messages/wire.js';
+import { INTERNAL_ID_PREFIX, aggregateOfCommand, isImageCommand, type AggregateKind, type Commit, type CommandMessage, type DriverRequest, type Outcome } from '../messages/wire.js';
 import { emptyImage } from '../machines/image/record.js';
 import type { ImageCommand } from '../messages/image-commands.js';
-import type { DatastoreCommand } from '../messages/datastore.js';
+import type { DatastoreCommand, DatastoreFact } from '../messages/datastore.js';
+import type { ImageFact } from '../messages/image-facts.js';
+import { isJoined, type Effect } from '../messages/effects.js';
+import type { Rejection } from '../messages/errors.js';
+import { joinedCommand } from '../machines/effect-commands.js';
+import { restoredDisks } from '../machines/image/jobs.js';
 import { decideImage, evolveImage, initialImage, viewOf, aggregateOf, type ImageAggregate } from '../machines/image/decide.js';
 import { decideDatastore, evolveDatastore, initialDatastore, datastoreInfo, type DatastoreAggregate } from '../machines/datastore/decide.js';
 import { decisionContext, type DecisionContext, type Meta } from '../machines/image/events.js';
 import type { DatastoreInfo } from '../messages/datastore-info.js';
-import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
+import { StoredImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
 import type { EventStore} from '../store/event-store.js';
-import { type LoggedCommit, type Tail } from '../store/event-store.js';
+import { type AtomicEntry, type LoggedCommit, type Tail } from '../store/event-store.js';
 import { isConcurrencyError } from '../store/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Mailboxes } from './mailbox.js';
@@ -25,7 +30,7 @@ import { RecentCommits, type ResidentDatastore, type ResidentImage } from './res
 
 const snapshotBase = { seq: z.number().int(), hash: z.string() };
 const SnapshotSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('image'), ...snapshotBase, view: ImageViewSchema }),
+  z.object({ kind: z.literal('image'), ...snapshotBase, view: StoredImageViewSchema }),
   z.object({ kind: z.literal('datastore'), ...snapshotBase, view: DatastoreViewSchema }),
 ]);
 const CHECKPOINT_KEY = 'checkpoint';
@@ -64,6 +69,7 @@ export class AggregateHost {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly stat: StatProbe = noStat,
+    private readonly ids: IdSource = noIds,
   ) {}
 
   /** Loads the last checkpoint, then follows the log from there; resolves once caught up. */
@@ -165,47 +171,49 @@ export class AggregateHost {
     const { envelope, command } = msg;
     const commandId = envelope.commandId;
     const { kind, id } = aggregateOfCommand(command);
-    let sizedBefore: StatResult = NO_STAT;
+    let lookedUp: Lookups = NO_LOOKUPS;
     for (let attempt = 1; attempt <= this.config.conflictRetries; attempt++) {
       const earlier = this.recent.get(commandId);
       if (earlier) return { status: 'accepted', commandId, aggregate: earlier.kind, id: earlier.id, fact: earlier.fact, state: earlier.state, seq: earlier.seq };
       const meta: Meta = { commandId, at: this.clock.now(), actor: envelope.actor };
-      const sized = attempt === 1 ? await this.sizeByStat(command, meta) : sizedBefore;
-      sizedBefore = sized;
-      const decision = this.decide(command, meta, sized);
+      // What the decision needs from outside (a STAT, fresh ids) is asked once per command, not per conflict.
+      if (attempt === 1) lookedUp = { ...(await this.sizeByStat(command, meta)), newImageIds: await this.restoredImageIds(command) };
+      const decision = this.decide(command, meta, lookedUp);
       if (!decision.ok) return { status: 'rejected', commandId, ...decision.rejection };
-      const resident = kind === 'image' ? this.images.get(id) : this.datastores.get(id);
-      const expected = resident?.seq ?? 0;
-      const base = {
-        v: 1 as const,
-        id,
-        commandId,
-        correlationId: envelope.correlationId,
-        causationId: envelope.causationId,
-        actor: envelope.actor,
-        at: meta.at,
-        prev: resident?.hash ?? '',
-      };
-      const commit: Commit =
-        decision.kind === 'image' ? { ...base, aggregate: 'image', facts: [decision.fact] } : { ...base, aggregate: 'datastore', facts: [decision.fact] };
+      const joined = this.decideJoined(decision.fact.effects, meta);
+      if (!joined.ok) return { status: 'rejected', commandId, ...joined.rejection };
+      const parts: Part[] = [partOf(decision, id, commandId), ...joined.parts];
+      const entries = parts.map((p) => this.commitOf(p, envelope, meta.at, p.commandId === commandId ? envelope.causationId : commandId));
       try {
-        const r = await this.store.append(kind, id, commit, expected);
-        if (r.duplicate) {
-          // The log holds this command already (a redelivery after a crash): answer with that commit.
-          await this.waitFor(r.seq);
-          const done = this.recent.get(commandId);
-          if (done) return { status: 'accepted', commandId, aggregate: done.kind, id: done.id, fact: done.fact, state: done.state, seq: done.seq };
+        if (entries.length === 1 && entries[0]) {
+          const e = entries[0];
+          const r = await this.store.append(kind, id, e.commit, e.expectedSeq);
+          if (r.duplicate) {
+            // The log holds this command already (a redelivery after a crash): answer with that commit.
+            await this.waitFor(r.seq);
+            const done = this.recent.get(commandId);
+            if (done) return { status: 'accepted', commandId, aggregate: done.kind, id: done.id, fact: done.fact, state: done.state, seq: done.seq };
+            return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
+          }
+          // Read-your-writes: the aggregate has its commit at once, but the progress mark moves only with the tail.
+          this.apply(r.seq, e.commit, r.hash, false);
           return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
         }
-        // Read-your-writes: the aggregate has its commit at once, but the progress mark moves only with the tail.
-        this.apply(r.seq, commit, r.hash, false);
-        return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
+        const appended = await this.store.appendAtomically(entries);
+        for (const [i, r] of appended.entries()) {
+          const e = entries[i];
+          if (e) this.apply(r.seq, e.commit, r.hash, false);
+        }
+        const seq = appended[0]?.seq ?? 0;
+        return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq };
       } catch (e) {
         if (!isConcurrencyError(e)) throw e;
         // Another writer got there first: read its commits and decide again.
-        const last = await this.store.lastSeqOf(kind, id);
-        this.log.debug({ kind, id, expected, last, attempt }, 'append conflict, catching up');
-        await this.catchUp(kind, id, last);
+        for (const p of parts) {
+          const last = await this.store.lastSeqOf(p.kind, p.id);
+          this.log.debug({ kind: p.kind, id: p.id, last, attempt }, 'append conflict, catching up');
+          await this.catchUp(p.kind, p.id, last);
+        }
         // Jitter keeps two managers from colliding on the same aggregate in lockstep.
         await sleep(Math.random() * 5 * attempt);
       }
@@ -215,10 +223,35 @@ export class AggregateHost {
   }
 
   /**
+   * The other aggregates' part of an operation (joined effects: a clone's
+   * origin, a creation's reservation), decided by their machines on their
+   * resident state, as the actor of the command; one refusal refuses all.
+   */
+  private decideJoined(effects: readonly Effect[], meta: Meta): { ok: true; parts: Part[] } | { ok: false; rejection: Rejection } {
+    const parts: Part[] = [];
+    for (const e of effects.filter(isJoined)) {
+      const command = joinedCommand(e);
+      const d = this.decide(command, meta);
+      if (!d.ok) return d;
+      const { kind, id } = aggregateOfCommand(command);
+      parts.push(partOf(d, id, `${INTERNAL_ID_PREFIX}with-${meta.commandId}-${kind}-${id}`));
+    }
+    return { ok: true, parts };
+  }
+
+  /** One aggregate's commit of a decision, chained to its last commit. */
+  private commitOf(p: Part, envelope: CommandMessage['envelope'], at: number, causationId: string | null): AtomicEntry {
+    const resident = p.kind === 'image' ? this.images.get(p.id) : this.datastores.get(p.id);
+    const base = { v: 1 as const, id: p.id, commandId: p.commandId, correlationId: envelope.correlationId, causationId, actor: envelope.actor, at, prev: resident?.hash ?? '' };
+    const commit: Commit = p.kind === 'image' ? { ...base, aggregate: 'image', facts: [p.fact] } : { ...base, aggregate: 'datastore', facts: [p.fact] };
+    return { kind: p.kind, id: p.id, commit, expectedSeq: resident?.seq ?? 0 };
+  }
+
+  /**
    * W12: a registration from a PATH without SIZE learns the size from the
    * datastore driver's STAT (run by a driver host) before the machine decides.
    */
-  private async sizeByStat(command: ImageCommand | DatastoreCommand, meta: Meta): Promise<StatResult> {
+  private async sizeByStat(command: ImageCommand | DatastoreCommand, meta: Meta): Promise<Pick<Lookups, 'statSizeMb' | 'statFailure'>> {
     if (command.type !== 'image.allocate' || this.images.has(command.imageId)) return NO_STAT;
     const tpl = Object.fromEntries(Object.entries(command.template).map(([k, v]) => [k.trim().toUpperCase(), v.trim()]));
     const path = tpl['PATH'] ?? '';
@@ -241,11 +274,23 @@ export class AggregateHost {
   }
 
   /**
+   * §7.13.1: the images a RESTORE reply creates get their ids here, once, and
+   * the fact records them: a redelivered reply is answered from that commit,
+   * so it never creates twice.
+   */
+  private async restoredImageIds(command: ImageCommand | DatastoreCommand): Promise<number[]> {
+    if (command.type !== 'driver.reply' || command.action !== 'RESTORE' || command.result !== 'SUCCESS') return [];
+    const waiting = this.images.get(command.imageId)?.agg.record.jobs.some((j) => j.requestId === command.requestId) ?? false;
+    const disks = restoredDisks(command.info);
+    return waiting && disks !== null ? this.ids('image', disks.length) : [];
+  }
+
+  /**
    * What the machines decide for a command on the resident state, committing
    * nothing: audits replay the log with `fold` and check each decision.
    */
-  decideOnly(command: ImageCommand | DatastoreCommand, meta: Meta, sized: StatResult = NO_STAT): ReturnType<AggregateHost['decide']> {
-    return this.decide(command, meta, sized);
+  decideOnly(command: ImageCommand | DatastoreCommand, meta: Meta, lookups: Partial<Lookups> = {}): ReturnType<AggregateHost['decide']> {
+    return this.decide(command, meta, { ...NO_LOOKUPS, ...lookups });
   }
 
   /** Folds one commit of the log into the resident state, as the follower does. */
@@ -253,7 +298,7 @@ export class AggregateHost {
     this.onLogged(c);
   }
 
-  private decide(command: ImageCommand | DatastoreCommand, meta: Meta, sized: StatResult = NO_STAT) {
+  private decide(command: ImageCommand | DatastoreCommand, meta: Meta, sized: Lookups = NO_LOOKUPS) {
     if (isImageCommand(command)) {
       const agg = this.images.get(command.imageId)?.agg ?? initialImage(command.imageId);
       const d = decideImage(agg, { ...command, meta, ctx: { ...this.imageContext(command, meta), ...sized } });
@@ -291,7 +336,7 @@ export class AggregateHost {
     switch (c.type) {
       case 'image.allocate':
         return decisionContext({ ...base, datastore: this.dsInfo(c.datastoreId), nameTakenBy: taken(nameIn(c.template)) });
-      case 'image.allocateClone': {
+      case 'image.clone': {
         const origin = this.image(c.originId) ?? null;
         return decisionContext({
           ...base,
@@ -318,7 +363,7 @@ export class AggregateHost {
 
   private dsInfo(id: number): DatastoreInfo | null {
     const r = this.datastores.get(id);
-    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record) : null;
+    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record, this.config.capacityCheck) : null;
   }
 
   private onLogged(c: LoggedCommit): void {
@@ -445,11 +490,24 @@ export class AggregateHost {
   }
 }
 
+/** One aggregate's share of a decision: its fact and the id its commit carries. */
+type Part = { readonly id: number; readonly commandId: string } & (
+  | { readonly kind: 'image'; readonly fact: ImageFact }
+  | { readonly kind: 'datastore'; readonly fact: DatastoreFact }
+);
+const partOf = (d: { kind: 'image'; fact: ImageFact } | { kind: 'datastore'; fact: DatastoreFact }, id: number, commandId: string): Part =>
+  d.kind === 'image' ? { kind: 'image', fact: d.fact, id, commandId } : { kind: 'datastore', fact: d.fact, id, commandId };
+
 /** Runs a STAT request somewhere a driver runs and answers with the reply. */
 export type StatProbe = (req: DriverRequest) => Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string }>;
 const noStat: StatProbe = () => Promise.resolve({ result: 'FAILURE', info: 'no driver host can run STAT' });
-type StatResult = Pick<DecisionContext, 'statSizeMb' | 'statFailure'>;
-const NO_STAT: StatResult = { statSizeMb: null, statFailure: null };
+/** Takes `count` fresh ids of a kind from the manager's counter. */
+export type IdSource = (kind: AggregateKind, count: number) => Promise<number[]>;
+const noIds: IdSource = () => Promise.reject(new Error('this host hands out no ids'));
+/** Outside knowledge a decision gets in its context (never read inside the machines). */
+type Lookups = Pick<DecisionContext, 'statSizeMb' | 'statFailure' | 'newImageIds'>;
+const NO_STAT = { statSizeMb: null, statFailure: null };
+const NO_LOOKUPS: Lookups = { ...NO_STAT, newImageIds: [] };
 
 /** An aggregate kept changing under a command; the intake redelivers it later. */
 export class ConflictsExhaustedError extends Error {
@@ -466,7 +524,7 @@ function contextAggregates(c: ImageCommand | DatastoreCommand): (readonly [Aggre
     case 'image.allocateBackup':
     case 'image.restore':
       return [['datastore', c.datastoreId]];
-    case 'image.allocateClone':
+    case 'image.clone':
       return [['image', c.originId], ['datastore', c.datastoreId]];
     case 'image.allocateSaveAs':
       return [['image', c.originImageId]];

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Kvm, KvWatchInclude, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
-import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
+import { StoredImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
 import { DatastoreSummarySchema, EMPTY_SUMMARY, type DatastoreSummary } from '../projections/summary.js';
 import { GENERATION_KEY, activeGeneration, viewBuckets } from '../projections/projector.js';
@@ -12,7 +12,7 @@ import type { Usage } from '../projections/usage.js';
 import { isNotFound } from '../store/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
+const StoredImage = z.object({ seq: z.number().int(), view: StoredImageViewSchema });
 const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
 export type ProjectedDatastore = DatastoreView & DatastoreSummary;
 const StoredUsage = z.object({ images: z.number(), sizeMb: z.number(), seq: z.number().int() });

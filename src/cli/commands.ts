@@ -227,15 +227,10 @@ export const COMMANDS: Command[] = [
       const origin = int(a[0], 'ID');
       const view = await c.image(origin);
       if (view === null) throw new CliError(`image ${origin} does not exist`, EXIT.rejected);
-      const target = await c.nextId('image');
-      await send(c, { type: 'image.cloneStart', imageId: origin, clone: { kind: 'image', id: target } });
       const datastoreId = str(v, 'datastore') ? int(str(v, 'datastore'), '--datastore') : view.datastore.id;
-      const o = await c.send({ type: 'image.allocateClone', imageId: target, originId: origin, name: arg(a, 1, 'NAME'), datastoreId });
-      if (o.status === 'rejected') {
-        // The origin was held for a clone that will not happen.
-        await c.send({ type: 'image.cloneFinish', imageId: origin, clone: { kind: 'image', id: target } });
-        throw new CliError(`${o.message} (${o.code})`, EXIT.rejected);
-      }
+      // One command: the new image, its origin held and its space reserved commit together, or nothing does.
+      const o = await c.clone(origin, arg(a, 1, 'NAME'), datastoreId);
+      if (o.status === 'rejected') throw new CliError(`${o.message} (${o.code})`, EXIT.rejected);
       return acceptedImage(c, o, wait, progress);
     },
   },

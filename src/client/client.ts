@@ -136,23 +136,20 @@ export class ImgrClient {
   }
 
   /**
-   * Registers an image the careful way (W38): when the size is known, space
-   * is reserved in the datastore first (refused: "Not enough space"), and a
-   * refused allocation gives the reservation back. The process manager
-   * settles it when the copy ends.
+   * Registers an image from a template under a fresh id: one `image.allocate`,
+   * which checks the datastore's room (SIZE, or the STAT the manager runs)
+   * and reserves it until the copy ends (W38).
    */
-  async register(datastoreId: number, template: Record<string, string>, o: SendOptions = {}): Promise<Outcome> {
+  async register(datastoreId: number, template: Record<string, string>, o: SendOptions & { skipCapacityCheck?: boolean } = {}): Promise<Outcome> {
+    const { skipCapacityCheck = false, ...send } = o;
     const imageId = await this.nextId('image');
-    const size = /^\s*(\d+)/.exec(Object.entries(template).find(([k]) => k.toUpperCase() === 'SIZE')?.[1] ?? '')?.[1];
-    if (size !== undefined) {
-      // The caller's command id names the allocation; the reservation gets its own.
-      const { commandId: _allocationId, ...reserveOptions } = o;
-      const reserved = await this.send({ type: 'datastore.reserve', datastoreId, imageId, sizeMb: Number(size) }, reserveOptions);
-      if (reserved.status === 'rejected') return reserved;
-    }
-    const outcome = await this.send({ type: 'image.allocate', imageId, datastoreId, template }, o);
-    if (outcome.status === 'rejected' && size !== undefined) await this.send({ type: 'datastore.settle', datastoreId, imageId });
-    return outcome;
+    return this.send({ type: 'image.allocate', imageId, datastoreId, template, skipCapacityCheck }, send);
+  }
+
+  /** Clones an image into a new one (§7.4) with one `image.clone`: the origin is held until the copy ends. */
+  async clone(originId: number, name: string, datastoreId: number, o: SendOptions = {}): Promise<Outcome> {
+    const imageId = await this.nextId('image');
+    return this.send({ type: 'image.clone', imageId, originId, name, datastoreId }, o);
   }
 
   /** The outcome of an earlier command, once it is known. */

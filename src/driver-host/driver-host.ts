@@ -11,7 +11,7 @@ import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
 import { DriverRequestSchema, type CommandInput, type DriverRequest } from '../messages/wire.js';
 import { Publisher } from '../reactors/publish.js';
-import { IMAGE_ACTIONS, type ImageAction } from '../messages/driver.js';
+import { isReplyAction } from '../messages/driver.js';
 import { DRIVERS_DURABLE, STREAMS } from '../store/provision.js';
 import { actionDocument, actionEnvironment } from './document.js';
 import { runScript } from './run.js';
@@ -37,7 +37,6 @@ export interface DriverHostOptions {
   readonly secretsKeyFile?: string;
 }
 
-const isImageAction = (a: string): a is ImageAction => (IMAGE_ACTIONS as readonly string[]).includes(a);
 
 /**
  * Runs drivers/<DS_MAD>/<action> for each driver request (competing
@@ -249,78 +248,13 @@ export class DriverHost {
     } else if (req.imageId < 0) {
       // An RM of an orphaned file (no image owns it): the log line is the whole answer.
       this.log.info({ requestId: req.requestId, action: req.action, result, info }, 'orphaned file reclaimed');
-    } else if (isImageAction(req.action)) {
+    } else if (isReplyAction(req.action)) {
+      // What the reply means (a new image, a backup, restored disks) is the image machine's to decide.
       await this.command({ type: 'driver.reply', imageId: req.imageId, requestId: req.requestId, action: req.action, result, info }, commandId);
-    } else if (req.action === 'BACKUP') {
-      await this.backedUp(req, result, info);
-    } else if (req.action === 'RESTORE') {
-      await this.restored(req, result, info);
     } else {
       // STAT answers a caller, not an image: recorded in the log until allocation runs it.
       this.log.info({ requestId: req.requestId, action: req.action, result, info }, 'driver answer');
     }
-  }
-
-  /** A stored backup becomes a backup image, or the next increment of its chain (§7.3). */
-  private async backedUp(req: DriverRequest, result: 'SUCCESS' | 'FAILURE', info: string): Promise<void> {
-    const x = req.extra;
-    const image = req.image;
-    if (result === 'FAILURE' || !image) {
-      await this.note(req, 'E', `backup into datastore ${req.datastoreId} failed: ${info}`);
-      return;
-    }
-    const [source = '', size = '0', format = 'raw'] = info.split(/\s+/);
-    const target = Number(x['BACKUP_IMAGE_ID']);
-    const sizeMb = Number(size);
-    if (x['CHAIN'] === 'YES') {
-      await this.command({ type: 'image.addIncrement', imageId: target, source, sizeMb }, `backup-${req.requestId}`);
-    } else {
-      await this.command(
-        {
-          type: 'image.allocateBackup',
-          imageId: target,
-          datastoreId: req.datastoreId,
-          vmId: Number(x['VM_ID'] ?? 0),
-          source,
-          sizeMb,
-          format,
-          diskIds: [0],
-          incremental: x['MODE'] === 'INCREMENT',
-          owner: { uid: image.uid, gid: image.gid, uname: image.uname, gname: image.gname },
-        },
-        `backup-${req.requestId}`,
-      );
-    }
-    await this.note(req, 'I', `backup ${source} (${sizeMb} MB) stored for backup image ${target}`);
-  }
-
-  /**
-   * imgr's backup drivers print the restored disk files; each becomes an image
-   * of the destination datastore, registered through the manager as the user
-   * who asked for the restore, with progress recorded on the backup image.
-   */
-  private async restored(req: DriverRequest, result: 'SUCCESS' | 'FAILURE', info: string): Promise<void> {
-    if (result === 'FAILURE' || !req.image) {
-      await this.note(req, 'E', `restore failed: ${info}`);
-      return;
-    }
-    const x = req.extra;
-    const actor = { uid: Number(x['USER_ID'] ?? 0), gid: Number(x['GROUP_ID'] ?? 0), name: x['USERNAME'] ?? 'oneadmin', service: 'driver-host' };
-    const base = x['NAME'] !== undefined && x['NAME'] !== '' ? x['NAME'] : req.image.name.replace(/[^\w.-]+/g, '-');
-    const disks = info.split(/\s+/).filter((t) => t !== '');
-    for (const [i, disk] of disks.entries()) {
-      const sep = disk.lastIndexOf(':');
-      const [file, size] = [disk.slice(0, sep), disk.slice(sep + 1)];
-      const id = Number((await this.nc.request('imgr.query.next-id.image', '', { timeout: 10_000 })).string());
-      const template = { NAME: `${base}-disk-${i}`, PATH: file, SIZE: size, TYPE: i === 0 ? 'OS' : 'DATABLOCK', FROM_BACKUP_DS: String(req.datastoreId) };
-      await this.out.command({ type: 'image.allocate', imageId: id, datastoreId: Number(x['DESTINATION_DS_ID']), template }, `restore-${req.requestId}-${i}`, null, this.clock.now(), actor);
-      await this.note(req, 'I', `restoring disk ${i} of ${disks.length} into image ${id}`, `disk-${i}`);
-    }
-  }
-
-  /** A line on the image the request is about. */
-  private note(req: DriverRequest, severity: 'E' | 'I', text: string, key: string = severity): Promise<void> {
-    return this.command({ type: 'driver.log', imageId: req.imageId, requestId: req.requestId, action: req.action, lines: [{ severity, text: text.slice(0, 4096) }] }, `note-${req.requestId}-${key}`);
   }
 
   private command(input: CommandInput, commandId: string): Promise<void> {

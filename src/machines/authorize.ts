@@ -72,7 +72,8 @@ export function authorizeImage(
 ): Rejection | null {
   const access = IMAGE_ACCESS[command.type];
   if (access !== undefined && record !== null && !allows(access, meta.actor, record)) return denied(meta.actor, access, 'IMAGE', record.id);
-  if (command.type === 'image.allocateClone' && origin !== null && !allows('USE', meta.actor, origin)) return denied(meta.actor, 'USE', 'IMAGE', origin.id);
+  if (command.type === 'image.allocate' && command.skipCapacityCheck && !isAdmin(meta.actor)) return rejection('AUTH_ERR_SKIP_CAPACITY', { uid: meta.actor.uid });
+  if (command.type === 'image.clone' && origin !== null && !allows('USE', meta.actor, origin)) return denied(meta.actor, 'USE', 'IMAGE', origin.id);
   return null;
 }
 

@@ -17,6 +17,14 @@ export const DatastoreInfoSchema = z.object({
   driver: z.string(),
   /** Driver configuration PERSISTENT_ONLY (§12.3). */
   persistentOnly: z.boolean(),
+  /**
+   * §13.1 with W38: the space a new image may take, pending creations'
+   * reservations deducted; null when the check is off or the datastore was
+   * never monitored (nothing to refuse on).
+   */
+  availableMb: z.number().int().nonnegative().nullable(),
+  /** §7.3: a backup datastore's KEEP_LAST, null when unset. */
+  keepLast: z.number().int().positive().nullable(),
 });
 export type DatastoreInfo = z.infer<typeof DatastoreInfoSchema>;
 

@@ -33,6 +33,11 @@ export const IMAGE_ACTIONS = [
 export const ImageActionSchema = z.enum(IMAGE_ACTIONS);
 export type ImageAction = z.infer<typeof ImageActionSchema>;
 
+/** Actions whose reply goes to an image: its pending request, or one of its BACKUP/RESTORE jobs. */
+export const ReplyActionSchema = z.enum([...IMAGE_ACTIONS, 'BACKUP', 'RESTORE']);
+export type ReplyAction = z.infer<typeof ReplyActionSchema>;
+export const isReplyAction = (a: DriverAction): a is ReplyAction => (ReplyActionSchema.options as readonly string[]).includes(a);
+
 /**
  * W1: every asynchronous action has a deadline. Defaults in seconds; the
  * runtime may pass its own policy with each command.

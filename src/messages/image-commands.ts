@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DatastoreIdSchema, ImageIdSchema, RequestIdSchema, VmIdSchema } from './ids.js';
-import { ImageActionSchema, DriverResultSchema } from './driver.js';
+import { ReplyActionSchema, DriverResultSchema } from './driver.js';
 import { SnapshotListSchema, SnapshotSchema } from './image-record.js';
 import { InfoText, PathText, Text, TemplateSchema, boundedList } from './bounds.js';
 
@@ -17,10 +17,13 @@ export const AllocateImageSchema = z.object({
   ...base,
   datastoreId: DatastoreIdSchema,
   template: TemplateSchema,
+  /** §7.1: administrators only (AUTH_ERR_SKIP_CAPACITY for anybody else). */
+  skipCapacityCheck: z.boolean().default(false),
 });
 
+/** §7.4, one whole operation: the new image, its origin held and its space reserved, in one commit. */
 export const AllocateCloneSchema = z.object({
-  type: z.literal('image.allocateClone'),
+  type: z.literal('image.clone'),
   ...base,
   originId: ImageIdSchema,
   name: Text,
@@ -144,7 +147,7 @@ export const DriverReplySchema = z.object({
   type: z.literal('driver.reply'),
   ...base,
   requestId: RequestIdSchema,
-  action: ImageActionSchema,
+  action: ReplyActionSchema,
   result: DriverResultSchema,
   /** The driver's single stdout line (or failure message); "" when it printed nothing. */
   info: InfoText,

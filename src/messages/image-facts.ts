@@ -23,6 +23,12 @@ export const IMAGE_FACT_TYPES = [
   'image.saveAsCompleted',
   'image.restoreRequested',
   'image.backupRequested',
+  /** §7.3: a BACKUP stored the disk; the backup image or its next increment follows. */
+  'image.backedUp',
+  /** §7.13.1: a RESTORE wrote the disks; the images that register them follow. */
+  'image.restored',
+  /** A BACKUP or RESTORE failed or expired; nothing follows. */
+  'image.jobFailed',
   'image.driverSucceeded',
   'image.driverFailed',
   'image.driverTimedOut',

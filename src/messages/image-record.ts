@@ -57,6 +57,29 @@ export const SaveAsSchema = z.object({
   transferring: z.boolean(),
 });
 
+/** What a BACKUP or RESTORE request was for, so that its reply can be decided from the image alone. */
+export const JobSchema = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('BACKUP'),
+    requestId: z.string(),
+    deadline: int,
+    backupImageId: int.nonnegative(),
+    backupDatastoreId: int.nonnegative(),
+    chain: z.boolean(),
+    incremental: z.boolean(),
+    vmId: int.nonnegative(),
+  }),
+  z.object({
+    action: z.literal('RESTORE'),
+    requestId: z.string(),
+    deadline: int,
+    destinationId: int.nonnegative(),
+    name: z.string(),
+    owner: z.object({ uid: int, gid: int, name: z.string() }),
+  }),
+]);
+export type Job = z.infer<typeof JobSchema>;
+
 /** A small, immutable picture of the datastore the image lives in. */
 export const ImageDatastoreRefSchema = z.object({
   id: int.nonnegative(),
@@ -103,8 +126,22 @@ export const ImageRecordSchema = z.object({
   /** W4/W5/W6: a delete waiting for the pending operation; force belongs to the delete only. */
   deleting: z.object({ force: z.boolean() }).nullable(),
   saveAs: SaveAsSchema.nullable(),
+  /** W38: space this image's creation holds in its datastore until the creation ends (0: none). */
+  reservedMb: int.nonnegative(),
+  /** BACKUP and RESTORE requests that read this image, until their reply or timeout (§7.3, §7.13.1). */
+  jobs: z.array(JobSchema).max(64),
 });
 export type ImageRecord = z.infer<typeof ImageRecordSchema>;
 
 export const ImageViewSchema = ImageRecordSchema.extend({ state: ImageLifecycleSchema });
 export type ImageView = z.infer<typeof ImageViewSchema>;
+
+/**
+ * A view as a store kept it: snapshots and views written before a field
+ * existed get the field's empty value (never a default in ImageRecordSchema
+ * itself, where zod would put it into every fact's partial `changes`).
+ */
+export const StoredImageViewSchema = z.preprocess(
+  (v) => (typeof v === 'object' && v !== null ? { reservedMb: 0, jobs: [], ...v } : v),
+  ImageViewSchema,
+);

@@ -3,7 +3,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
-import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
+import { StoredImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
 import { evolveImage } from '../machines/image/decide.js';
 import { evolveDatastore } from '../machines/datastore/decide.js';
@@ -39,7 +39,7 @@ export async function activeGeneration(meta: KV): Promise<number> {
   return e?.operation === 'PUT' ? Number(e.string()) : 0;
 }
 
-const StoredImage = z.object({ seq: z.number().int(), view: ImageViewSchema });
+const StoredImage = z.object({ seq: z.number().int(), view: StoredImageViewSchema });
 const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
 
 /**

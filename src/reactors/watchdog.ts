@@ -20,11 +20,13 @@ export class Watchdog {
     const now = this.clock.now();
     let sent = 0;
     for (const { agg } of this.host.allImages()) {
-      const p = agg.record.pending;
-      if (p === null || p.deadline > now) continue;
-      await this.out.command({ type: 'driver.timeout', imageId: agg.record.id, requestId: p.requestId }, `timeout-${p.requestId}`, null, now);
-      this.log.warn({ imageId: agg.record.id, requestId: p.requestId, action: p.action }, 'driver request expired');
-      sent += 1;
+      // The pending operation and the BACKUP/RESTORE jobs reading the image each have a deadline.
+      const expired = [...(agg.record.pending ? [agg.record.pending] : []), ...agg.record.jobs].filter((p) => p.deadline <= now);
+      for (const p of expired) {
+        await this.out.command({ type: 'driver.timeout', imageId: agg.record.id, requestId: p.requestId }, `timeout-${p.requestId}`, null, now);
+        this.log.warn({ imageId: agg.record.id, requestId: p.requestId, action: p.action }, 'driver request expired');
+        sent += 1;
+      }
     }
     return sent;
   }

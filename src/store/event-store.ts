@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { DeliverPolicy, jetstream, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { CommitSchema, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
 import { ConcurrencyError, isWrongLastSequence } from './errors.js';
 import { STREAMS } from './provision.js';
@@ -33,7 +34,7 @@ export class EventStore {
   private readonly js: JetStreamClient;
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
   ) {
     this.js = jetstream(nc);
@@ -53,6 +54,43 @@ export class EventStore {
       if (isWrongLastSequence(e)) throw new ConcurrencyError(subject, expectedSeq, { cause: e });
       throw e;
     }
+  }
+
+  /**
+   * Appends commits of several aggregates as one JetStream atomic batch: all
+   * land, each on its subject with its own expected last sequence, or none
+   * does (ConcurrencyError when an aggregate moved on). A batch carries no
+   * msgID: a redelivered command finds its commit through the aggregate's
+   * last commit instead (AggregateHost.execute).
+   */
+  async appendAtomically(entries: readonly AtomicEntry[]): Promise<(Appended & { hash: string })[]> {
+    const batch = randomUUID();
+    const data = entries.map((e) => JSON.stringify(e.commit));
+    const answers: Promise<unknown>[] = [];
+    for (const [i, e] of entries.entries()) {
+      const h = headers();
+      h.set('Nats-Batch-Id', batch);
+      h.set('Nats-Batch-Sequence', String(i + 1));
+      h.set('Nats-Expected-Last-Subject-Sequence', String(e.expectedSeq));
+      const last = i === entries.length - 1;
+      if (last) h.set('Nats-Batch-Commit', '1');
+      const subject = subjects.event(e.kind, e.id);
+      // The first message and the commit are requests: the server answers an unsupported batch and the outcome there.
+      if (i === 0 || last) answers.push(this.nc.request(subject, data[i], { headers: h, timeout: 10_000 }).then((m) => (m.data.length > 0 ? m.json() : null)));
+      else this.nc.publish(subject, data[i], { headers: h });
+    }
+    const replies = await Promise.all(answers);
+    for (const r of replies) {
+      const error = BatchErrorSchema.safeParse(r);
+      if (!error.success) continue;
+      const { err_code, description } = error.data.error;
+      if (err_code === WRONG_LAST_SEQUENCE) throw new ConcurrencyError(entries.map((e) => subjects.event(e.kind, e.id)).join(' + '), -1);
+      throw new Error(`atomic commit refused: ${description} (${err_code})`);
+    }
+    const ack = BatchAckSchema.parse(replies.at(-1));
+    if (ack.count !== entries.length) throw new Error(`atomic commit stored ${ack.count} of ${entries.length} commits`);
+    const first = ack.seq - entries.length + 1;
+    return entries.map((_, i) => ({ seq: first + i, duplicate: false, hash: commitHash(data[i] ?? '') }));
   }
 
   /** The sequence of the aggregate's last commit, 0 if it has none (one direct get). */
@@ -115,6 +153,17 @@ export class EventStore {
     });
   }
 }
+
+/** One commit of an atomic batch and the last sequence its aggregate must still have. */
+export interface AtomicEntry {
+  readonly kind: AggregateKind;
+  readonly id: number;
+  readonly commit: Commit;
+  readonly expectedSeq: number;
+}
+const WRONG_LAST_SEQUENCE = 10071;
+const BatchErrorSchema = z.object({ error: z.object({ err_code: z.number(), description: z.string() }) });
+const BatchAckSchema = z.object({ seq: z.number().int().positive(), count: z.number().int() });
 
 /** How long the server keeps the consumer of a follower that stopped pulling without a word. */
 export const TAIL_INACTIVE_MS = 60_000;

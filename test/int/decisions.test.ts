@@ -80,10 +80,11 @@ describe('a refusal decided on a lagging context', () => {
     await lagging.stop();
     const target = await c.nextId('image');
     expect(await c.send({ type: 'image.release', imageId: x, vmId: 40 })).toMatchObject({ state: 'READY' });
-    expect(await c.send({ type: 'image.cloneStart', imageId: x, clone: { kind: 'image', id: target } })).toMatchObject({ status: 'accepted' });
     expect(lagging.image(x)?.state).toBe('USED_PERS');
-    const o = await lagging.execute(message('lag-clone', { type: 'image.allocateClone', imageId: target, originId: x, name: 'lag-copy', datastoreId: ds }));
+    const o = await lagging.execute(message('lag-clone', { type: 'image.clone', imageId: target, originId: x, name: 'lag-copy', datastoreId: ds }));
     expect(o).toMatchObject({ status: 'accepted', state: 'LOCKED' });
+    // The hold it committed with the clone went onto the origin's latest commit, not the stale one.
+    expect(lagging.image(x)).toMatchObject({ state: 'CLONE', clones: [target] });
   });
 });
 

@@ -123,15 +123,47 @@ describe('§7 operations through NATS', () => {
     expect(req.image).toMatchObject({ id, type: 'BACKUP' });
   });
 
-  it('capacity (W38): a reservation holds space until the creation settles', async () => {
-    const id = await c.nextId('image');
-    expect(await c.send({ type: 'datastore.reserve', datastoreId: ds, imageId: id, sizeMb: 901 })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE' });
-    await ok({ type: 'datastore.reserve', datastoreId: ds, imageId: id, sizeMb: 800 });
+  it('capacity (W38): one image.allocate checks the room and holds it until its copy ends; a refusal holds nothing', async () => {
+    const allocate = (id: number, sizeMb: number) =>
+      c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `sized-${id}`, PATH: '/tmp/big', SIZE: String(sizeMb) } });
+    const reservations = () => manager.host.datastore(ds)?.reservations;
+    drivers.set('CP', 'silent');
+    const big = await c.nextId('image');
     const other = await c.nextId('image');
-    expect(await c.send({ type: 'datastore.reserve', datastoreId: ds, imageId: other, sizeMb: 200 })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE' });
-    await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `big-${id}`, PATH: '/tmp/big', SIZE: '800' } });
-    await eventually(() => manager.host.datastore(ds)?.reservations.length === 0, 'reservation settled after the copy');
-    await ok({ type: 'datastore.reserve', datastoreId: ds, imageId: other, sizeMb: 200 });
+    try {
+      // The monitor says 900 MB free.
+      expect(await allocate(big, 901)).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE', message: 'Not enough space in datastore' });
+      expect(reservations()).toEqual([]);
+      expect(await allocate(big, 800)).toMatchObject({ status: 'accepted', state: 'LOCKED' });
+      expect(reservations()).toEqual([{ imageId: big, sizeMb: 800 }]);
+      expect(manager.host.image(big)?.reservedMb).toBe(800);
+      // Only 100 MB are left while the first copy runs.
+      expect(await allocate(other, 200)).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE' });
+      // An administrator may skip the check (and still reserves what it takes); a user may not.
+      const user = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
+      const skipped = await user.send({ type: 'image.allocate', imageId: other, datastoreId: ds, template: { NAME: 'skip', PATH: '/tmp/big', SIZE: '200' }, skipCapacityCheck: true });
+      expect(skipped).toMatchObject({ status: 'rejected', code: 'AUTH_ERR_SKIP_CAPACITY' });
+      await user.close();
+    } finally {
+      drivers.set('CP', 'succeed');
+    }
+    const cp = drivers.seen.find((r) => r.action === 'CP' && r.imageId === big);
+    await ok({ type: 'driver.reply', imageId: big, requestId: cp?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: `/var/lib/one/datastores/${ds}/big raw` });
+    await eventually(() => reservations()?.length === 0, 'the reservation given back when the copy ended');
+    expect(manager.host.image(big)).toMatchObject({ state: 'READY', reservedMb: 0 });
+    await ok({ type: 'image.allocate', imageId: other, datastoreId: ds, template: { NAME: `sized-${other}`, PATH: '/tmp/big', SIZE: '200' } });
+  });
+
+  it('capacity: a failed copy gives its reservation back too', async () => {
+    drivers.set('CP', 'fail');
+    try {
+      const id = await c.nextId('image');
+      await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `failing-${id}`, PATH: '/tmp/big', SIZE: '850' } });
+      await eventually(() => stateOf(id) === 'ERROR', 'ERROR');
+      await eventually(() => manager.host.datastore(ds)?.reservations.length === 0, 'reservation released');
+    } finally {
+      drivers.set('CP', 'succeed');
+    }
   });
 
   it('a datastore holding images cannot be deleted', async () => {

@@ -81,12 +81,13 @@ describe('image life cycle through NATS', () => {
     await eventually(() => manager.host.datastore(ds)?.images.includes(id), 'membership');
   });
 
-  it('clone: the origin is held while the copy runs and released by the process manager', async () => {
+  it('clone: one command holds the origin while the copy runs; the process manager releases it', async () => {
     const origin = await register('origin-b');
     const target = await user.nextId('image');
-    accepted(await user.send({ type: 'image.cloneStart', imageId: origin, clone: { kind: 'image', id: target } }));
-    expect(manager.host.image(origin)?.state).toBe('USED');
-    accepted(await user.send({ type: 'image.allocateClone', imageId: target, originId: origin, name: 'copy-b', datastoreId: ds }));
+    const o = accepted(await user.send({ type: 'image.clone', imageId: target, originId: origin, name: 'copy-b', datastoreId: ds }));
+    // The target and its origin's hold are one atomic commit: the origin is USED the moment the clone is accepted.
+    expect(o).toMatchObject({ id: target, state: 'LOCKED' });
+    expect(manager.host.image(origin)).toMatchObject({ state: 'USED', clones: [target] });
     await eventually(() => manager.host.image(target)?.state === 'READY', 'clone READY');
     await eventually(() => manager.host.image(origin)?.state === 'READY', 'origin released');
     expect(manager.host.image(origin)?.clones).toEqual([]);

@@ -177,7 +177,7 @@ async function worker(w: number, datastores: { dummy: number; fs: number }, stop
       const clone = await nextImageId();
       const started = await sendSurely({ type: 'image.cloneStart', imageId: pick, clone: { kind: 'image', id: clone } }, id());
       if (started.status !== 'accepted') continue;
-      const o = await sendSurely({ type: 'image.allocateClone', imageId: clone, originId: pick, name: `w${w}-${n}-clone`, datastoreId: v?.datastore.id ?? datastores.dummy, persistent: false }, id());
+      const o = await sendSurely({ type: 'image.clone', imageId: clone, originId: pick, name: `w${w}-${n}-clone`, datastoreId: v?.datastore.id ?? datastores.dummy, persistent: false }, id());
       if (o.status === 'accepted') {
         if ((await settled(clone)) !== null) mine.set(clone, { vm: null });
       } else {

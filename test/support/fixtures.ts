@@ -10,6 +10,8 @@ export const IMAGE_DS: DatastoreInfo = {
   diskType: 'FILE',
   driver: '',
   persistentOnly: false,
+  availableMb: null,
+  keepLast: null,
 };
 export const FILE_DS: DatastoreInfo = { ...IMAGE_DS, id: 2, name: 'files', type: 'FILE_DS' };
 export const BACKUP_DS: DatastoreInfo = { ...IMAGE_DS, id: 100, name: 'backups', type: 'BACKUP_DS', dsMad: 'rsync', tmMad: '-' };

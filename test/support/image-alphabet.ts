@@ -51,7 +51,7 @@ function fixed(): ImageEvent[] {
     tpl({ SOURCE: '/ds/1/s', FORMAT: 'raw' }),
     tpl({ SOURCE: '/ds/1/s', FORMAT: 'raw', PERSISTENT: 'YES', PERSISTENT_TYPE: 'SHAREABLE' }),
     tpl({ TYPE: 'DATABLOCK' }),
-    ev({ type: 'image.allocateClone', imageId: ID, originId: 3, name: 'c', datastoreId: 1 }, { origin: ORIGIN_VIEW }),
+    ev({ type: 'image.clone', imageId: ID, originId: 3, name: 'c', datastoreId: 1 }, { origin: ORIGIN_VIEW }),
     ev({ type: 'image.allocateSaveAs', imageId: ID, name: 's', vmId: 20, diskId: 0, originImageId: 3, imageType: 'OS', sizeMb: 10, diskFormat: 'raw' }),
     ev(
       { type: 'image.allocateBackup', imageId: ID, datastoreId: 100, vmId: 9, source: 'bk0', sizeMb: 10, format: 'raw', diskIds: [0], incremental: true, owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } },

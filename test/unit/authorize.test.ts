@@ -52,7 +52,7 @@ describe('authorisation of image commands', () => {
 
   it('a stranger may not clone it', () => {
     const origin = replay(alicesImage());
-    const clone = (actor: Actor) => event({ type: 'image.allocateClone', imageId: 6, originId: 5, name: 'copy', datastoreId: 1 }, { actor, ctx: { origin, originDatastore: IMAGE_DS } });
+    const clone = (actor: Actor) => event({ type: 'image.clone', imageId: 6, originId: 5, name: 'copy', datastoreId: 1 }, { actor, ctx: { origin, originDatastore: IMAGE_DS } });
     given([], 6).when(clone(STRANGER)).thenRejects('AUTH_ERR_NOT_AUTHORIZED', 'User [9] : Not authorized to perform USE IMAGE [5].');
     expect(given([], 6).when(clone(SAME_GROUP)).then({ type: 'image.registered' }).imageId).toBe(6);
   });

@@ -21,7 +21,7 @@ describe('what one command may carry', () => {
     ['too many attributes', allocate(Object.fromEntries(Array.from({ length: BOUNDS.templateKeys + 1 }, (_, i) => [`K${i}`, 'v']))), /template: at most 256 attributes/],
     ['one value too long', allocate({ NAME: 'x', DESCRIPTION: 'd'.repeat(BOUNDS.templateValue + 1) }), /template\.DESCRIPTION/],
     ['too much in all', allocate(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`K${i}`, 'v'.repeat(15 * 1024)]))), /template: at most 128 KiB in all/],
-    ['a clone name of 5,000 characters', { type: 'image.allocateClone', imageId: 2, originId: 1, name: 'c'.repeat(5000), datastoreId: 1 }, /name/],
+    ['a clone name of 5,000 characters', { type: 'image.clone', imageId: 2, originId: 1, name: 'c'.repeat(5000), datastoreId: 1 }, /name/],
     [
       'a disk list of 2,000',
       { type: 'image.allocateBackup', imageId: 3, datastoreId: 1, vmId: 1, source: 's', sizeMb: 1, format: 'raw', diskIds: Array.from({ length: 2000 }, (_, i) => i), owner: { uid: 0, gid: 0, uname: 'a', gname: 'b' } },

@@ -152,7 +152,7 @@ describe('§7.4 clone target', () => {
   const origin = (o: Parameters<typeof registerReady>[0] = {}) => replay(history(ORIGIN, registerReady({ id: ORIGIN, ...o })));
   const clone = (o: EventOptions & { persistent?: boolean } = {}) =>
     given([], ID).when(
-      event({ type: 'image.allocateClone', imageId: ID, originId: ORIGIN, name: 'copy', datastoreId: o.ctx?.datastore?.id ?? 1, persistent: o.persistent ?? false }, o),
+      event({ type: 'image.clone', imageId: ID, originId: ORIGIN, name: 'copy', datastoreId: o.ctx?.datastore?.id ?? 1, persistent: o.persistent ?? false }, o),
     );
 
   it('LOCKED with [CLONE], PATH = origin SOURCE, FORMAT/SIZE from the origin, CLONING_ID set', () => {

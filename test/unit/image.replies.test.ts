@@ -24,7 +24,7 @@ const locked = {
     const origin = replay(history(ORIGIN, registerReady({ id: ORIGIN, persistent: false })));
     return history(
       ID,
-      event({ type: 'image.allocateClone', imageId: ID, originId: ORIGIN, name: 'copy', datastoreId: 1, persistent: s.persistent ?? false }, { ctx: { origin } }),
+      event({ type: 'image.clone', imageId: ID, originId: ORIGIN, name: 'copy', datastoreId: 1, persistent: s.persistent ?? false }, { ctx: { origin } }),
     );
   },
   SAVE_AS: () =>

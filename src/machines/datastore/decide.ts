@@ -9,6 +9,7 @@ import {
 } from '../../messages/datastore.js';
 import type { DatastoreInfo } from '../../messages/datastore-info.js';
 import type { Rejection } from '../../messages/errors.js';
+import { availableMb } from './validate.js';
 import { changedFields, definedFields } from '../shared/equal.js';
 import { singleOutcome } from '../shared/emitted.js';
 import { datastoreMachine } from './datastore.machine.js';
@@ -53,8 +54,9 @@ export function evolveDatastore(view: DatastoreView | null, fact: DatastoreFact)
   return { ...base, ...definedFields(fact.changes), state: fact.state };
 }
 
-/** The picture of a datastore that image decisions get (see DecisionContext). */
-export function datastoreInfo(d: DatastoreRecord): DatastoreInfo {
+/** The picture of a datastore that image decisions get (see DecisionContext); `capacityCheck` is the global setting. */
+export function datastoreInfo(d: DatastoreRecord, capacityCheck: boolean): DatastoreInfo {
+  const keepLast = Number.parseInt(d.template['KEEP_LAST'] ?? '', 10);
   return {
     id: d.id,
     name: d.name,
@@ -64,5 +66,7 @@ export function datastoreInfo(d: DatastoreRecord): DatastoreInfo {
     diskType: d.diskType,
     driver: d.template['DRIVER'] ?? '',
     persistentOnly: d.persistentOnly,
+    availableMb: availableMb(d, capacityCheck),
+    keepLast: keepLast > 0 ? keepLast : null,
   };
 }

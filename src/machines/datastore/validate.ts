@@ -94,16 +94,22 @@ export function validateCreate(ev: DatastoreEventOf<'datastore.create'>, drivers
 
 /**
  * §13.1 with W38: available = min(FREE_MB, LIMIT_MB − USED_MB) minus what
- * pending creations hold; an unmonitored datastore is not refused for lack of data.
+ * pending creations hold; null when the check is off, or the datastore was
+ * never monitored (no data to refuse on).
  */
-export function capacityRefusal(r: DatastoreRecord, sizeMb: number, skip: boolean, globalCheck: boolean): Rejection | undefined {
+export function availableMb(r: DatastoreRecord, globalCheck: boolean): number | null {
   const flag = (r.template['DATASTORE_CAPACITY_CHECK'] ?? '').toUpperCase();
   const enabled = flag === '' ? globalCheck : flag === 'YES';
-  if (skip || !enabled || r.monitoredAt === null) return undefined;
+  if (!enabled || r.monitoredAt === null) return null;
   const limit = Number.parseInt(r.template['LIMIT_MB'] ?? '', 10);
   const ceiling = Number.isFinite(limit) ? Math.min(r.freeMb, limit - r.usedMb) : r.freeMb;
   const reserved = r.reservations.reduce((n, x) => n + x.sizeMb, 0);
-  return sizeMb > Math.max(0, ceiling - reserved) ? rejection('DS_ERR_NO_SPACE') : undefined;
+  return Math.max(0, ceiling - reserved);
+}
+
+export function capacityRefusal(r: DatastoreRecord, sizeMb: number, skip: boolean, globalCheck: boolean): Rejection | undefined {
+  const room = skip ? null : availableMb(r, globalCheck);
+  return room !== null && sizeMb > room ? rejection('DS_ERR_NO_SPACE') : undefined;
 }
 
 const MONITOR_KEYS = ['TOTAL_MB', 'FREE_MB', 'USED_MB'] as const;

@@ -81,6 +81,11 @@ function withoutShareableUnlessPersistent(t: Record<string, string>, persistent:
   return rest;
 }
 
+/** §13.1: refused when the datastore has less room than the new image needs (W38: pending creations count). */
+function capacityError(ds: DatastoreInfo, sizeMb: number): Rejection | undefined {
+  return ds.availableMb !== null && sizeMb > ds.availableMb ? rejection('DS_ERR_NO_SPACE') : undefined;
+}
+
 function base(ev: { imageId: number; meta: { at: number; actor: { uid: number; gid: number; name: string } } }, ds: DatastoreInfo): ImageRecord {
   const at = Math.floor(ev.meta.at / 1000);
   return {
@@ -152,6 +157,10 @@ export function allocateFromTemplate(ev: ImageEventOf<'image.allocate'>): Alloca
     // W36: FILESYSTEM without PATH or SOURCE is refused instead of staying LOCKED forever.
     return rejection('IMG_ERR_NO_PATH_NOR_SOURCE');
   }
+  if (!ev.skipCapacityCheck) {
+    const full = capacityError(ds, size);
+    if (full) return full;
+  }
 
   const rest = Object.fromEntries(Object.entries(tpl).filter(([k]) => !CONSUMED.includes(k)));
   const template = withDevPrefix(
@@ -167,7 +176,7 @@ export function allocateFromTemplate(ev: ImageEventOf<'image.allocate'>): Alloca
 }
 
 /** §7.4 steps 1–6 and 10: the clone target, checked against its origin. */
-export function allocateClone(ev: ImageEventOf<'image.allocateClone'>): AllocationResult {
+export function allocateClone(ev: ImageEventOf<'image.clone'>): AllocationResult {
   const origin = ev.ctx.origin;
   if (origin === null || origin.state === 'REMOVED') return rejection('IMG_ERR_CLONE_ORIGIN_GONE');
   if (origin.type === 'BACKUP') return rejection('IMG_ERR_CLONE_BACKUP');
@@ -182,6 +191,8 @@ export function allocateClone(ev: ImageEventOf<'image.allocateClone'>): Allocati
     if (ods.type !== 'IMAGE_DS') return rejection('IMG_ERR_CLONE_DS_TYPE');
     if (ods.dsMad !== ds.dsMad) return rejection('IMG_ERR_CLONE_DS_MAD');
   }
+  const full = capacityError(ds, origin.size);
+  if (full) return full;
   const bad = nameError(ev.name);
   if (bad) return bad;
   if (ev.ctx.nameTakenBy !== null) return rejection('IMG_ERR_NAME_TAKEN', { id: ev.ctx.nameTakenBy });
@@ -225,6 +236,8 @@ export function allocateSaveAs(ev: ImageEventOf<'image.allocateSaveAs'>): Alloca
   if (ev.ctx.nameTakenBy !== null) return rejection('IMG_ERR_NAME_TAKEN', { id: ev.ctx.nameTakenBy });
   // W34: a disk without FORMAT/DRIVER is refused before anything starts.
   if (ev.diskFormat.trim() === '') return rejection('IMG_ERR_SAVE_AS_FORMAT');
+  const full = capacityError(ds, ev.sizeMb);
+  if (full) return full;
   const persistent = typePersistence(type, ev.ctx.defaults.persistent.trim().toUpperCase() === 'YES');
   const tpl = Object.fromEntries(Object.entries(upperKeys(ev.template)).filter(([k]) => !CONSUMED.includes(k)));
   return {

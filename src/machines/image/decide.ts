@@ -29,7 +29,7 @@ export type ImageDecision =
  */
 export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecision {
   const exists = agg.state !== 'INIT' && agg.state !== 'REMOVED';
-  const origin = event.type === 'image.allocateClone' ? event.ctx.origin : null;
+  const origin = event.type === 'image.clone' ? event.ctx.origin : null;
   const denied = authorizeImage(event, exists ? agg.record : null, event.meta, origin);
   if (denied) return { ok: false, rejection: denied };
   const snapshot = imageMachine.resolveState({ value: agg.state, context: agg.record });
@@ -37,17 +37,24 @@ export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecisi
   const out = singleOutcome<ImageFactType>(actions, `image machine, ${event.type} in ${agg.state}`);
   if (out.type === 'rejected') return { ok: false, rejection: { code: out.code, message: out.message } };
   const state = ImageLifecycleSchema.parse(next.value);
+  const effects = [...out.effects];
+  let record = next.context;
+  // W38: the space a creation reserved is given back the moment the image leaves LOCKED, whichever way.
+  if (agg.record.reservedMb > 0 && state !== 'LOCKED') {
+    effects.push({ kind: 'datastore.releaseSpace', datastoreId: record.datastore.id, imageId: record.id });
+    record = { ...record, reservedMb: 0 };
+  }
   const fact: ImageFact = {
     type: out.fact,
-    imageId: next.context.id,
+    imageId: record.id,
     state,
     prevState: agg.state,
     // A creation carries the whole record, so the first fact of an image describes it completely.
-    changes: agg.state === 'INIT' ? next.context : changedFields(agg.record, next.context),
+    changes: agg.state === 'INIT' ? record : changedFields(agg.record, record),
     detail: out.detail,
-    effects: [...out.effects],
+    effects,
   };
-  return { ok: true, fact, next: { state, record: next.context } };
+  return { ok: true, fact, next: { state, record } };
 }
 
 /** Rebuilds an image view from facts alone (design principle 2). */

@@ -27,6 +27,8 @@ export interface DecisionContext {
   /** Why the STAT the host ran for a PATH failed (W12), null when it did not fail. */
   readonly statFailure: string | null;
   readonly vmBackupActive: boolean;
+  /** Ids the host took from the counter for the images a RESTORE reply creates, in disk order. */
+  readonly newImageIds: readonly number[];
   readonly defaults: ImageDefaults;
   readonly timeouts: Readonly<Record<DriverAction, number>>;
 }
@@ -39,6 +41,7 @@ export const decisionContext = (over: Partial<DecisionContext> = {}): DecisionCo
   statSizeMb: null,
   statFailure: null,
   vmBackupActive: false,
+  newImageIds: [],
   defaults: DEFAULT_IMAGE_DEFAULTS,
   timeouts: DEFAULT_DRIVER_TIMEOUTS,
   ...over,

@@ -9,6 +9,7 @@ import type { ImageEvent } from './events.js';
 import type { Refusal, Step } from './steps.js';
 import type { Outcome } from '../shared/emitted.js';
 import * as S from './steps.js';
+import { backupJob, jobAnswered, matchesJob, restoreJob } from './jobs.js';
 import { isRejection } from './allocate.js';
 import { addId, emptyImage, errorText, idleStateFor, isShareable, removeId } from './record.js';
 import { findSnapshot, snapshotDeletionError } from './snapshots.js';
@@ -204,11 +205,16 @@ const incrementAdded: Step = (r, ev) => {
     { id, type: 'INCREMENT' as const, parentId: last?.id ?? -1, source: inc.source, size: inc.sizeMb, date: Math.floor(ev.meta.at / 1000) },
   ];
   const size = incrementsSize(increments);
+  const keepLast = ev.ctx.datastore?.keepLast ?? null;
   return {
     fact: 'image.incrementAdded',
     changes: { increments, size },
     detail: { incrementId: id, source: inc.source, sizeMb: inc.sizeMb },
-    effects: [{ kind: 'quota.change', uid: r.uid, gid: r.gid, datastoreId: r.datastore.id, images: 0, sizeMb: size - r.size }],
+    effects: [
+      { kind: 'quota.change', uid: r.uid, gid: r.gid, datastoreId: r.datastore.id, images: 0, sizeMb: size - r.size },
+      // §7.3: a chain longer than the backup datastore's KEEP_LAST is flattened down to it.
+      ...(keepLast !== null && increments.length > keepLast ? [{ kind: 'image.flattenIncrements' as const, imageId: r.id, keepLast }] : []),
+    ],
   };
 };
 
@@ -239,8 +245,8 @@ const restoreRequested: Step = (r, ev) => {
     ...(o.incrementId !== null ? { INCREMENT_ID: String(o.incrementId) } : {}),
     ...(o.diskId !== null ? { DISK_ID: String(o.diskId) } : {}),
   };
-  // A restore does not lock the backup image: it is tracked by its own request, not `pending`.
-  const effect: Effect = {
+  // A restore does not lock the backup image: it is a job on it, not `pending`.
+  const effect: Extract<Effect, { kind: 'driver.request' }> = {
     kind: 'driver.request',
     requestId: ev.meta.commandId,
     action: 'RESTORE',
@@ -249,7 +255,14 @@ const restoreRequested: Step = (r, ev) => {
     deadline: ev.meta.at + ev.ctx.timeouts.RESTORE * 1000,
     extra,
   };
-  return { fact: 'image.restoreRequested', changes: {}, detail: { requestId: ev.meta.commandId, destination: cmd.datastoreId }, effects: [effect] };
+  const job = restoreJob(r, ev, {
+    requestId: ev.meta.commandId,
+    deadline: effect.deadline,
+    destinationId: cmd.datastoreId,
+    name: o.name,
+    owner: { uid: ev.meta.actor.uid, gid: ev.meta.actor.gid, name: ev.meta.actor.name },
+  });
+  return { fact: 'image.restoreRequested', changes: job, detail: { requestId: ev.meta.commandId, destination: cmd.datastoreId }, effects: [effect] };
 };
 
 /** Backups read a disk with content that no driver is rewriting. */
@@ -262,7 +275,7 @@ function backupRefusal(r: ImageRecord, ev: ImageEvent, from: ImageLifecycle): Re
 }
 const backupRequested: Step = (r, ev) => {
   const b = S.eventOf(ev, 'image.backup');
-  const effect: Effect = {
+  const effect: Extract<Effect, { kind: 'driver.request' }> = {
     kind: 'driver.request',
     requestId: ev.meta.commandId,
     action: 'BACKUP',
@@ -278,7 +291,16 @@ const backupRequested: Step = (r, ev) => {
       DISK_FORMAT: r.format,
     },
   };
-  return { fact: 'image.backupRequested', changes: {}, detail: { backupImageId: b.backupImageId, backupDatastoreId: b.backupDatastoreId, incremental: b.incremental }, effects: [effect] };
+  const job = backupJob(r, ev, {
+    requestId: ev.meta.commandId,
+    deadline: effect.deadline,
+    backupImageId: b.backupImageId,
+    backupDatastoreId: b.backupDatastoreId,
+    chain: b.chain,
+    incremental: b.incremental,
+    vmId: b.vmId,
+  });
+  return { fact: 'image.backupRequested', changes: job, detail: { backupImageId: b.backupImageId, backupDatastoreId: b.backupDatastoreId, incremental: b.incremental }, effects: [effect] };
 };
 
 /** §6.2: type refusals come before the state column (A4; W24 for attach). */
@@ -374,7 +396,7 @@ const allocatesReady: Guard = (_r, ev) => {
 
 // -------------------------------------------------------------------------- per-state handlers
 
-const ALLOCATIONS = ['image.allocate', 'image.allocateClone', 'image.allocateSaveAs', 'image.allocateBackup'] as const;
+const ALLOCATIONS = ['image.allocate', 'image.clone', 'image.allocateSaveAs', 'image.allocateBackup'] as const;
 const ALL_COMMANDS = [
   ...ALLOCATIONS,
   'image.addIncrement',
@@ -459,7 +481,10 @@ function locked(s: 'LOCKED' | 'LOCKED_USED' | 'LOCKED_USED_PERS', unlock: ImageS
 }
 
 function handlers(s: ImageState, own: On): On {
-  return { ...common(s), ...own };
+  const on: On = { ...common(s), ...own };
+  // A BACKUP or RESTORE job is answered in every state of an existing image: it locked nothing.
+  for (const t of ['driver.reply', 'driver.timeout'] as const) on[t] = [stay(s, jobAnswered, matchesJob), ...(on[t] ?? [])];
+  return on;
 }
 
 const READY = handlers('READY', {

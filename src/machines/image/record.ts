@@ -33,6 +33,8 @@ export function emptyImage(id: number): ImageRecord {
     pending: null,
     deleting: null,
     saveAs: null,
+    reservedMb: 0,
+    jobs: [],
   };
 }
 

@@ -153,6 +153,10 @@ export function interpretReply(r: ImageRecord, ev: ImageEventOf<'driver.reply'>)
         [...(r.size !== size ? [quota(r, 0, size - r.size)] : []), ...flattenDone(r)],
       );
     }
+    case 'BACKUP':
+    case 'RESTORE':
+      // A pending request is never one of these: their replies answer a job (jobs.ts).
+      throw new Error(`${ev.action} reply interpreted as a pending operation`);
   }
 }
 

@@ -56,7 +56,7 @@ export function allocation(ev: ImageEvent): AllocationResult {
   switch (ev.type) {
     case 'image.allocate':
       return allocateFromTemplate(ev);
-    case 'image.allocateClone':
+    case 'image.clone':
       return allocateClone(ev);
     case 'image.allocateSaveAs':
       return allocateSaveAs(ev);
@@ -79,7 +79,15 @@ export const allocated: Step = (_r, ev) => {
     const req = request(a.record, ev, a.action);
     record = { ...record, ...req.changes };
     effects.push(req.effect);
+    // W38: a creation holds its space until it ends (decideImage gives it back), when the datastore counts space.
+    if (ev.ctx.datastore !== null && ev.ctx.datastore.availableMb !== null && record.size > 0) {
+      const skipCapacityCheck = ev.type === 'image.allocate' && ev.skipCapacityCheck;
+      effects.push({ kind: 'datastore.reserveSpace', datastoreId: record.datastore.id, imageId: record.id, sizeMb: record.size, skipCapacityCheck });
+      record = { ...record, reservedMb: record.size };
+    }
   }
+  // §7.4 step 11: the origin is held for as long as the copy runs, in the same commit.
+  if (ev.type === 'image.clone') effects.push({ kind: 'image.holdCloneSource', originId: ev.originId, clone: { kind: 'image', id: record.id } });
   return { fact: 'image.registered', changes: record, detail: { via: ev.type }, effects };
 };
 
