@@ -12,6 +12,8 @@ import { ImgrClient } from '../../src/client/client.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { INTERNAL_COMMANDS, type CommandInput, type Outcome } from '../../src/messages/wire.js';
 import { TWO_SNAPSHOTS } from '../support/image-states.js';
+import { jetstream } from '@nats-io/jetstream';
+import { factsIn, readLog } from '../support/log.js';
 
 let nats: TestNats;
 let manager: Manager;
@@ -123,13 +125,31 @@ describe('§7 operations through NATS', () => {
     expect(req.image).toMatchObject({ id, type: 'BACKUP' });
   });
 
+  it('restore: the reply registers the restored disks under ids fixed in its fact; a redelivered or repeated reply creates nothing more', async () => {
+    const id = await c.nextId('image');
+    await ok({ type: 'image.allocateBackup', imageId: id, datastoreId: backups, vmId: 9, source: 'bk', sizeMb: 1, format: 'raw', diskIds: [0, 1], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } });
+    await ok({ type: 'image.restore', imageId: id, datastoreId: ds, options: { name: `twice-${id}` } });
+    const req = await eventually(() => drivers.seen.find((r) => r.action === 'RESTORE' && r.imageId === id), 'restore request');
+    const reply: CommandInput = { type: 'driver.reply', imageId: id, requestId: req.requestId, action: 'RESTORE', result: 'SUCCESS', info: '/tmp/r0:3 /tmp/r1:2' };
+    const first = await asImgr.send(reply, { internal: true, commandId: `reply-${req.requestId}` });
+    expect(first).toMatchObject({ status: 'accepted', fact: 'image.restored' });
+    // A second reply for the same request (another host, a late retry) matches no job any more.
+    expect(await asImgr.send(reply, { internal: true, commandId: `reply-again-${req.requestId}` })).toMatchObject({ status: 'accepted', fact: 'image.replyIgnored' });
+    const restored = () => [...manager.host.allImages()].map((r) => r.agg.record).filter((r) => r.name.startsWith(`twice-${id}-disk-`));
+    await eventually(() => restored().length === 2 && restored().every((r) => manager.host.image(r.id)?.state === 'READY'), 'both disks READY');
+    const log = factsIn(await readLog(await nats.connect('manager'), `imgr.evt.image.${id}`));
+    const ids = String(log.find((f) => f.type === 'image.restored')?.detail['images']).split(' ').map(Number);
+    expect(restored().map((r) => r.id).sort((a, b) => a - b)).toEqual(ids);
+    expect(restored().map((r) => r.size).sort()).toEqual([2, 3]);
+  });
+
   it('capacity (W38): one image.allocate checks the room and holds it until its copy ends; a refusal holds nothing', async () => {
     const allocate = (id: number, sizeMb: number) =>
       c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `sized-${id}`, PATH: '/tmp/big', SIZE: String(sizeMb) } });
-    const reservations = () => manager.host.datastore(ds)?.reservations;
     drivers.set('CP', 'silent');
     const big = await c.nextId('image');
     const other = await c.nextId('image');
+    const reservations = () => manager.host.datastore(ds)?.reservations.filter((r) => r.imageId === big || r.imageId === other);
     try {
       // The monitor says 900 MB free.
       expect(await allocate(big, 901)).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE', message: 'Not enough space in datastore' });
@@ -158,11 +178,49 @@ describe('§7 operations through NATS', () => {
     drivers.set('CP', 'fail');
     try {
       const id = await c.nextId('image');
-      await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `failing-${id}`, PATH: '/tmp/big', SIZE: '850' } });
+      await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `failing-${id}`, PATH: '/tmp/big', SIZE: '500' } });
       await eventually(() => stateOf(id) === 'ERROR', 'ERROR');
-      await eventually(() => manager.host.datastore(ds)?.reservations.length === 0, 'reservation released');
+      await eventually(() => manager.host.datastore(ds)?.reservations.every((r) => r.imageId !== id), 'reservation released');
     } finally {
       drivers.set('CP', 'succeed');
+    }
+  });
+
+  it('capacity over raw NATS: one image.allocate beyond the room is refused, sized by SIZE or by the STAT the manager runs', async () => {
+    const tight = await c.nextId('datastore');
+    // The monitor says FREE 900, USED 100: LIMIT_MB=5 leaves no room at all.
+    await ok({ type: 'datastore.create', datastoreId: tight, template: { NAME: `tight-${tight}`, DS_MAD: 'fs', TM_MAD: 'shared', LIMIT_MB: '5' } });
+    await eventually(() => manager.host.datastore(tight)?.monitoredAt !== null, 'monitored');
+    const stats = await nats.connect('drivers');
+    stats.subscribe('imgr.stat', { queue: 'imgr-drivers', callback: (_e, m) => m.respond(JSON.stringify({ result: 'SUCCESS', info: '7' })) });
+    const nc = await nats.connect('service');
+    const send = async (imageId: number, template: Record<string, string>) => {
+      const inbox = `_INBOX.service.raw-${imageId}`;
+      const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
+      const envelope = { commandId: `raw-${imageId}`, correlationId: `raw-${imageId}`, causationId: null, actor: { uid: 7, gid: 100, name: 'alice' }, at: 1 };
+      const body = { envelope, command: { type: 'image.allocate', imageId, datastoreId: tight, template }, replyTo: inbox };
+      await jetstream(nc).publish(`imgr.cmd.service.image.${imageId}`, JSON.stringify(body), { msgID: envelope.commandId });
+      for await (const m of sub) return m.json<Outcome>();
+      throw new Error('no outcome');
+    };
+    const sized = await c.nextId('image');
+    expect(await send(sized, { NAME: 'raw-sized', PATH: '/tmp/big', SIZE: '30000' })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE', message: 'Not enough space in datastore' });
+    const statted = await c.nextId('image');
+    expect(await send(statted, { NAME: 'raw-statted', PATH: '/tmp/big' })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE' });
+    expect(manager.host.image(sized)).toBeUndefined();
+    expect(manager.host.image(statted)).toBeUndefined();
+    expect(manager.host.datastore(tight)?.reservations).toEqual([]);
+    await stats.close();
+  });
+
+  it('the steps of whole operations are not a service\'s to send: cloneStart, cloneFinish, reserve and settle are internal', async () => {
+    for (const cmd of [
+      { type: 'image.cloneStart', imageId: 1, clone: { kind: 'image', id: 2 } },
+      { type: 'image.cloneFinish', imageId: 1, clone: { kind: 'image', id: 2 } },
+      { type: 'datastore.reserve', datastoreId: ds, imageId: 1, sizeMb: 1 },
+      { type: 'datastore.settle', datastoreId: ds, imageId: 1 },
+    ] as const) {
+      expect(await c.send(cmd)).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INTERNAL' });
     }
   });
 
