@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Mailboxes } from './mailbox.js';
 import { LogProgress } from '../store/progress.js';
 import { safeJson } from '../platform/json.js';
+import { failpoint } from '../platform/failpoint.js';
 import { putIfNewer, readBucket } from '../store/kv.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
 
@@ -185,9 +186,12 @@ export class AggregateHost {
       const parts: Part[] = [partOf(decision, id, commandId), ...joined.parts];
       const entries = parts.map((p) => this.commitOf(p, envelope, meta.at, p.commandId === commandId ? envelope.causationId : commandId));
       try {
+        const step = command.type === 'driver.reply' ? `${command.type}:${command.action}` : command.type;
+        failpoint(`before-commit:${step}`);
         if (entries.length === 1 && entries[0]) {
           const e = entries[0];
           const r = await this.store.append(kind, id, e.commit, e.expectedSeq);
+          failpoint(`after-commit:${step}`);
           if (r.duplicate) {
             // The log holds this command already (a redelivery after a crash): answer with that commit.
             await this.waitFor(r.seq);
@@ -200,6 +204,7 @@ export class AggregateHost {
           return { status: 'accepted', commandId, aggregate: kind, id, fact: decision.fact.type, state: decision.fact.state, seq: r.seq };
         }
         const appended = await this.store.appendAtomically(entries);
+        failpoint(`after-commit:${step}`);
         for (const [i, r] of appended.entries()) {
           const e = entries[i];
           if (e) this.apply(r.seq, e.commit, r.hash, false);

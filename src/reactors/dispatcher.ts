@@ -7,6 +7,7 @@ import type { ManagerConfig } from '../platform/config.js';
 import type { Clock } from '../platform/clock.js';
 import { LogReactor, type ReactorContext } from './log-reactor.js';
 import { Publisher } from './publish.js';
+import { failpoint } from '../platform/failpoint.js';
 
 /**
  * Driver dispatch: every `driver.request` and `datastore.monitor` effect of a
@@ -32,7 +33,9 @@ export class DriverDispatcher extends LogReactor {
     const effects: Effect[] = commit.facts.flatMap((f) => f.effects);
     for (const [i, e] of effects.entries()) {
       if (e.kind === 'driver.request') {
+        failpoint(`before-dispatch:${e.action}`);
         await this.request({ ...e, seq });
+        failpoint(`after-dispatch:${e.action}`);
       } else if (e.kind === 'datastore.monitor') {
         await this.monitor(e.datastoreId, `mon-${seq}-${i}`, seq);
       } else if (e.kind === 'datastore.orphanSource') {

@@ -4,6 +4,7 @@ import type { Clock } from '../platform/clock.js';
 import { followUpCommand } from '../machines/effect-commands.js';
 import { LogReactor, type ReactorContext } from './log-reactor.js';
 import { Publisher } from './publish.js';
+import { failpoint } from '../platform/failpoint.js';
 
 /**
  * Turns the effects of facts into what they ask for, and decides nothing:
@@ -41,7 +42,10 @@ export class ProcessManager extends LogReactor {
             continue;
           default: {
             const f = followUpCommand(e);
-            if (f) await this.out.command(f.command, `pm-${seq}-${i++}-${f.what}`, commit, at, f.actor);
+            if (!f) continue;
+            failpoint(`before-follow-up:${e.kind}`);
+            await this.out.command(f.command, `pm-${seq}-${i++}-${f.what}`, commit, at, f.actor);
+            failpoint(`after-follow-up:${e.kind}`);
           }
         }
       }

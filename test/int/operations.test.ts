@@ -192,7 +192,12 @@ describe('§7 operations through NATS', () => {
     await ok({ type: 'datastore.create', datastoreId: tight, template: { NAME: `tight-${tight}`, DS_MAD: 'fs', TM_MAD: 'shared', LIMIT_MB: '5' } });
     await eventually(() => manager.host.datastore(tight)?.monitoredAt !== null, 'monitored');
     const stats = await nats.connect('drivers');
-    stats.subscribe('imgr.stat', { queue: 'imgr-drivers', callback: (_e, m) => m.respond(JSON.stringify({ result: 'SUCCESS', info: '7' })) });
+    stats.subscribe('imgr.stat', {
+      queue: 'imgr-drivers',
+      callback: (_e, m) => {
+        m.respond(JSON.stringify({ result: 'SUCCESS', info: '7' }));
+      },
+    });
     const nc = await nats.connect('service');
     const send = async (imageId: number, template: Record<string, string>) => {
       const inbox = `_INBOX.service.raw-${imageId}`;

@@ -38,6 +38,12 @@ export class RoleProcess {
     return p;
   }
 
+  /** Resolves when the process has ended, however it ended (a failpoint's SIGKILL included). */
+  ended(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    return new Promise((r) => this.child.once('exit', () => r()));
+  }
+
   /** The exit code once the process ended by itself (not by kill or stop), else null. */
   get exitCode(): number | null {
     return this.child.exitCode;
@@ -61,5 +67,6 @@ export class RoleProcess {
 
 /** The manager as a separate process. */
 export const ManagerProcess = {
-  start: (natsUrl: string, config: ManagerConfigInput = {}): Promise<RoleProcess> => RoleProcess.start('manager', natsUrl, { IMGR_CONFIG: JSON.stringify(config) }),
+  start: (natsUrl: string, config: ManagerConfigInput = {}, env: NodeJS.ProcessEnv = {}): Promise<RoleProcess> =>
+    RoleProcess.start('manager', natsUrl, { IMGR_CONFIG: JSON.stringify(config), ...env }),
 };
