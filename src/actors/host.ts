@@ -26,6 +26,7 @@ import { Mailboxes } from './mailbox.js';
 import { LogProgress } from '../store/progress.js';
 import { safeJson } from '../platform/json.js';
 import { failpoint } from '../platform/failpoint.js';
+import { ImgrError } from '../messages/failures.js';
 import { putIfNewer, readBucket } from '../store/kv.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
 
@@ -515,10 +516,10 @@ const NO_STAT = { statSizeMb: null, statFailure: null };
 const NO_LOOKUPS: Lookups = { ...NO_STAT, newImageIds: [] };
 
 /** An aggregate kept changing under a command; the intake redelivers it later. */
-export class ConflictsExhaustedError extends Error {
+export class ConflictsExhaustedError extends ImgrError {
   override readonly name = 'ConflictsExhaustedError';
   constructor(aggregate: string, tries: number) {
-    super(`${aggregate} kept changing under the command; ${tries} tries`);
+    super('IMGR_CONFLICTS_EXHAUSTED', `${aggregate} kept changing under the command; ${tries} tries`);
   }
 }
 

@@ -5,10 +5,11 @@
  */
 import { parseArgs } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ImgrClient, ImgrTimeoutError } from '../client/client.js';
+import { ImgrClient } from '../client/client.js';
+import { ImgrError } from '../messages/failures.js';
 import { connectAs } from '../platform/nats.js';
 import { COMMANDS, parse, type Command } from './commands.js';
-import { CliError, EXIT } from './output.js';
+import { CliError, EXIT, EXIT_FOR_FAILURE } from './output.js';
 import { completion } from './completion.js';
 import { serve } from '../main.js';
 
@@ -140,9 +141,10 @@ export async function main(argv: string[], out: (s: string) => void, err: (s: st
       else err(`imgr: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
       return e.exitCode;
     }
-    if (e instanceof ImgrTimeoutError) {
-      err(`imgr: ${e.message}\n`);
-      return EXIT.timeout;
+    if (e instanceof ImgrError) {
+      if (json) out(`${JSON.stringify({ error: e.message, code: e.code, exitCode: EXIT_FOR_FAILURE[e.code] })}\n`);
+      else err(`imgr: ${e.message} (${e.code})\n`);
+      return EXIT_FOR_FAILURE[e.code];
     }
     throw e;
   } finally {

@@ -1,5 +1,16 @@
+import type { FailureCode } from '../messages/failures.js';
 /** Exit codes that tell a script what went wrong. */
 export const EXIT = { ok: 0, usage: 1, rejected: 2, timeout: 3, connection: 4, failed: 5 } as const;
+
+/** What each edge failure means to a script (README "Exit codes"). */
+export const EXIT_FOR_FAILURE: Record<FailureCode, number> = {
+  IMGR_TIMEOUT: EXIT.timeout,
+  IMGR_SERVER_TOO_OLD: EXIT.connection,
+  IMGR_QUERY_REFUSED: EXIT.usage,
+  IMGR_CONFLICTS_EXHAUSTED: EXIT.failed,
+  IMGR_STORE_TOO_NEW: EXIT.failed,
+  IMGR_BAD_ANSWER: EXIT.failed,
+};
 
 export class CliError extends Error {
   constructor(

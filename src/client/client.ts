@@ -8,6 +8,7 @@ import { fingerprintOf } from '../intake/fingerprint.js';
 import { sealingInfo } from '../secrets/keyring.js';
 import { seal, unsealedSecrets } from '../secrets/sealed.js';
 import { rejection } from '../messages/errors.js';
+import { ImgrError } from '../messages/failures.js';
 import { z } from 'zod';
 import type { ImageQuery } from '../projections/query.js';
 import { ActorSchema, type Actor } from '../messages/envelope.js';
@@ -29,11 +30,11 @@ import { parseCommit } from '../store/event-store.js';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
 
-/** The command was sent but no outcome arrived in time; it may still be processed. */
-export class ImgrTimeoutError extends Error {
+/** The command was sent but no outcome arrived in time; it may still be processed (code IMGR_TIMEOUT). */
+export class ImgrTimeoutError extends ImgrError {
   override readonly name = 'ImgrTimeoutError';
   constructor(readonly commandId: string, ms: number) {
-    super(`no outcome for command ${commandId} within ${ms} ms; it may still be processed (send it again with the same id to learn its outcome)`);
+    super('IMGR_TIMEOUT', `no outcome for command ${commandId} within ${ms} ms; it may still be processed (send it again with the same id to learn its outcome)`);
   }
 }
 
@@ -202,7 +203,7 @@ export class ImgrClient {
   async images(query: ImageQueryInput = {}): Promise<{ total: number; items: ImageView[]; nextOffset: number | null }> {
     const m = await this.nc.request('imgr.query.images', JSON.stringify(query), { timeout: 10_000 });
     const r = ImagesAnswerSchema.parse(m.json());
-    if (!r.ok) throw new Error(`query refused: ${r.error}`);
+    if (!r.ok) throw new ImgrError('IMGR_QUERY_REFUSED', `query refused: ${r.error}`);
     return { total: r.total, items: r.items, nextOffset: r.nextOffset };
   }
 
@@ -228,7 +229,7 @@ export class ImgrClient {
   async nextId(kind: AggregateKind): Promise<number> {
     const m = await this.nc.request(`imgr.query.next-id.${kind}`, '', { timeout: 10_000 });
     const id = Number(m.string());
-    if (!Number.isInteger(id) || id < 0) throw new Error(`bad id from the manager: ${m.string()}`);
+    if (!Number.isInteger(id) || id < 0) throw new ImgrError('IMGR_BAD_ANSWER', `bad id from the manager: ${m.string()}`);
     return id;
   }
 }

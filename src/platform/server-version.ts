@@ -1,3 +1,4 @@
+import { ImgrError } from '../messages/failures.js';
 /**
  * imgr stands on features nats-server added in 2.10–2.12 (atomic batch
  * publish, per-message TTL, priority groups, multi-filter consumers, subject
@@ -23,12 +24,12 @@ export function compareVersions(a: Version, b: Version): number {
   return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
 }
 
-export class ServerVersionError extends Error {
+export class ServerVersionError extends ImgrError {
   constructor(
     readonly found: string,
     readonly server: string,
   ) {
-    super(`nats-server ${found} at ${server} is too old: imgr needs ${MIN_NATS_SERVER} or newer (README, "nats-server": bash scripts/setup.sh fetches one)`);
+    super('IMGR_SERVER_TOO_OLD', `nats-server ${found} at ${server} is too old: imgr needs ${MIN_NATS_SERVER} or newer (README, "nats-server": bash scripts/setup.sh fetches one)`);
     this.name = 'ServerVersionError';
   }
 }

@@ -154,7 +154,7 @@ export class Projector {
         // An empty request means "no filters"; unreadable JSON is refused by the schema.
         const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.string()) ?? null) : {});
         // Redact the page only: the filter scans the views, the answer carries at most one page of them.
-        m.respond(JSON.stringify(q.success ? { ok: true, ...redactSealed(queryImages([...this.images.values()].map((x) => x.view), q.data)) } : { ok: false, error: q.error.message }));
+        m.respond(JSON.stringify(q.success ? { ok: true, ...redactSealed(queryImages([...this.images.values()].map((x) => x.view), q.data)) } : { ok: false, error: q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') }));
       },
     }));
   }

@@ -1,3 +1,4 @@
+import { ImgrError } from '../messages/failures.js';
 import {
   AckPolicy,
   DiscardPolicy,
@@ -147,7 +148,7 @@ async function migrate(meta: KV): Promise<void> {
   const entry = await meta.get('schema');
   let version = entry ? Number(entry.string()) : 0;
   if (version > SCHEMA_VERSION) {
-    throw new Error(`the NATS store has imgr schema ${version}, newer than this imgr (${SCHEMA_VERSION}); upgrade imgr`);
+    throw new ImgrError('IMGR_STORE_TOO_NEW', `the NATS store has imgr schema ${version}, newer than this imgr (${SCHEMA_VERSION}); upgrade imgr`);
   }
   while (version < SCHEMA_VERSION) {
     version += 1;

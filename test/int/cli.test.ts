@@ -115,6 +115,20 @@ describe('imgr CLI', () => {
     expect(manager.host.image(image)?.state).toBe('READY');
   });
 
+  it('clone of a DISABLED image: one command, refused with the state named, the origin holds nothing', async () => {
+    expect((await imgr('image', 'disable', String(image))).code).toBe(0);
+    const r = await imgr('image', 'clone', String(image), 'not-now');
+    expect(r).toMatchObject({ code: 2, out: '', err: 'imgr: Cannot clone image in state: DISABLED (IMG_ERR_CLONE_STATE)\n' });
+    expect(manager.host.image(image)).toMatchObject({ state: 'DISABLED', clones: [] });
+    expect((await imgr('image', 'enable', String(image))).code).toBe(0);
+  });
+
+  it('a failure at the edge exits with the code its failure code maps to: a refused query exits 1, naming IMGR_QUERY_REFUSED', async () => {
+    const r = await imgr('image', 'list', '--limit', '5000');
+    expect(r).toMatchObject({ code: 1, out: '' });
+    expect(r.err).toBe('imgr: query refused: limit: Too big: expected number to be <=1000 (IMGR_QUERY_REFUSED)\n');
+  });
+
   it('a refusal exits 2 with the manager\'s text; --json says it too', async () => {
     await imgr('image', 'acquire', String(image), '--vm', '4');
     const r = await imgr('image', 'delete', String(image));

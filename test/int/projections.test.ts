@@ -105,6 +105,8 @@ describe('projections', () => {
     expect(page).toMatchObject({ ok: true, total: 5 });
     expect(page.items.map((v) => v.id)).toEqual([ids[3], ids[4]]);
     expect((await q({ state: 'BROKEN' })).ok).toBe(false);
+    // Through the client the refusal is a typed failure with a stable code.
+    await expect(c.images({ limit: 5000 })).rejects.toMatchObject({ code: 'IMGR_QUERY_REFUSED' });
   });
 
   it('resume from the checkpoint after a restart, and a rebuild from scratch equals the live views', async () => {

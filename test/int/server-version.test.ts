@@ -52,6 +52,7 @@ describe('the nats-server imgr runs on', () => {
     try {
       const e = await connectAs('manager', url).catch((err: unknown) => err);
       expect(e).toBeInstanceOf(ServerVersionError);
+      expect(e).toMatchObject({ code: 'IMGR_SERVER_TOO_OLD' });
       expect((e as Error).message).toBe(`nats-server 2.9.10 at ${url.replace('nats://', '')} is too old: imgr needs 2.12.0 or newer (README, "nats-server": bash scripts/setup.sh fetches one)`);
     } finally {
       server.close();

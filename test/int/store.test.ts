@@ -47,7 +47,7 @@ describe('provisioning', () => {
     const nc = await nats.connect();
     const p = await provision(nc);
     await p.meta.put('schema', String(SCHEMA_VERSION + 1));
-    await expect(provision(nc)).rejects.toThrow(/newer than this imgr/);
+    await expect(provision(nc)).rejects.toMatchObject({ code: 'IMGR_STORE_TOO_NEW' });
     await p.meta.put('schema', String(SCHEMA_VERSION));
   });
 });

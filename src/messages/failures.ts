@@ -1,0 +1,38 @@
+/**
+ * Failures at imgr's edges that are not a command's refusal (those carry an
+ * ErrorCode in their outcome): the caller learns a stable code, maps it (the
+ * CLI to an exit code) and tests assert it, never the wording.
+ */
+export const FAILURE_CODES = {
+  /** A command was sent but no outcome came in time; it may still be processed. */
+  IMGR_TIMEOUT: 'timeout',
+  /** The aggregate kept changing under a command; the intake redelivers it. */
+  IMGR_CONFLICTS_EXHAUSTED: 'conflict',
+  /** The NATS store was written by a newer imgr. */
+  IMGR_STORE_TOO_NEW: 'store',
+  /** The nats-server is older than imgr needs. */
+  IMGR_SERVER_TOO_OLD: 'connection',
+  /** A query (filters, pagination) was refused by whoever answers it. */
+  IMGR_QUERY_REFUSED: 'query',
+  /** An answer that does not parse (a service of another version, a stray responder). */
+  IMGR_BAD_ANSWER: 'protocol',
+} as const;
+export type FailureCode = keyof typeof FAILURE_CODES;
+export type FailureKind = (typeof FAILURE_CODES)[FailureCode];
+
+export class ImgrError extends Error {
+  constructor(
+    readonly code: FailureCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'ImgrError';
+  }
+
+  get kind(): FailureKind {
+    return FAILURE_CODES[this.code];
+  }
+}
+
+export const isImgrError = (e: unknown, code?: FailureCode): e is ImgrError => e instanceof ImgrError && (code === undefined || e.code === code);
