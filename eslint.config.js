@@ -38,6 +38,23 @@ const purity = {
   },
 };
 
+/** The client library speaks the protocol and imports nothing of the server: a service can depend on it alone. */
+const SERVER = ['actors', 'api', 'audit', 'cli', 'driver-host', 'intake', 'machines', 'projections', 'reactors', 'store'];
+const clientFace = {
+  files: ['src/client/**/*.ts'],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          { group: SERVER.map((d) => `../${d}/*`), message: 'src/client imports the protocol (src/messages, src/protocol, src/secrets/sealed), never the server.' },
+          { group: ['../manager.js', '../main.js', '../start.js', '../secrets/keyring.js'], message: 'src/client imports the protocol, never the server.' },
+        ],
+      },
+    ],
+  },
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'coverage/', 'drivers/'] },
   js.configs.recommended,
@@ -55,6 +72,7 @@ export default tseslint.config(
     },
   },
   purity,
+  clientFace,
   {
     files: ['eslint.config.js'],
     ...tseslint.configs.disableTypeChecked,

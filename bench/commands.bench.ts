@@ -10,7 +10,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connectAs } from '../src/platform/nats.js';
 import { silentLogger } from '../src/platform/logger.js';
 import { Manager } from '../src/manager.js';
-import { ImgrClient } from '../src/client/client.js';
+import { ImgrClient } from '../src/client/index.js';
 import { BENCH_PRINCIPALS, measure, startBenchServer, type Result } from './harness.js';
 import { publishPrincipals } from '../src/platform/principals-file.js';
 

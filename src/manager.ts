@@ -10,7 +10,7 @@ import { isWrongLastSequence } from './store/errors.js';
 import { AggregateHost } from './actors/host.js';
 import { Intake } from './intake/intake.js';
 import { PrincipalRegistry } from './intake/principal-registry.js';
-import { SECRET_ATTRIBUTES_KEY } from './secrets/keyring.js';
+import { META_KEYS } from './messages/names.js';
 import { redactSealed } from './secrets/sealed.js';
 import { DriverDispatcher } from './reactors/dispatcher.js';
 import { ProcessManager } from './reactors/process-manager.js';
@@ -63,7 +63,7 @@ export class Manager {
     await dispatcher.start();
     await pm.start();
     // Clients read which attributes to seal from imgr_meta.
-    await p.meta.put(SECRET_ATTRIBUTES_KEY, JSON.stringify(config.secretAttributes));
+    await p.meta.put(META_KEYS.secretAttributes, JSON.stringify(config.secretAttributes));
     const principals = await PrincipalRegistry.start(p.meta, o.log.child({ component: 'principals' }));
     const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs, 'public', config.secretAttributes, principals);
     const internal = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake-internal' }), config.ackWaitMs, 'internal', config.secretAttributes);

@@ -22,7 +22,7 @@ import { ProjectionService } from './projections/service.js';
 import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
 import { exposure } from './api/exposure.js';
-import { ImgrClient } from './client/client.js';
+import { ImgrClient } from './client/index.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

@@ -7,7 +7,7 @@ import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.j
 import { DatastoreSummarySchema, EMPTY_SUMMARY, type DatastoreSummary } from '../projections/summary.js';
 import { GENERATION_KEY, activeGeneration, viewBuckets } from '../projections/projector.js';
 import { BUCKETS } from '../store/provision.js';
-import { parseCommit } from '../store/event-store.js';
+import { parseCommit } from '../messages/wire.js';
 import type { Usage } from '../projections/usage.js';
 import { isNotFound } from '../store/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,7 +1,7 @@
 import { redactSealed } from '../secrets/sealed.js';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { parseCommit } from '../store/event-store.js';
+import { parseCommit } from '../messages/wire.js';
 import { safeJson } from '../platform/json.js';
 import { STREAMS } from '../store/provision.js';
 import { RejectionRecordSchema, subjects, type AggregateKind, type Commit, type RejectionRecord } from '../messages/wire.js';

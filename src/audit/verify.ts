@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { commitHash, parseCommit } from '../store/event-store.js';
+import { commitHash } from '../store/event-store.js';
+import { parseCommit } from '../messages/wire.js';
 import { STREAMS } from '../store/provision.js';
 import { subjects } from '../messages/wire.js';
 

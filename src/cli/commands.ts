@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NoRespondersError, RequestError, type NatsConnection } from '@nats-io/transport-node';
-import type { ImgrClient } from '../client/client.js';
+import type { ImgrClient } from '../client/index.js';
 import type { CommandInput, Outcome } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';

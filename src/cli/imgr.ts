@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ImgrClient } from '../client/client.js';
+import { ImgrClient } from '../client/index.js';
 import { ImgrError } from '../messages/failures.js';
 import { connectAs } from '../platform/nats.js';
 import { COMMANDS, parse, type Command } from './commands.js';

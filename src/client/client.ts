@@ -4,13 +4,13 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { createInbox, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { connectAs, inboxPrefixFor, type Role } from '../platform/nats.js';
-import { fingerprintOf } from '../intake/fingerprint.js';
-import { sealingInfo } from '../secrets/keyring.js';
+import { fingerprintOf } from '../protocol/fingerprint.js';
+import { sealingInfo } from './sealing.js';
 import { seal, unsealedSecrets } from '../secrets/sealed.js';
 import { rejection } from '../messages/errors.js';
 import { ImgrError } from '../messages/failures.js';
 import { z } from 'zod';
-import type { ImageQuery } from '../projections/query.js';
+import type { ImageQuery } from '../messages/query.js';
 import { ActorSchema, type Actor } from '../messages/envelope.js';
 import {
   INTERNAL_ID_PREFIX,
@@ -25,8 +25,8 @@ import {
   type CommandMessage,
   type Outcome,
 } from '../messages/wire.js';
-import { BUCKETS } from '../store/provision.js';
-import { parseCommit } from '../store/event-store.js';
+import { BUCKETS } from '../messages/names.js';
+import { parseCommit } from '../messages/wire.js';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
 

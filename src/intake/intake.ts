@@ -22,7 +22,7 @@ import {
 import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
 import { Outcomes } from './outcomes.js';
-import { fingerprintOf } from './fingerprint.js';
+import { fingerprintOf } from '../protocol/fingerprint.js';
 import type { PrincipalRegistry } from './principal-registry.js';
 import type { Principal } from '../platform/principals.js';
 import type { Actor } from '../messages/envelope.js';

@@ -149,6 +149,18 @@ export const CommitSchema = z.discriminatedUnion('aggregate', [
 ]);
 export type Commit = z.infer<typeof CommitSchema>;
 
+/** Reads one log message: the commit, or why it cannot be read (a reader skips it, never fails on it). */
+export function parseCommit(text: string): Commit | { unreadable: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { unreadable: `not JSON: ${String(e)}` };
+  }
+  const r = CommitSchema.safeParse(raw);
+  return r.success ? r.data : { unreadable: r.error.message.slice(0, 500) };
+}
+
 /** A rejected or unreadable command, kept in IMGR_REJ for audit. */
 export const RejectionRecordSchema = z.object({
   commandId: z.string().nullable(),

@@ -1,18 +1,6 @@
-import { z } from 'zod';
-import { ImageLifecycleSchema, ImageTypeSchema } from '../messages/states.js';
 import type { ImageView } from '../messages/image-record.js';
-
-/** imgr.query.images: filters and pagination. */
-export const ImageQuerySchema = z.object({
-  state: ImageLifecycleSchema.optional(),
-  type: ImageTypeSchema.optional(),
-  datastoreId: z.number().int().optional(),
-  uid: z.number().int().optional(),
-  namePrefix: z.string().optional(),
-  offset: z.number().int().nonnegative().default(0),
-  limit: z.number().int().positive().max(1000).default(100),
-});
-export type ImageQuery = z.infer<typeof ImageQuerySchema>;
+import { ImageQuerySchema, type ImageQuery } from '../messages/query.js';
+export { ImageQuerySchema, type ImageQuery };
 
 /**
  * A reply must fit in one NATS message (1 MiB): a page holds at most `limit`

@@ -3,11 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUCKETS } from '../store/provision.js';
-
-/** Keys of imgr_meta: the public key clients seal to, and the attributes they must seal. */
-export const PUBLIC_KEY_KEY = 'secrets.publicKey';
-export const SECRET_ATTRIBUTES_KEY = 'secrets.attributes';
+import { BUCKETS, META_KEYS } from '../messages/names.js';
 
 export interface SecretsKey {
   readonly privateKey: KeyObject;
@@ -43,25 +39,13 @@ export async function loadOrCreateKey(file: string): Promise<SecretsKey> {
  */
 export async function publishPublicKey(nc: NatsConnection, key: SecretsKey): Promise<void> {
   const meta = await new Kvm(nc).open(BUCKETS.meta);
-  const current = await meta.get(PUBLIC_KEY_KEY);
+  const current = await meta.get(META_KEYS.publicKey);
   if (current?.operation === 'PUT') {
     if (current.string() === key.publicKeyPem) return;
     throw new Error(`this driver host's secrets key is not the one published in ${BUCKETS.meta}: copy the key file of the first driver host`);
   }
-  await meta.create(PUBLIC_KEY_KEY, key.publicKeyPem).catch(async (e: unknown) => {
-    const now = await meta.get(PUBLIC_KEY_KEY);
+  await meta.create(META_KEYS.publicKey, key.publicKeyPem).catch(async (e: unknown) => {
+    const now = await meta.get(META_KEYS.publicKey);
     if (now?.string() !== key.publicKeyPem) throw e;
   });
-}
-
-/** What a client needs to seal: the public key (null while no driver host has started) and the secret attributes. */
-export async function sealingInfo(nc: NatsConnection): Promise<{ publicKeyPem: string | null; attributes: string[] }> {
-  const meta = await new Kvm(nc).open(BUCKETS.meta);
-  const pk = await meta.get(PUBLIC_KEY_KEY);
-  const attrs = await meta.get(SECRET_ATTRIBUTES_KEY);
-  const list = attrs?.operation === 'PUT' ? (JSON.parse(attrs.string()) as unknown) : null;
-  return {
-    publicKeyPem: pk?.operation === 'PUT' ? pk.string() : null,
-    attributes: Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [],
-  };
 }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { DeliverPolicy, jetstream, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import { CommitSchema, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
+import { parseCommit, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
 import { ConcurrencyError, isWrongLastSequence } from './errors.js';
 import { STREAMS } from './provision.js';
 import { follow, type Follower } from './follow.js';
@@ -175,14 +175,3 @@ export interface TailOptions {
 }
 
 export type Tail = Follower;
-
-export function parseCommit(text: string): Commit | { unreadable: string } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    return { unreadable: `not JSON: ${String(e)}` };
-  }
-  const r = CommitSchema.safeParse(raw);
-  return r.success ? r.data : { unreadable: r.error.message.slice(0, 500) };
-}

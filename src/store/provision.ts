@@ -13,11 +13,8 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { subjects } from '../messages/wire.js';
 import { isNotFound } from './errors.js';
 
-export const STREAMS = { commands: 'IMGR_CMD', internal: 'IMGR_INT', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ', parked: 'IMGR_PARKED' } as const;
-/** The driver hosts' shared durable: created here because the drivers role may only bind to it. */
-export const DRIVERS_DURABLE = 'imgr-drivers';
-
-export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes', meta: 'imgr_meta' } as const;
+import { BUCKETS, DRIVERS_DURABLE, STREAMS } from '../messages/names.js';
+export { BUCKETS, DRIVERS_DURABLE, STREAMS };
 
 /**
  * Bumped whenever the streams or buckets change; `migrations` brings older

@@ -9,7 +9,7 @@ import { eventually } from '../support/eventually.js';
 import { LiveViews } from '../../src/api/views.js';
 import { ProjectionService } from '../../src/projections/service.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 
 let nats: TestNats;

@@ -9,7 +9,7 @@ import type { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 import type { Manager } from '../../src/manager.js';
-import type { ImgrClient } from '../../src/client/client.js';
+import type { ImgrClient } from '../../src/client/index.js';
 import { LiveViews } from '../../src/api/views.js';
 import { buildApi } from '../../src/api/api.js';
 import { exposure } from '../../src/api/exposure.js';

@@ -8,7 +8,7 @@ import { TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { datastoreAt, exportNdjson, historyOf, imageAt } from '../../src/audit/history.js';
 import { verifyLog } from '../../src/audit/verify.js';

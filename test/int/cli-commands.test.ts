@@ -12,7 +12,7 @@ import { eventually } from '../support/eventually.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 import type { Manager } from '../../src/manager.js';
 import type { ProjectionService } from '../../src/projections/service.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { main } from '../../src/cli/imgr.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { TWO_SNAPSHOTS } from '../support/image-states.js';

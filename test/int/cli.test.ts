@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/platform/logger.js';
 import { main } from '../../src/cli/imgr.js';
 import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 
 let nats: TestNats;
 let manager: Manager;

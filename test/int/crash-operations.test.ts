@@ -14,7 +14,7 @@ import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
 import { verifyLog } from '../../src/audit/verify.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import type { CommandInput, Outcome } from '../../src/messages/wire.js';
 
 const CONFIG = { ackWaitMs: 2_000, snapshotIntervalMs: 200 };

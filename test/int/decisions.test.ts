@@ -11,7 +11,7 @@ import { Kvm } from '@nats-io/kv';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { TestNats } from '../support/nats.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { AggregateHost } from '../../src/actors/host.js';
 import { EventStore } from '../../src/store/event-store.js';

@@ -18,7 +18,7 @@ import { factsIn, readLog } from '../support/log.js';
 import { DRIVERS_DIR } from '../support/driver-request.js';
 import { Manager } from '../../src/manager.js';
 import { DriverHost } from '../../src/driver-host/driver-host.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { connectAs, inboxPrefixFor } from '../../src/platform/nats.js';
 import { exportNdjson, historyOf } from '../../src/audit/history.js';
 import { REDACTED } from '../../src/secrets/sealed.js';

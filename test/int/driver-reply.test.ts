@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { DriverHost } from '../../src/driver-host/driver-host.js';
 import { connectAs } from '../../src/platform/nats.js';
 import { silentLogger } from '../../src/platform/logger.js';

@@ -8,7 +8,7 @@ import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { TestNats } from '../support/nats.js';
 import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { LogReactor, PARK_AFTER } from '../../src/reactors/log-reactor.js';
 import { ParkedCommitSchema, type Commit } from '../../src/messages/wire.js';

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream } from '@nats-io/jetstream';
 import { TEST_PRINCIPALS, TestNats } from '../support/nats.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { inboxPrefixFor } from '../../src/platform/nats.js';
 import { publishPrincipals } from '../../src/platform/principals-file.js';

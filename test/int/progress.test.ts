@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNats } from '../support/nats.js';
 import { readLog } from '../support/log.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { CommandMessageSchema } from '../../src/messages/wire.js';
 import { AggregateHost } from '../../src/actors/host.js';

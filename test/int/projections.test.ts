@@ -12,7 +12,7 @@ import { readLog } from '../support/log.js';
 import { viewsFromLog } from '../support/replay.js';
 import { Manager } from '../../src/manager.js';
 import { Projector, VIEW_BUCKETS } from '../../src/projections/projector.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import type { ImageView } from '../../src/messages/image-record.js';
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kvm } from '@nats-io/kv';
 import { TestNats } from '../support/nats.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { BUCKETS } from '../../src/store/provision.js';
 import { CommandMessageSchema } from '../../src/messages/wire.js';

@@ -10,7 +10,7 @@ import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
 import { verifyLog } from '../../src/audit/verify.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import type { CommandInput, Outcome } from '../../src/messages/wire.js';
 

@@ -10,7 +10,7 @@ import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
 import { readLog, unreadableRefusal } from '../support/log.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import type { Outcome } from '../../src/messages/wire.js';
 import { STREAMS } from '../../src/store/provision.js';

@@ -26,7 +26,7 @@ import { RoleProcess } from '../support/manager-process.js';
 import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
 import { eventually } from '../support/eventually.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { AggregateHost } from '../../src/actors/host.js';
 import { EventStore } from '../../src/store/event-store.js';
 import { provision, STREAMS } from '../../src/store/provision.js';

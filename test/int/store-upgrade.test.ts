@@ -17,7 +17,7 @@ import { BUCKETS, STREAMS, SCHEMA_VERSION, provision, streamConfigs } from '../.
 import { EventStore } from '../../src/store/event-store.js';
 import { verifyLog } from '../../src/audit/verify.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import type { Commit } from '../../src/messages/wire.js';
 import { history } from '../support/image-spec.js';

@@ -15,7 +15,7 @@ import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
 import { DRIVERS_DIR } from '../support/driver-request.js';
 import { Manager } from '../../src/manager.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { DriverHost } from '../../src/driver-host/driver-host.js';
 import { connectAs } from '../../src/platform/nats.js';
 import { silentLogger } from '../../src/platform/logger.js';

@@ -2,7 +2,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { DriverRequestSchema, type DriverRequest } from '../../src/messages/wire.js';
 import type { DriverAction } from '../../src/messages/driver.js';
 import { DRIVERS_DURABLE, STREAMS } from '../../src/store/provision.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { Publisher } from '../../src/reactors/publish.js';
 
 export type Behaviour = 'succeed' | 'fail' | 'silent';

@@ -2,7 +2,7 @@ import { TestNats } from './nats.js';
 import { DriverResponder } from './driver-responder.js';
 import { Manager } from '../../src/manager.js';
 import { ProjectionService } from '../../src/projections/service.js';
-import { ImgrClient } from '../../src/client/client.js';
+import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import type { ManagerConfigInput } from '../../src/platform/config.js';
 import type { Projector } from '../../src/projections/projector.js';

@@ -38,3 +38,16 @@ describe('purity of src/machines and src/messages', () => {
     expect(found.filter((m) => m.startsWith('no-restricted'))).toEqual([]);
   });
 });
+
+describe('the client library imports no server internals', () => {
+  for (const dir of ['store', 'intake', 'actors', 'machines', 'projections', 'reactors']) {
+    it(`refuses ../${dir}/ in src/client`, async () => {
+      const found = await messagesFor(`import { x } from '../${dir}/anything.js';\nexport const y = x;`, 'src/client/offender.ts');
+      expect(found.join('\n')).toMatch(/no-restricted-imports: .*never the server/);
+    });
+  }
+  it('allows the protocol: src/messages, src/protocol, src/secrets/sealed', async () => {
+    const code = "import { a } from '../messages/wire.js';\nimport { b } from '../protocol/fingerprint.js';\nimport { c } from '../secrets/sealed.js';\nexport const y = [a, b, c];";
+    expect((await messagesFor(code, 'src/client/offender.ts')).filter((m) => m.startsWith('no-restricted'))).toEqual([]);
+  });
+});
