@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import { Kvm, KvWatchInclude, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
-import { StoredImageViewSchema, type ImageView } from '../messages/image-record.js';
-import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
+import type { ImageView } from '../messages/image-record.js';
+import { DATASTORE, IMAGE } from '../machines/aggregates.js';
+import type { DatastoreView } from '../messages/datastore.js';
 import { DatastoreSummarySchema, EMPTY_SUMMARY, type DatastoreSummary } from '../projections/summary.js';
 import { GENERATION_KEY, activeGeneration, viewBuckets } from '../projections/projector.js';
 import { BUCKETS } from '../store/provision.js';
@@ -12,8 +13,8 @@ import type { Usage } from '../projections/usage.js';
 import { isNotFound } from '../store/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const StoredImage = z.object({ seq: z.number().int(), view: StoredImageViewSchema });
-const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
+const StoredImage = z.object({ seq: z.number().int(), view: IMAGE.storedView });
+const StoredDatastore = z.object({ seq: z.number().int(), view: DATASTORE.storedView, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
 export type ProjectedDatastore = DatastoreView & DatastoreSummary;
 const StoredUsage = z.object({ images: z.number(), sizeMb: z.number(), seq: z.number().int() });
 

@@ -7,8 +7,7 @@ import { STREAMS } from '../store/provision.js';
 import { RejectionRecordSchema, subjects, type AggregateKind, type Commit, type RejectionRecord } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';
-import { evolveImage } from '../machines/image/decide.js';
-import { evolveDatastore } from '../machines/datastore/decide.js';
+import { foldCommit } from '../machines/aggregates.js';
 
 /** One line of an aggregate's history: what happened, when, who did it, and why. */
 export interface HistoryEntry {
@@ -97,7 +96,7 @@ export async function imageAt(nc: NatsConnection, id: number, until: { seq: numb
   let view: ImageView | null = null;
   for (const { seq, commit } of await commitsOf(nc, 'image', id)) {
     if ('seq' in until ? seq > until.seq : commit.at > until.at) break;
-    if (commit.aggregate === 'image') for (const f of commit.facts) view = evolveImage(view, f);
+    if (commit.aggregate === 'image') view = foldCommit(view, commit);
   }
   return redactSealed(view);
 }
@@ -106,7 +105,7 @@ export async function datastoreAt(nc: NatsConnection, id: number, until: { seq: 
   let view: DatastoreView | null = null;
   for (const { seq, commit } of await commitsOf(nc, 'datastore', id)) {
     if ('seq' in until ? seq > until.seq : commit.at > until.at) break;
-    if (commit.aggregate === 'datastore') for (const f of commit.facts) view = evolveDatastore(view, f);
+    if (commit.aggregate === 'datastore') view = foldCommit(view, commit);
   }
   return redactSealed(view);
 }

@@ -3,10 +3,9 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
-import { StoredImageViewSchema, type ImageView } from '../messages/image-record.js';
-import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
-import { evolveImage } from '../machines/image/decide.js';
-import { evolveDatastore } from '../machines/datastore/decide.js';
+import type { ImageView } from '../messages/image-record.js';
+import type { DatastoreView } from '../messages/datastore.js';
+import { DATASTORE, IMAGE, foldCommit } from '../machines/aggregates.js';
 import { EventStore, type LoggedCommit, type Tail } from '../store/event-store.js';
 import { provision } from '../store/provision.js';
 import { applyUsage, type Usage } from './usage.js';
@@ -39,8 +38,8 @@ export async function activeGeneration(meta: KV): Promise<number> {
   return e?.operation === 'PUT' ? Number(e.string()) : 0;
 }
 
-const StoredImage = z.object({ seq: z.number().int(), view: StoredImageViewSchema });
-const StoredDatastore = z.object({ seq: z.number().int(), view: DatastoreViewSchema, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
+const StoredImage = z.object({ seq: z.number().int(), view: IMAGE.storedView });
+const StoredDatastore = z.object({ seq: z.number().int(), view: DATASTORE.storedView, summary: DatastoreSummarySchema.default(EMPTY_SUMMARY) });
 
 /**
  * The read side: image and datastore views and usage per owner and datastore,
@@ -168,33 +167,31 @@ export class Projector {
     if (commit.aggregate === 'image') {
       const before = this.images.get(commit.id);
       if (!before || c.seq > before.seq) {
-        const view = commit.facts.reduce<ImageView | null>((v, f) => evolveImage(v, f), before?.view ?? null);
-        if (view) {
-          const touched = applyUsage(this.usage, before?.view, view);
-          if (view.state === 'REMOVED') {
-            this.images.delete(commit.id);
-            await this.surely(() => this.kv.images.delete(String(commit.id)));
-          } else {
-            this.images.set(commit.id, { seq: c.seq, view });
-            const text = JSON.stringify({ seq: c.seq, view: redactSealed(view) });
-            await this.surely(() => this.kv.images.put(String(commit.id), text));
-          }
-          for (const k of touched) {
-            const text = JSON.stringify({ ...this.usage.get(k), seq: c.seq });
-            await this.surely(() => this.kv.usage.put(k, text));
-          }
-          // The image's datastore counts its images by state and its pending operations.
-          await this.putDatastore(view.datastore.id);
+        const view = foldCommit(before?.view ?? null, commit);
+        const touched = applyUsage(this.usage, before?.view, view);
+        if (view.state === 'REMOVED') {
+          this.images.delete(commit.id);
+          await this.surely(() => this.kv.images.delete(String(commit.id)));
+        } else {
+          this.images.set(commit.id, { seq: c.seq, view });
+          const text = JSON.stringify({ seq: c.seq, view: redactSealed(view) });
+          await this.surely(() => this.kv.images.put(String(commit.id), text));
         }
+        for (const k of touched) {
+          const text = JSON.stringify({ ...this.usage.get(k), seq: c.seq });
+          await this.surely(() => this.kv.usage.put(k, text));
+        }
+        // The image's datastore counts its images by state and its pending operations.
+        await this.putDatastore(view.datastore.id);
       }
     } else {
       const before = this.datastores.get(commit.id);
       if (!before || c.seq > before.seq) {
-        const view = commit.facts.reduce<DatastoreView | null>((v, f) => evolveDatastore(v, f), before?.view ?? null);
-        if (view?.state === 'REMOVED') {
+        const view = foldCommit(before?.view ?? null, commit);
+        if (view.state === 'REMOVED') {
           this.datastores.delete(commit.id);
           await this.surely(() => this.kv.datastores.delete(String(commit.id)));
-        } else if (view) {
+        } else {
           this.datastores.set(commit.id, { seq: c.seq, view });
           await this.putDatastore(commit.id);
         }

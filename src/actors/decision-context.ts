@@ -1,0 +1,101 @@
+import type { AggregateKind } from '../messages/wire.js';
+import type { ImageCommand } from '../messages/image-commands.js';
+import type { DatastoreCommand } from '../messages/datastore.js';
+import type { DatastoreInfo } from '../messages/datastore-info.js';
+import type { ManagerConfig } from '../platform/config.js';
+import { decisionContext, type DecisionContext, type Meta } from '../machines/image/events.js';
+import type { DatastoreDecisionContext } from '../machines/datastore/events.js';
+import { datastoreInfo } from '../machines/datastore/decide.js';
+import type { ResidentState } from './resident-state.js';
+
+/**
+ * What a decision reads of other aggregates and of the configuration, taken
+ * from the resident state so that the machines stay pure. `contextAggregates`
+ * names the same aggregates, for the host's check that none of them lagged.
+ */
+export class DecisionContexts {
+  constructor(
+    private readonly state: ResidentState,
+    private readonly config: ManagerConfig,
+  ) {}
+
+  image(c: ImageCommand, meta: Meta): DecisionContext {
+    const base = { defaults: this.config.defaults, timeouts: this.config.timeouts };
+    const taken = (name: string) => this.state.imageNamed(meta.actor.uid, name);
+    switch (c.type) {
+      case 'image.allocate':
+        return decisionContext({ ...base, datastore: this.datastoreInfo(c.datastoreId), nameTakenBy: taken(nameIn(c.template)) });
+      case 'image.clone': {
+        const origin = this.state.image(c.originId) ?? null;
+        return decisionContext({
+          ...base,
+          datastore: this.datastoreInfo(c.datastoreId),
+          origin,
+          originDatastore: origin ? this.datastoreInfo(origin.datastore.id) : null,
+          nameTakenBy: taken(c.name),
+        });
+      }
+      case 'image.allocateSaveAs': {
+        const origin = this.state.image(c.originImageId);
+        return decisionContext({ ...base, datastore: origin ? this.datastoreInfo(origin.datastore.id) : null, nameTakenBy: taken(c.name) });
+      }
+      case 'image.allocateBackup':
+      case 'image.restore':
+        return decisionContext({ ...base, datastore: this.datastoreInfo(c.datastoreId) });
+      case 'image.backup':
+        return decisionContext({ ...base, datastore: this.datastoreInfo(c.backupDatastoreId) });
+      default: {
+        const own = this.state.image(c.imageId);
+        return decisionContext({ ...base, datastore: own ? this.datastoreInfo(own.datastore.id) : null });
+      }
+    }
+  }
+
+  datastore(c: DatastoreCommand): DatastoreDecisionContext {
+    return {
+      nameTakenBy: c.type === 'datastore.create' ? this.state.datastoreNamed(nameIn(c.template)) : null,
+      drivers: this.config.drivers,
+      capacityCheck: this.config.capacityCheck,
+      ...(c.type === 'datastore.swept' ? { sweep: this.sweep(c.datastoreId) } : {}),
+    };
+  }
+
+  /** A datastore as image decisions see it; null when it does not exist (or no longer does). */
+  datastoreInfo(id: number): DatastoreInfo | null {
+    const r = this.state.residentDatastore(id);
+    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record, this.config.capacityCheck) : null;
+  }
+
+  /** What a sweep compares the files with: a scan of the pool, once per monitor period, never per command. */
+  private sweep(datastoreId: number): { named: ReadonlySet<string>; graceSec: number } {
+    const named = new Set<string>();
+    for (const { agg } of this.state.allImages()) {
+      if (agg.state === 'REMOVED' || agg.record.datastore.id !== datastoreId) continue;
+      for (const p of [agg.record.source, agg.record.path, ...agg.record.increments.map((i) => i.source)]) if (p !== '') named.add(p);
+    }
+    const t = this.config.timeouts;
+    const graceMs = this.config.orphanGraceMs ?? Math.max(t.CP, t.CLONE, t.MKFS) * 1000 + 60_000;
+    return { named, graceSec: Math.ceil(graceMs / 1000) };
+  }
+}
+
+/** The other aggregates an image decision reads through its context (DecisionContexts.image). */
+export function contextAggregates(c: ImageCommand | DatastoreCommand): (readonly [AggregateKind, number])[] {
+  switch (c.type) {
+    case 'image.allocate':
+    case 'image.allocateBackup':
+    case 'image.restore':
+      return [['datastore', c.datastoreId]];
+    case 'image.clone':
+      return [['image', c.originId], ['datastore', c.datastoreId]];
+    case 'image.allocateSaveAs':
+      return [['image', c.originImageId]];
+    case 'image.backup':
+      return [['datastore', c.backupDatastoreId]];
+    default:
+      return [];
+  }
+}
+
+export const nameIn = (template: Readonly<Record<string, string>>): string =>
+  Object.entries(template).find(([k]) => k.trim().toUpperCase() === 'NAME')?.[1] ?? '';
