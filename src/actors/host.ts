@@ -51,7 +51,7 @@ export class AggregateHost {
     ids: IdSource = noIds,
   ) {
     this.contexts = new DecisionContexts(this.state, config);
-    this.lookups = new OutsideLookups(this.state, config, stat, ids);
+    this.lookups = new OutsideLookups(this.state, config, stat, ids, clock);
     this.checkpoints = new Checkpoints(snapshots, this.state, log);
   }
 
@@ -116,12 +116,18 @@ export class AggregateHost {
    * aggregate the decision read: one that lags (the follower is behind
    * another writer) is read from its own subject and the command decided again.
    */
-  execute(msg: CommandMessage): Promise<Outcome> {
+  async execute(msg: CommandMessage): Promise<Outcome> {
     const { kind, id } = aggregateOfCommand(msg.command);
     const commandId = msg.envelope.commandId;
-    return this.mailboxes.run(`${kind}.${id}`, async () => {
+    // What the decision needs from outside (a STAT, fresh ids) is asked once, before the command queues:
+    // a slow STAT holds up nothing else.
+    const lookups = this.state.committed(commandId) ? NO_LOOKUPS : await this.lookups.for(msg.command, commandId, this.progress.applied);
+    // The command waits for the earlier ones of every aggregate it reads: one that joins a datastore
+    // (a creation's reservation) is decided after that datastore's earlier commands, not raced against them.
+    const keys = [[kind, id] as const, ...contextAggregates(msg.command)].map(([k, i]) => `${k}.${i}`);
+    return this.mailboxes.run(keys, async () => {
       for (let attempt = 1; ; attempt++) {
-        const outcome = await this.decideAndCommit(msg);
+        const outcome = await this.decideAndCommit(msg, lookups);
         if (outcome.status === 'accepted') return outcome;
         const last = await this.store.lastCommitOf(kind, id);
         const fact = last?.commit.facts.at(-1);
@@ -153,19 +159,16 @@ export class AggregateHost {
     }
   }
 
-  private async decideAndCommit(msg: CommandMessage): Promise<Outcome> {
+  private async decideAndCommit(msg: CommandMessage, lookups: Lookups): Promise<Outcome> {
     const { envelope, command } = msg;
     const commandId = envelope.commandId;
     const { kind, id } = aggregateOfCommand(command);
     const step = command.type === 'driver.reply' ? `${command.type}:${command.action}` : command.type;
-    let lookedUp: Lookups = NO_LOOKUPS;
     for (let attempt = 1; attempt <= this.config.conflictRetries; attempt++) {
       const earlier = this.state.committed(commandId);
       if (earlier) return accepted(commandId, earlier);
       const meta: Meta = { commandId, at: this.clock.now(), actor: envelope.actor };
-      // What the decision needs from outside (a STAT, fresh ids) is asked once per command, not per conflict.
-      if (attempt === 1) lookedUp = await this.lookups.for(command, meta, this.progress.applied);
-      const decision = this.decide(command, meta, lookedUp);
+      const decision = this.decide(command, meta, lookups);
       if (!decision.ok) return { status: 'rejected', commandId, ...decision.rejection };
       const joined = this.decideJoined(decision.fact.effects, meta);
       if (!joined.ok) return { status: 'rejected', commandId, ...joined.rejection };

@@ -2,7 +2,8 @@ import type { AggregateKind, DriverRequest } from '../messages/wire.js';
 import type { ImageCommand } from '../messages/image-commands.js';
 import type { DatastoreCommand } from '../messages/datastore.js';
 import type { ManagerConfig } from '../platform/config.js';
-import type { DecisionContext, Meta } from '../machines/image/events.js';
+import type { DecisionContext } from '../machines/image/events.js';
+import type { Clock } from '../platform/clock.js';
 import { emptyImage } from '../machines/image/record.js';
 import { restoredDisks } from '../machines/image/jobs.js';
 import type { ResidentState } from './resident-state.js';
@@ -24,17 +25,18 @@ export class OutsideLookups {
     private readonly config: ManagerConfig,
     private readonly stat: StatProbe,
     private readonly ids: IdSource,
+    private readonly clock: Clock,
   ) {}
 
-  async for(command: ImageCommand | DatastoreCommand, meta: Meta, appliedSeq: number): Promise<Lookups> {
-    return { ...(await this.sizeByStat(command, meta, appliedSeq)), newImageIds: await this.restoredImageIds(command) };
+  async for(command: ImageCommand | DatastoreCommand, commandId: string, appliedSeq: number): Promise<Lookups> {
+    return { ...(await this.sizeByStat(command, commandId, appliedSeq)), newImageIds: await this.restoredImageIds(command) };
   }
 
   /**
    * W12: a registration from a PATH without SIZE learns the size from the
    * datastore driver's STAT (run by a driver host) before the machine decides.
    */
-  private async sizeByStat(command: ImageCommand | DatastoreCommand, meta: Meta, appliedSeq: number): Promise<Pick<Lookups, 'statSizeMb' | 'statFailure'>> {
+  private async sizeByStat(command: ImageCommand | DatastoreCommand, commandId: string, appliedSeq: number): Promise<Pick<Lookups, 'statSizeMb' | 'statFailure'>> {
     const none = { statSizeMb: null, statFailure: null };
     if (command.type !== 'image.allocate' || this.state.residentImage(command.imageId)) return none;
     const tpl = Object.fromEntries(Object.entries(command.template).map(([k, v]) => [k.trim().toUpperCase(), v.trim()]));
@@ -43,11 +45,11 @@ export class OutsideLookups {
     const ds = this.state.datastore(command.datastoreId);
     if (!ds || ds.state === 'REMOVED') return none;
     const request: DriverRequest = {
-      requestId: `stat-${meta.commandId}`,
+      requestId: `stat-${commandId}`,
       action: 'STAT',
       imageId: command.imageId,
       datastoreId: ds.id,
-      deadline: meta.at + this.config.timeouts.STAT * 1000,
+      deadline: this.clock.now() + this.config.timeouts.STAT * 1000,
       extra: {},
       image: { ...emptyImage(command.imageId), path, size: 0, template: tpl, state: 'INIT' },
       datastore: ds,
