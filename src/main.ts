@@ -14,12 +14,10 @@ import { exposure } from './api/exposure.js';
 import { connectAs } from './platform/nats.js';
 import { systemClock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
-import { ManagerConfigSchema } from './platform/config.js';
+import { loadSettings, openNebulaOf, type Settings } from './platform/settings.js';
 
 const EnvSchema = z.object({
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
-  /** Manager configuration as JSON (see platform/config.ts); defaults when absent. */
-  IMGR_CONFIG: z.string().default('{}'),
   IMGR_DRIVERS_DIR: z.string().default(fileURLToPath(new URL('../drivers', import.meta.url))),
   IMGR_DRIVER_CONCURRENCY: z.coerce.number().int().positive().default(15),
   IMGR_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7420),
@@ -33,22 +31,22 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startRole(role: string, env: Env, log: Logger): Promise<Running> {
+async function startRole(role: string, env: Env, settings: Settings, log: Logger): Promise<Running> {
   switch (role) {
-    case 'manager': {
-      let config: unknown;
-      try {
-        config = JSON.parse(env.IMGR_CONFIG);
-      } catch (e) {
-        throw new Error(`IMGR_CONFIG is not JSON: ${String(e)}`);
-      }
-      return Manager.start({ servers: env.NATS_URL, config: ManagerConfigSchema.parse(config), log });
-    }
+    case 'manager':
+      return Manager.start({ servers: env.NATS_URL, config: settings.manager, log });
     case 'drivers': {
       const nc = await connectAs('drivers', env.NATS_URL);
       const host = new DriverHost(
         nc,
-        { driversDir: env.IMGR_DRIVERS_DIR, concurrency: env.IMGR_DRIVER_CONCURRENCY, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, secretsKeyFile: env.IMGR_SECRETS_KEY_FILE ?? resolve(env.IMGR_DATA_DIR, 'secrets.key') },
+        {
+          driversDir: env.IMGR_DRIVERS_DIR,
+          ...openNebulaOf(settings),
+          concurrency: env.IMGR_DRIVER_CONCURRENCY,
+          graceMs: 5_000,
+          maxStdoutBytes: 1024 * 1024,
+          secretsKeyFile: env.IMGR_SECRETS_KEY_FILE ?? resolve(env.IMGR_DATA_DIR, 'secrets.key'),
+        },
         systemClock,
         log,
       );
@@ -94,7 +92,8 @@ async function startRole(role: string, env: Env, log: Logger): Promise<Running> 
 export async function serve(role: string): Promise<void> {
   const env = EnvSchema.parse(process.env);
   const log = createLogger(`imgr-${role}`);
-  const running = await startRole(role, env, log);
+  const settings = loadSettings(process.env, env.IMGR_DATA_DIR);
+  const running = await startRole(role, env, settings, log);
   const stop = (signal: string): void => {
     log.info({ signal }, 'stopping');
     running.stop().then(

@@ -15,7 +15,7 @@ import { writeServerConfig } from './platform/nats-auth.js';
 import { loadPrincipals, publishPrincipals } from './platform/principals-file.js';
 import { createLogger } from './platform/logger.js';
 import { systemClock } from './platform/clock.js';
-import { BUNDLED_DRIVERS } from './platform/config.js';
+import { loadSettings, openNebulaOf } from './platform/settings.js';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
 import { ProjectionService } from './projections/service.js';
@@ -44,6 +44,8 @@ async function main(): Promise<void> {
   // Every process of this system (and the CLI) finds its NATS password here.
   process.env['IMGR_CREDENTIALS_DIR'] ??= resolve(data, 'credentials');
   const principals = loadPrincipals(resolve(data, 'principals.json'));
+  // The same configuration every role reads: <data>/imgr.json and IMGR_CONFIG.
+  const settings = loadSettings(process.env, data);
 
   let server: NatsServer | undefined;
   let url = env.NATS_URL;
@@ -52,20 +54,19 @@ async function main(): Promise<void> {
     server = await startNatsServer({ configFile, storeDir: resolve(data, 'nats'), port: env.IMGR_NATS_PORT === 0 ? 'random' : env.IMGR_NATS_PORT, pidFile: resolve(data, 'nats.pid') });
     url = server.url;
   }
-  const drivers = { ...BUNDLED_DRIVERS, datastoreLocation: resolve(data, 'datastores') };
-  const manager = await Manager.start({ servers: url, config: { drivers }, log: log.child({ role: 'manager' }) });
+  const manager = await Manager.start({ servers: url, config: settings.manager, log: log.child({ role: 'manager' }) });
   await publishPrincipals(manager.nc, principals);
   const driverConn = await connectAs('drivers', url);
   const host = new DriverHost(
     driverConn,
-    { driversDir: resolve(ROOT, 'drivers'), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, secretsKeyFile: resolve(data, 'secrets.key') },
+    { driversDir: resolve(ROOT, 'drivers'), ...openNebulaOf(settings), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, secretsKeyFile: resolve(data, 'secrets.key') },
     systemClock,
     log.child({ role: 'drivers' }),
   );
   await host.start();
   const projections = await ProjectionService.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
   await mkdir(resolve(data, 'import'), { recursive: true, mode: 0o750 });
-  await createDefaults(url, resolve(data, 'datastores'), resolve(data, 'import'));
+  await createDefaults(url, settings.manager.drivers.datastoreLocation, resolve(data, 'import'));
   const apiConn = await connectAs('dashboard', url, 'imgr-api');
   const views = await LiveViews.start(apiConn);
   const exposed = await exposure(process.env, resolve(data, 'api-token'));

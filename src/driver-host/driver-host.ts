@@ -12,6 +12,8 @@ import type { Clock } from '../platform/clock.js';
 import { DriverRequestSchema, type CommandInput, type DriverRequest } from '../messages/wire.js';
 import { Publisher } from '../reactors/publish.js';
 import { isReplyAction } from '../messages/driver.js';
+import type { OpenNebulaConfig } from '../platform/settings.js';
+import { DriverSources } from './driver-source.js';
 import { DRIVERS_DURABLE, STREAMS } from '../store/provision.js';
 import { actionDocument, actionEnvironment } from './document.js';
 import { runScript } from './run.js';
@@ -24,6 +26,8 @@ import { loadOrCreateKey, publishPublicKey, type SecretsKey } from '../secrets/k
 export interface DriverHostOptions {
   /** The folder with one sub-folder per DS_MAD. */
   readonly driversDir: string;
+  /** DS_MADs that run from an OpenNebula installation, unchanged (imgr configuration "opennebula"). */
+  readonly opennebula?: { readonly tree: OpenNebulaConfig; readonly drivers: Readonly<Record<string, string>> };
   /** Parallel executions per driver (reference -t, default 15). */
   readonly concurrency: number;
   /** Between SIGTERM and SIGKILL when a script overruns its deadline. */
@@ -277,25 +281,27 @@ export interface ActionResult {
  */
 export async function runAction(
   req: DriverRequest,
-  o: Pick<DriverHostOptions, 'driversDir' | 'graceMs' | 'maxStdoutBytes'>,
+  o: Pick<DriverHostOptions, 'driversDir' | 'opennebula' | 'graceMs' | 'maxStdoutBytes'>,
   clock: Clock,
 ): Promise<ActionResult> {
   const mad = req.datastore.type === 'SYSTEM_DS' ? req.datastore.tmMad : req.datastore.dsMad;
   const id = req.action === 'MONITOR' ? req.datastoreId : req.imageId;
   const unavailable = { result: 'FAILURE' as const, info: `Datastore driver '${mad}' not available`, logs: [], commandLine: '' };
-  if (!/^[a-z0-9_-]+$/i.test(mad)) return unavailable;
+  const place = new DriverSources(o.driversDir, o.opennebula?.tree ?? null, o.opennebula?.drivers ?? {}).placeOf(mad);
+  if (!place) return unavailable;
   try {
-    await access(join(o.driversDir, mad), constants.R_OK);
+    await access(place.dir, constants.R_OK);
   } catch {
     return unavailable;
   }
-  const script = join(o.driversDir, mad, req.action.toLowerCase());
+  const script = join(place.dir, req.action.toLowerCase());
   const commandLine = `${script} ${id}`;
   const x = await runScript({
     script,
     args: [String(id)],
     stdin: Buffer.from(actionDocument(req), 'utf8').toString('base64'),
-    env: actionEnvironment(req),
+    env: { ...actionEnvironment(req), ...place.env },
+    cwd: place.cwd,
     timeoutMs: Math.max(1, req.deadline - clock.now()),
     graceMs: o.graceMs,
     maxStdoutBytes: o.maxStdoutBytes,

@@ -5,6 +5,8 @@ export interface RunOptions {
   readonly args: readonly string[];
   readonly stdin: string;
   readonly env: Readonly<Record<string, string>>;
+  /** Working directory; the host's own when absent. */
+  readonly cwd?: string | undefined;
   readonly timeoutMs: number;
   /** Between SIGTERM and SIGKILL of the process group. */
   readonly graceMs: number;
@@ -35,7 +37,7 @@ export function runScript(o: RunOptions): Promise<Execution> {
   return new Promise((resolve) => {
     let child;
     try {
-      child = spawn(o.script, o.args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
+      child = spawn(o.script, o.args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...o.env }, ...(o.cwd !== undefined ? { cwd: o.cwd } : {}) });
     } catch (e) {
       resolve({ exitCode: null, signal: null, stdout: '', stdoutOverflow: false, stderr: [], timedOut: false, spawnError: String(e) });
       return;

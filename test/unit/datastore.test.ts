@@ -67,10 +67,10 @@ describe('§12.3 create', () => {
     expect(refused(create({ NAME: 'a', DS_MAD: 'fs', TM_MAD: 'shared' }, { nameTakenBy: 1 }))).toEqual({ code: 'DS_ERR_NAME_TAKEN', message: 'NAME is already taken by DATASTORE 1.' });
     expect(refused(create({ NAME: 's', TYPE: 'SYSTEM_DS', DS_MAD: 'fs', TM_MAD: 'shared' }))).toEqual({ code: 'DS_ERR_SYSTEM_DS_MAD', message: 'SYSTEM datastores cannot have DS_MAD defined.' });
     expect(refused(create({ NAME: 'a', TM_MAD: 'shared' }))).toEqual({ code: 'DS_ERR_NO_DS_MAD', message: 'No DS_MAD in template.' });
-    expect(refused(create({ NAME: 'a', DS_MAD: 'nfs', TM_MAD: 'shared' }))).toEqual({ code: 'DS_ERR_DS_MAD_UNKNOWN', message: 'DS_MAD named "nfs" is not defined in oned.conf' });
+    expect(refused(create({ NAME: 'a', DS_MAD: 'nfs', TM_MAD: 'shared' }))).toEqual({ code: 'DS_ERR_DS_MAD_UNKNOWN', message: 'DS_MAD named "nfs" is not defined in imgr\'s configuration (drivers.dsMads)' });
     expect(refused(create({ NAME: 'a', DS_MAD: 'ceph', TM_MAD: 'ceph' }))).toEqual({ code: 'DS_ERR_REQUIRED_ATTR', message: 'Datastore template is missing the "POOL_NAME" attribute or it\'s empty.' });
     expect(refused(create({ NAME: 'a', DS_MAD: 'fs' }))).toEqual({ code: 'DS_ERR_NO_TM_MAD', message: 'No TM_MAD in template.' });
-    expect(refused(create({ NAME: 'a', DS_MAD: 'fs', TM_MAD: 'iscsi' }))).toEqual({ code: 'DS_ERR_TM_MAD_UNKNOWN', message: 'TM_MAD named "iscsi" is not defined in oned.conf' });
+    expect(refused(create({ NAME: 'a', DS_MAD: 'fs', TM_MAD: 'iscsi' }))).toEqual({ code: 'DS_ERR_TM_MAD_UNKNOWN', message: 'TM_MAD named "iscsi" is not defined in imgr\'s configuration (drivers.tmMads)' });
     expect(refused(create({ NAME: 'a', DS_MAD: 'fs', TM_MAD: 'shared', DISK_TYPE: 'CDROM' }))).toEqual({ code: 'DS_ERR_DISK_TYPE_IMAGE', message: 'Invalid DISK_TYPE for an Image Datastore.' });
     expect(refused(create({ NAME: 'a', TYPE: 'SYSTEM_DS', TM_MAD: 'shared', DISK_TYPE: 'ISCSI' }))).toEqual({ code: 'DS_ERR_DISK_TYPE_SYSTEM', message: 'Invalid DISK_TYPE for a System Datastore.' });
     expect(refused(create({ NAME: 'a', DS_MAD: 'fs', TM_MAD: 'shared', DISK_TYPE: 'TAPE' }))).toEqual({ code: 'DS_ERR_DISK_TYPE_UNKNOWN', message: 'Unknown DISK_TYPE in template.' });
