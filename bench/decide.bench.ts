@@ -10,7 +10,7 @@ import { ImageCommandSchema, type ImageCommandInput } from '../src/messages/imag
 import { measure, type Result } from './harness.js';
 
 const actor = { uid: 0, gid: 0, name: 'oneadmin', service: 'bench' };
-const ds = { id: 1, name: 'default', type: 'IMAGE_DS' as const, dsMad: 'fs', tmMad: 'shared', diskType: 'FILE', driver: '', persistentOnly: false, availableMb: null, keepLast: null };
+const ds = { id: 1, name: 'default', type: 'IMAGE_DS' as const, dsMad: 'fs', tmMad: 'shared', diskType: 'FILE', driver: '', persistentOnly: false, availableMb: null, bridgeList: '', keepLast: null };
 const ev = (c: ImageCommandInput, i: number): ImageEvent => ({ ...ImageCommandSchema.parse(c), meta: { commandId: `b-${i}`, at: 1_800_000_000_000 + i, actor }, ctx: decisionContext({ datastore: ds }) });
 
 export async function run(ms: number): Promise<Result[]> {

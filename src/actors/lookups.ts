@@ -9,7 +9,7 @@ import { restoredDisks } from '../machines/image/jobs.js';
 import type { ResidentState } from './resident-state.js';
 
 /** Runs a STAT request somewhere a driver runs and answers with the reply. */
-export type StatProbe = (req: DriverRequest) => Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string }>;
+export type StatProbe = (req: DriverRequest) => Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string; logs?: readonly string[] }>;
 export const noStat: StatProbe = () => Promise.resolve({ result: 'FAILURE', info: 'no driver host can run STAT' });
 /** Takes `count` fresh ids of a kind from the manager's counter. */
 export type IdSource = (kind: AggregateKind, count: number) => Promise<number[]>;
@@ -56,7 +56,10 @@ export class OutsideLookups {
       seq: appliedSeq,
     };
     const r = await this.stat(request);
-    return r.result === 'SUCCESS' ? { statSizeMb: Number(r.info), statFailure: null } : { statSizeMb: null, statFailure: r.info };
+    if (r.result === 'SUCCESS') return { statSizeMb: Number(r.info), statFailure: null };
+    // The driver's own log lines say why (a permission, a format): the refusal carries the last of them.
+    const logs = (r.logs ?? []).slice(-5);
+    return { statSizeMb: null, statFailure: logs.length > 0 ? `${r.info} (driver log: ${logs.join(' | ')})` : r.info };
   }
 
   /**

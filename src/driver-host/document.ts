@@ -16,6 +16,16 @@ const template = (t: Readonly<Record<string, string>>): string =>
     .map(([k, v]) => el(k, v))
     .join('')}</TEMPLATE>`;
 
+/** oned's numeric DISK_TYPE (Image::DiskType). */
+const DISK_TYPES: Readonly<Record<string, number>> = { FILE: 0, CD_ROM: 1, BLOCK: 2, RBD: 3, RBD_CDROM: 4, GLUSTER: 5, GLUSTER_CDROM: 6, SHEEPDOG: 7, SHEEPDOG_CDROM: 8, ISCSI: 9, NONE: 255 };
+const diskType = (t: string): number => DISK_TYPES[t.toUpperCase()] ?? 0;
+
+/** oned's defaults: images are the owner's (umask 177), datastores also usable by the group. */
+const permissions = (bits: readonly number[]): string =>
+  `<PERMISSIONS>${['OWNER_U', 'OWNER_M', 'OWNER_A', 'GROUP_U', 'GROUP_M', 'GROUP_A', 'OTHER_U', 'OTHER_M', 'OTHER_A'].map((k, n) => el(k, bits[n] ?? 0)).join('')}</PERMISSIONS>`;
+const IMAGE_PERMISSIONS = [1, 1, 0, 0, 0, 0, 0, 0, 0];
+const DATASTORE_PERMISSIONS = [1, 1, 0, 1, 0, 0, 0, 0, 0];
+
 function imageXml(i: ImageView): string {
   const state = i.state === 'REMOVED' ? 'DELETE' : i.state;
   const snaps = i.snapshots;
@@ -27,8 +37,9 @@ function imageXml(i: ImageView): string {
     el('UNAME', i.uname),
     el('GNAME', i.gname),
     el('NAME', i.name),
+    permissions(IMAGE_PERMISSIONS),
     el('TYPE', IMAGE_TYPES.indexOf(i.type)),
-    el('DISK_TYPE', i.diskType),
+    el('DISK_TYPE', diskType(i.diskType)),
     el('PERSISTENT', i.persistent ? 1 : 0),
     el('REGTIME', i.regTime),
     el('MODTIME', i.modTime),
@@ -38,6 +49,8 @@ function imageXml(i: ImageView): string {
     el('FS', i.fs),
     el('SIZE', i.size),
     el('STATE', imageStateCode(state)),
+    // imgr keeps no previous state on the record; oned's scripts do not read it.
+    el('PREV_STATE', imageStateCode(state)),
     el('RUNNING_VMS', i.vms.length),
     el('CLONING_OPS', i.clones.length + i.appClones.length),
     el('CLONING_ID', i.cloningId),
@@ -67,6 +80,16 @@ function imageXml(i: ImageView): string {
   ].join('');
 }
 
+/** STAT's image is minimal in oned (driver-contract §4): PATH; SIZE for OS and DATABLOCK (the template value); BACKUP_JOB_ID when there is one. */
+function statImageXml(i: ImageView | null): string {
+  if (!i) return '';
+  const t = i.template;
+  const type = (t['TYPE'] ?? 'OS').trim().toUpperCase();
+  const size = type === 'OS' || type === 'DATABLOCK' ? el('SIZE', t['SIZE'] ?? '') : '';
+  const job = t['BACKUP_JOB_ID'] !== undefined ? el('BACKUP_JOB_ID', t['BACKUP_JOB_ID']) : '';
+  return `<IMAGE>${el('PATH', i.path)}${size}${job}</IMAGE>`;
+}
+
 function datastoreXml(d: DatastoreView): string {
   return [
     '<DATASTORE>',
@@ -74,18 +97,23 @@ function datastoreXml(d: DatastoreView): string {
     el('UID', d.uid),
     el('GID', d.gid),
     el('UNAME', d.uname),
+    el('GNAME', d.gid === 0 ? 'oneadmin' : ''),
     el('NAME', d.name),
+    permissions(DATASTORE_PERMISSIONS),
     el('DS_MAD', d.dsMad),
     el('TM_MAD', d.tmMad),
     el('BASE_PATH', d.basePath),
     el('TYPE', DATASTORE_TYPES.indexOf(d.type)),
-    el('DISK_TYPE', d.diskType),
+    el('DISK_TYPE', diskType(d.diskType)),
     el('STATE', d.state === 'DISABLED' ? 1 : 0),
+    // imgr has no clusters: every datastore is in oned's default cluster 0.
+    ids('CLUSTERS', [0]),
     el('TOTAL_MB', d.totalMb),
     el('FREE_MB', d.freeMb),
     el('USED_MB', d.usedMb),
     ids('IMAGES', d.images),
-    template(d.template),
+    // oned keeps the creation attributes in the template too.
+    template({ DS_MAD: d.dsMad, TM_MAD: d.tmMad, TYPE: d.type, ...d.template }),
     '</DATASTORE>',
   ].join('');
 }
@@ -109,7 +137,7 @@ function extras(r: DriverRequest): string {
 
 /** The DS_DRIVER_ACTION_DATA document of a request, as an unmodified OpenNebula driver expects it. */
 export function actionDocument(r: DriverRequest): string {
-  const image = r.image ? imageXml(r.image) : '';
+  const image = r.action === 'STAT' ? statImageXml(r.image) : r.image ? imageXml(r.image) : '';
   return `<DS_DRIVER_ACTION_DATA>${image}${datastoreXml(r.datastore)}${extras(r)}</DS_DRIVER_ACTION_DATA>`;
 }
 

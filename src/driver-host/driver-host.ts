@@ -88,7 +88,8 @@ export class DriverHost {
         this.limitFor(req.data.datastore.dsMad)
           .use(() => runAction(this.opened(req.data), this.o, this.clock))
           .then(
-            (r) => m.respond(JSON.stringify({ result: r.result, info: r.info })),
+            // The script's log lines travel with the answer: a refusal for a failed size check shows its cause.
+            (r) => m.respond(JSON.stringify({ result: r.result, info: r.info, logs: r.logs.map((l) => `${l.severity} ${l.text}`) })),
             (e: unknown) => m.respond(JSON.stringify({ result: 'FAILURE', info: `Internal error ${String(e)}` })),
           );
       },

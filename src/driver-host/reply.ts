@@ -14,10 +14,12 @@ const SEVERITY: Record<string, Severity> = { ERROR: 'E', WARN: 'W', INFO: 'I', D
 export function classifyStderr(lines: readonly string[]): { logs: LogLine[]; errorText: string } {
   const logs: LogLine[] = [];
   const errors: string[] = [];
-  for (const l of lines) {
+  for (const raw of lines) {
+    // ssh and some tools end lines with \r: trimmed first, they are log lines like any other.
+    const l = raw.trim();
     const m = LOG_LINE.exec(l);
     if (m) logs.push({ severity: SEVERITY[m[1] ?? 'INFO'] ?? 'I', text: (m[3] ?? '').trim() });
-    else if (l.trim() !== '') errors.push(l.trim());
+    else if (l !== '') errors.push(l);
   }
   return { logs, errorText: errors.join(' ').trim() };
 }

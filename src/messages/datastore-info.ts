@@ -23,6 +23,8 @@ export const DatastoreInfoSchema = z.object({
    * never monitored (nothing to refuse on).
    */
   availableMb: z.number().int().nonnegative().nullable(),
+  /** BRIDGE_LIST of the template ("" when unset): a clone from here to another datastore passes it as SOURCE_BRIDGE_LIST (§7.4 step 6). */
+  bridgeList: z.string(),
   /** §7.3: a backup datastore's KEEP_LAST, null when unset. */
   keepLast: z.number().int().positive().nullable(),
 });

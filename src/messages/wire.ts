@@ -191,4 +191,9 @@ export const DriverRequestSchema = z.object({
 export type DriverRequest = z.infer<typeof DriverRequestSchema>;
 
 /** The answer to a STAT request on imgr.stat (a synchronous request, §9.3). */
-export const StatReplySchema = z.object({ result: z.enum(['SUCCESS', 'FAILURE']), info: z.string() });
+export const StatReplySchema = z.object({
+  result: z.enum(['SUCCESS', 'FAILURE']),
+  info: z.string(),
+  /** The script's log lines (`<severity> <text>`), recorded with a refusal. */
+  logs: z.array(z.string()).max(200).default([]),
+});

@@ -11,6 +11,7 @@ export const IMAGE_DS: DatastoreInfo = {
   driver: '',
   persistentOnly: false,
   availableMb: null,
+  bridgeList: '',
   keepLast: null,
 };
 export const FILE_DS: DatastoreInfo = { ...IMAGE_DS, id: 2, name: 'files', type: 'FILE_DS' };

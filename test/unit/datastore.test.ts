@@ -49,7 +49,7 @@ describe('§12.3 create', () => {
     expect(d.next.record).toMatchObject({ type: 'IMAGE_DS', dsMad: 'fs', tmMad: 'qcow2', basePath: '/var/lib/imgr/datastores/100', diskType: 'FILE' });
     expect(d.next.record.template).toMatchObject({ DRIVER: 'qcow2', LN_TARGET: 'NONE', CLONE_TARGET: 'SYSTEM', ALLOW_ORPHANS: 'NO', PERSISTENT_SNAPSHOTS: 'YES', SAFE_DIRS: '/var/tmp', RESTRICTED_DIRS: '/' });
     expect(d.fact.effects).toEqual([{ kind: 'datastore.monitor', datastoreId: DS }]);
-    expect(datastoreInfo(d.next.record, true)).toEqual({ id: DS, name: 'images', type: 'IMAGE_DS', dsMad: 'fs', tmMad: 'qcow2', diskType: 'FILE', driver: 'qcow2', persistentOnly: false, availableMb: null, keepLast: null });
+    expect(datastoreInfo(d.next.record, true)).toEqual({ id: DS, name: 'images', type: 'IMAGE_DS', dsMad: 'fs', tmMad: 'qcow2', diskType: 'FILE', driver: 'qcow2', persistentOnly: false, availableMb: null, bridgeList: '', keepLast: null });
   });
   it('an unknown TYPE means IMAGE_DS; BACKUP_DS needs no TM_MAD and stores "-"', () => {
     const d = create({ NAME: 'b', TYPE: 'backup_ds', DS_MAD: 'rsync' });

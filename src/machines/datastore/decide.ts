@@ -67,6 +67,7 @@ export function datastoreInfo(d: DatastoreRecord, capacityCheck: boolean): Datas
     driver: d.template['DRIVER'] ?? '',
     persistentOnly: d.persistentOnly,
     availableMb: availableMb(d, capacityCheck),
+    bridgeList: (d.template['BRIDGE_LIST'] ?? '').trim(),
     keepLast: keepLast > 0 ? keepLast : null,
   };
 }

@@ -13,6 +13,8 @@ export interface Allocation {
   readonly record: ImageRecord;
   readonly state: 'READY' | 'LOCKED';
   readonly action: Extract<ImageAction, 'CP' | 'MKFS' | 'CLONE'> | null;
+  /** Extra data of the driver request (§9.1). */
+  readonly extra?: Readonly<Record<string, string>>;
 }
 export type AllocationResult = Allocation | Rejection;
 export const isRejection = (r: AllocationResult): r is Rejection => 'code' in r;
@@ -185,11 +187,14 @@ export function allocateClone(ev: ImageEventOf<'image.clone'>): AllocationResult
   const ds = ev.ctx.datastore;
   if (ds === null) return rejection('DS_ERR_NOT_FOUND', { id: ev.datastoreId });
   if (ds.type !== 'IMAGE_DS') return rejection('IMG_ERR_CLONE_DS_TYPE');
+  const extra: Record<string, string> = {};
   if (ds.id !== origin.datastore.id) {
     const ods = ev.ctx.originDatastore;
     if (ods === null) return rejection('DS_ERR_NOT_FOUND', { id: origin.datastore.id });
     if (ods.type !== 'IMAGE_DS') return rejection('IMG_ERR_CLONE_DS_TYPE');
     if (ods.dsMad !== ds.dsMad) return rejection('IMG_ERR_CLONE_DS_MAD');
+    // §7.4 step 6: the driver reaches the origin's storage through the origin datastore's bridges.
+    if (ods.bridgeList !== '') extra['SOURCE_BRIDGE_LIST'] = ods.bridgeList;
   }
   const full = capacityError(ds, origin.size);
   if (full) return full;
@@ -207,6 +212,7 @@ export function allocateClone(ev: ImageEventOf<'image.clone'>): AllocationResult
   return {
     state: 'LOCKED',
     action: 'CLONE',
+    extra,
     record: {
       ...base(ev, ds),
       name: ev.name,

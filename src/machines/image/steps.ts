@@ -76,7 +76,7 @@ export const allocated: Step = (_r, ev) => {
   ];
   let record = a.record;
   if (a.action !== null) {
-    const req = request(a.record, ev, a.action);
+    const req = request(a.record, ev, a.action, { ...a.extra });
     record = { ...record, ...req.changes };
     effects.push(req.effect);
     // W38: a creation holds its space until it ends (decideImage gives it back), when the datastore counts space.
