@@ -69,6 +69,10 @@ beforeAll(async () => {
   symlinkSync(join(DRIVERS_DIR, 'restic'), join(drivers, 'restic'));
   writeFileSync(join(drivers, 'hang', 'mkfs'), '#!/usr/bin/env bash\ncat >/dev/null\nsleep 600\n');
   chmodSync(join(drivers, 'hang', 'mkfs'), 0o755);
+  // A STAT that explains itself only in log lines, ending them with \r as text from ssh does.
+  mkdirSync(join(drivers, 'noisy'));
+  writeFileSync(join(drivers, 'noisy', 'stat'), '#!/usr/bin/env bash\ncat >/dev/null\nprintf "ERROR: stat: bridge host refused the key\\r\\nINFO: stat: tried 2 hosts\\r\\n" >&2\necho "Cannot stat the image" >&2\nexit 1\n');
+  chmodSync(join(drivers, 'noisy', 'stat'), 0o755);
   server = createServer((_req, res) => res.writeHead(200, { 'content-length': String(content.length) }).end(content));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const a = server.address();
@@ -82,7 +86,7 @@ beforeAll(async () => {
     config: {
       watchdogIntervalMs: 100,
       timeouts: { ...DEFAULT_DRIVER_TIMEOUTS, MKFS: 2, CP: 4 },
-      drivers: { dsMads: { fs: {}, hang: {}, rsync: {}, restic: {} }, tmMads: { shared: {} }, datastoreLocation: join(dir, 'datastores') },
+      drivers: { dsMads: { fs: {}, hang: {}, noisy: {}, rsync: {}, restic: {} }, tmMads: { shared: {} }, datastoreLocation: join(dir, 'datastores') },
     },
   });
   host = await startHost();
@@ -175,6 +179,17 @@ describe('fs datastore through the driver host', () => {
       status: 'rejected',
       code: 'IMG_ERR_STAT_FAILED',
       message: `Cannot determine image SIZE: cannot access '${missing}' (No such file or directory)`,
+    });
+  });
+
+  it('STAT\'s log lines (trimmed of \\r) are kept with the refusal: its cause is visible', async () => {
+    const noisy = await c.nextId('datastore');
+    await ok({ type: 'datastore.create', datastoreId: noisy, template: { NAME: 'noisy', DS_MAD: 'noisy', TM_MAD: 'shared', SAFE_DIRS: dir } });
+    const o = await c.send({ type: 'image.allocate', imageId: await c.nextId('image'), datastoreId: noisy, template: { NAME: 'noisy-stat', PATH: join(dir, 'disk.raw') } });
+    expect(o).toMatchObject({
+      status: 'rejected',
+      code: 'IMG_ERR_STAT_FAILED',
+      message: 'Cannot determine image SIZE: Cannot stat the image (driver log: E stat: bridge host refused the key | I stat: tried 2 hosts)',
     });
   });
 
