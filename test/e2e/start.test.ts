@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ImgrClient } from '../../src/client/index.js';
 import { eventually } from '../support/eventually.js';
+import { openNebulaTree } from '../support/opennebula.js';
 import { connect } from '@nats-io/transport-node';
 import { promisify } from 'node:util';
 
@@ -122,5 +123,38 @@ describe('npm start', () => {
     expect(o).toMatchObject({ status: 'accepted' });
     await portal.close();
     expect(await interrupt()).toContain('imgr stopped');
+  });
+
+  it('reads imgr.json beside the data: an OpenNebula tree and a DS_MAD that runs from it, added to the bundled ones', async () => {
+    const tree = openNebulaTree();
+    const config = join(data, 'imgr.json');
+    writeFileSync(config, JSON.stringify({ opennebula: { location: tree.location }, drivers: { dsMads: { 'one-dummy': { opennebula: 'dummy' } } } }));
+    try {
+      const running = await start();
+      const c = await ImgrClient.connect({ servers: running.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+      const id = await c.nextId('datastore');
+      expect(await c.send({ type: 'datastore.create', datastoreId: id, template: { NAME: `one-dummy-${id}`, DS_MAD: 'one-dummy', TM_MAD: 'dummy' } })).toMatchObject({ status: 'accepted' });
+      // OpenNebula's dummy monitor answered through npm start's driver host; the bundled fs still serves datastore 1.
+      await eventually(async () => (await c.datastore(id))?.totalMb === 20480, 'monitored by OpenNebula\'s dummy');
+      expect((await c.datastore(1))?.dsMad).toBe('fs');
+      const unknown = await c.send({ type: 'datastore.create', datastoreId: await c.nextId('datastore'), template: { NAME: 'nope', DS_MAD: 'one-fs', TM_MAD: 'shared' } });
+      expect(unknown).toMatchObject({ status: 'rejected', code: 'DS_ERR_DS_MAD_UNKNOWN', message: 'DS_MAD named "one-fs" is not defined in imgr\'s configuration (drivers.dsMads)' });
+      await c.close();
+      expect(await interrupt()).toContain('imgr stopped');
+    } finally {
+      rmSync(config, { force: true });
+      tree.dispose();
+    }
+  });
+
+  it('refuses to start on a configuration it cannot use, naming the file and the field', async () => {
+    const config = join(data, 'imgr.json');
+    writeFileSync(config, JSON.stringify({ drivers: { dsMads: { 'one-fs': { opennebula: 'fs' } } } }));
+    try {
+      await expect(start()).rejects.toThrow(/imgr configuration \(.*imgr\.json\): drivers\.dsMads one-fs run from an OpenNebula tree, but "opennebula" names none/);
+      child = undefined;
+    } finally {
+      rmSync(config, { force: true });
+    }
   });
 });
