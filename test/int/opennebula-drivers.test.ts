@@ -214,6 +214,35 @@ describe("OpenNebula's fs driver, unchanged", () => {
     expect(view(id)?.snapshots.list).toEqual([]);
   });
 
+  it('qcow2 snapshots (TM_MAD qcow2): revert makes the active snapshot an overlay of the target, flatten converts the target into the image', async () => {
+    const id = await register(qcow, { PATH: join(dir, 'src', 'disk.raw'), SIZE: '4', PERSISTENT: 'YES' });
+    const src = view(id)?.source ?? '';
+    // The layout OpenNebula's qcow2 transfer driver leaves: numbered qcow2 files, the highest one active.
+    mkdirSync(`${src}.snap`);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', `${src}.snap/0`, '8M']);
+    execFileSync('qemu-io', ['-c', 'write -P 0x11 0 4k', `${src}.snap/0`]);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'backing_fmt=qcow2', '-b', `${src}.snap/0`, `${src}.snap/1`]);
+    execFileSync('qemu-io', ['-c', 'write -P 0x22 0 4k', `${src}.snap/1`]);
+    const byte = (file: string) => execFileSync('qemu-io', ['-c', 'read -v 0 1', file], { encoding: 'utf8' }).split(/\s+/)[1];
+    expect(byte(`${src}.snap/1`)).toBe('22');
+    await ok({ type: 'image.acquire', imageId: id, vmId: 2, mode: 'deploy' });
+    const snap = (n: number, active: boolean) => ({ id: n, name: `q${n}`, date: n, parent: n - 1, children: [], active, size: 8 });
+    await ok({ type: 'image.setSnapshots', imageId: id, snapshots: { mode: 'DENY', currentBase: -1, nextSnapshot: 2, list: [snap(0, false), snap(1, true)] } });
+    await ok({ type: 'image.release', imageId: id, vmId: 2 });
+
+    await ok({ type: 'image.snapshotRevert', imageId: id, snapshotId: 0 });
+    await eventually(() => view(id)?.state === 'READY', 'reverted');
+    expect(view(id)?.error).toBeNull();
+    expect(byte(`${src}.snap/1`)).toBe('11');
+
+    await ok({ type: 'image.snapshotFlatten', imageId: id, snapshotId: 0 });
+    await eventually(() => view(id)?.state === 'READY', 'flattened');
+    expect(view(id)?.error).toBeNull();
+    expect(formatOf(src)).toBe('qcow2');
+    expect(byte(src)).toBe('11');
+    expect(existsSync(`${src}.snap`)).toBe(false);
+  });
+
   it('a qcow2 datastore converts what it copies to its DRIVER', async () => {
     const id = await register(qcow, { PATH: join(dir, 'src', 'disk.raw'), SIZE: '4' });
     expect(view(id)).toMatchObject({ state: 'READY', format: 'qcow2' });
