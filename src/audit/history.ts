@@ -1,10 +1,9 @@
 import { redactSealed } from '../secrets/sealed.js';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { parseCommit } from '../messages/wire.js';
 import { safeJson } from '../platform/json.js';
 import { STREAMS } from '../store/provision.js';
-import { RejectionRecordSchema, subjects, type AggregateKind, type Commit, type RejectionRecord } from '../messages/wire.js';
+import { RejectionRecordSchema, parseCommit, subjects, type AggregateKind, type Commit, type RejectionRecord } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';
 import { foldCommit } from '../machines/aggregates.js';

@@ -1,9 +1,8 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { commitHash } from '../store/event-store.js';
-import { parseCommit } from '../messages/wire.js';
 import { STREAMS } from '../store/provision.js';
-import { subjects } from '../messages/wire.js';
+import { parseCommit, subjects } from '../messages/wire.js';
 
 export interface LoggedMessage {
   readonly seq: number;

@@ -41,7 +41,6 @@ export interface DriverHostOptions {
   readonly secretsKeyFile?: string;
 }
 
-
 /**
  * Runs drivers/<DS_MAD>/<action> for each driver request (competing
  * consumers: several hosts share the work), enforces the request's deadline,

@@ -2,8 +2,7 @@ import { AckPolicy, DeliverPolicy, jetstream, type JetStreamManager, type JsMsg 
 import { followDurable, nakQuietly, type Follower } from '../store/follow.js';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
-import { subjects, type Commit, type ParkedCommit } from '../messages/wire.js';
-import { parseCommit } from '../messages/wire.js';
+import { parseCommit, subjects, type Commit, type ParkedCommit } from '../messages/wire.js';
 import { STREAMS } from '../store/provision.js';
 import type { AggregateHost } from '../actors/host.js';
 

@@ -1,8 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS } from '../../src/store/provision.js';
-import { parseCommit } from '../../src/messages/wire.js';
-import { RejectionRecordSchema, subjects, type Commit, type RejectionRecord } from '../../src/messages/wire.js';
+import { RejectionRecordSchema, parseCommit, subjects, type Commit, type RejectionRecord } from '../../src/messages/wire.js';
 import { eventually } from './eventually.js';
 import type { ImageFact } from '../../src/messages/image-facts.js';
 import type { DatastoreFact } from '../../src/messages/datastore.js';
