@@ -13,7 +13,7 @@ import { LogProgress } from '../store/progress.js';
 import { safeJson } from '../platform/json.js';
 import { readBucket } from '../store/kv.js';
 import { ImageQuerySchema, queryImages } from './query.js';
-import { DatastoreSummarySchema, EMPTY_SUMMARY, datastoreSummary } from './summary.js';
+import { DatastoreSummaries, DatastoreSummarySchema, EMPTY_SUMMARY } from './summary.js';
 import { untilDone } from '../platform/retry.js';
 
 export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
@@ -50,6 +50,7 @@ export class Projector {
   readonly images = new Map<number, { seq: number; view: ImageView }>();
   readonly datastores = new Map<number, { seq: number; view: DatastoreView }>();
   readonly usage = new Map<string, Usage>();
+  private readonly summaries = new DatastoreSummaries();
   private readonly written = new Map<number, string>();
   private readonly progress = new LogProgress();
   private tail: Tail | undefined;
@@ -118,6 +119,7 @@ export class Projector {
       const s = StoredImage.parse(JSON.parse(text));
       this.images.set(s.view.id, s);
       applyUsage(this.usage, undefined, s.view);
+      this.summaries.change(undefined, s.view);
     });
     await readBucket(this.kv.datastores, (_key, text) => {
       const s = StoredDatastore.parse(JSON.parse(text));
@@ -169,6 +171,7 @@ export class Projector {
       if (!before || c.seq > before.seq) {
         const view = foldCommit(before?.view ?? null, commit);
         const touched = applyUsage(this.usage, before?.view, view);
+        const summarised = this.summaries.change(before?.view, view);
         if (view.state === 'REMOVED') {
           this.images.delete(commit.id);
           await this.surely(() => this.kv.images.delete(String(commit.id)));
@@ -182,7 +185,7 @@ export class Projector {
           await this.surely(() => this.kv.usage.put(k, text));
         }
         // The image's datastore counts its images by state and its pending operations.
-        await this.putDatastore(view.datastore.id);
+        for (const ds of summarised) await this.putDatastore(ds);
       }
     } else {
       const before = this.datastores.get(commit.id);
@@ -214,10 +217,7 @@ export class Projector {
   private async putDatastore(id: number): Promise<void> {
     const d = this.datastores.get(id);
     if (!d) return;
-    const summary = datastoreSummary(
-      [...this.images.values()].map((x) => x.view),
-      id,
-    );
+    const summary = this.summaries.of(id);
     // Views are for readers: sealed secrets show as redacted there (W23).
     const text = JSON.stringify({ seq: d.seq, view: redactSealed(d.view), summary });
     if (this.written.get(id) === text) return;

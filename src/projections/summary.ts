@@ -7,17 +7,54 @@ export const DatastoreSummarySchema = z.object({
   pendingOperations: z.array(z.object({ imageId: z.number().int(), action: z.string(), requestId: z.string(), deadline: z.number().int() })),
 });
 export type DatastoreSummary = z.infer<typeof DatastoreSummarySchema>;
+type PendingOperation = DatastoreSummary['pendingOperations'][number];
 
 export const EMPTY_SUMMARY: DatastoreSummary = { imagesByState: {}, pendingOperations: [] };
 
-export function datastoreSummary(images: Iterable<ImageView>, datastoreId: number): DatastoreSummary {
-  const imagesByState: Record<string, number> = {};
-  const pendingOperations: DatastoreSummary['pendingOperations'] = [];
-  for (const v of images) {
-    if (v.datastore.id !== datastoreId || v.state === 'REMOVED') continue;
-    imagesByState[v.state] = (imagesByState[v.state] ?? 0) + 1;
-    if (v.pending) pendingOperations.push({ imageId: v.id, action: v.pending.action, requestId: v.pending.requestId, deadline: v.pending.deadline });
+/**
+ * Every datastore's summary, kept image by image: each image commit moves
+ * one image out of its old counts and into its new ones, so the cost of a
+ * commit does not grow with the pool (the summary used to be recomputed over
+ * all images for every image commit).
+ */
+export class DatastoreSummaries {
+  private readonly byDatastore = new Map<number, { byState: Map<string, number>; pending: Map<number, PendingOperation> }>();
+
+  /** An image went from `before` to `after` (undefined: not there); returns the datastores whose summary changed. */
+  change(before: ImageView | undefined, after: ImageView | undefined): number[] {
+    const touched = new Set<number>();
+    if (before && before.state !== 'REMOVED') {
+      const s = this.summary(before.datastore.id);
+      const n = (s.byState.get(before.state) ?? 0) - 1;
+      if (n > 0) s.byState.set(before.state, n);
+      else s.byState.delete(before.state);
+      s.pending.delete(before.id);
+      touched.add(before.datastore.id);
+    }
+    if (after && after.state !== 'REMOVED') {
+      const s = this.summary(after.datastore.id);
+      s.byState.set(after.state, (s.byState.get(after.state) ?? 0) + 1);
+      if (after.pending) s.pending.set(after.id, { imageId: after.id, action: after.pending.action, requestId: after.pending.requestId, deadline: after.pending.deadline });
+      touched.add(after.datastore.id);
+    }
+    return [...touched];
   }
-  pendingOperations.sort((a, b) => a.imageId - b.imageId);
-  return { imagesByState, pendingOperations };
+
+  of(datastoreId: number): DatastoreSummary {
+    const s = this.byDatastore.get(datastoreId);
+    if (!s) return EMPTY_SUMMARY;
+    return {
+      imagesByState: Object.fromEntries([...s.byState].sort(([a], [b]) => a.localeCompare(b))),
+      pendingOperations: [...s.pending.values()].sort((a, b) => a.imageId - b.imageId),
+    };
+  }
+
+  private summary(datastoreId: number): { byState: Map<string, number>; pending: Map<number, PendingOperation> } {
+    let s = this.byDatastore.get(datastoreId);
+    if (!s) {
+      s = { byState: new Map(), pending: new Map() };
+      this.byDatastore.set(datastoreId, s);
+    }
+    return s;
+  }
 }
