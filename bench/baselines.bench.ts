@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { OLD_NATS_SERVER, natsServerBinary } from '../src/platform/nats-server.js';
-import { credentialsFor, inboxPrefixFor } from '../src/platform/nats.js';
-import { measure, serverVersion, startBenchServer, type Result } from './harness.js';
+import { measure, serverVersion, startOpenBenchServer, type Result } from './harness.js';
 
 const WINDOW = 256;
 const BATCH = 100;
@@ -37,12 +36,12 @@ export async function run(ms: number): Promise<Result[]> {
 async function onServer(binary: string, ms: number): Promise<Result[]> {
   const version = serverVersion(binary);
   const store = await mkdtemp(join(tmpdir(), 'imgr-bench-raw-'));
-  const server = await startBenchServer(store, binary);
+  const server = await startOpenBenchServer(store, binary);
   const results: Result[] = [];
   const scenario = `raw JetStream on ${version}`;
   try {
-    // A plain connection: these baselines also run on servers imgr itself refuses.
-    const nc = await connect({ servers: server.url, ...credentialsFor('manager'), inboxPrefix: inboxPrefixFor('manager') });
+    // A plain connection to a server without users: these baselines also run on servers imgr itself refuses.
+    const nc = await connect({ servers: server.url });
     const jsm = await jetstreamManager(nc);
     const atomic = version.startsWith('2.9') ? {} : { allow_atomic: true };
     await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], ...atomic });

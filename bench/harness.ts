@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -49,6 +50,13 @@ export const rate = (r: Result): number => r.ops / r.seconds;
 export async function startBenchServer(store: string, binary?: string): Promise<NatsServer> {
   process.env['IMGR_CREDENTIALS_DIR'] = join(store, 'credentials');
   const configFile = writeServerConfig(fileURLToPath(new URL('../nats.conf', import.meta.url)), BENCH_PRINCIPALS, join(store, 'credentials'), join(store, 'nats.conf'));
+  return startNatsServer({ configFile, storeDir: join(store, 'js'), port: 'random', ...(binary !== undefined ? { binary } : {}) });
+}
+
+/** A nats-server with JetStream and no users: what the raw baselines measure, without imgr's permissions in the way. */
+export async function startOpenBenchServer(store: string, binary?: string): Promise<NatsServer> {
+  const configFile = join(store, 'open.conf');
+  writeFileSync(configFile, 'jetstream {}\n');
   return startNatsServer({ configFile, storeDir: join(store, 'js'), port: 'random', ...(binary !== undefined ? { binary } : {}) });
 }
 
