@@ -27,7 +27,7 @@ export interface DriverHostOptions {
   /** The folder with one sub-folder per DS_MAD. */
   readonly driversDir: string;
   /** DS_MADs that run from an OpenNebula installation, unchanged (imgr configuration "opennebula"). */
-  readonly opennebula?: { readonly tree: OpenNebulaConfig; readonly drivers: Readonly<Record<string, string>> };
+  readonly opennebula?: OpenNebulaConfig;
   /** Parallel executions per driver (reference -t, default 15). */
   readonly concurrency: number;
   /** Between SIGTERM and SIGKILL when a script overruns its deadline. */
@@ -287,7 +287,7 @@ export async function runAction(
   const mad = req.datastore.type === 'SYSTEM_DS' ? req.datastore.tmMad : req.datastore.dsMad;
   const id = req.action === 'MONITOR' ? req.datastoreId : req.imageId;
   const unavailable = { result: 'FAILURE' as const, info: `Datastore driver '${mad}' not available`, logs: [], commandLine: '' };
-  const place = new DriverSources(o.driversDir, o.opennebula?.tree ?? null, o.opennebula?.drivers ?? {}).placeOf(mad);
+  const place = new DriverSources(o.driversDir, o.opennebula ?? null).placeOf(mad);
   if (!place) return unavailable;
   try {
     await access(place.dir, constants.R_OK);

@@ -23,12 +23,14 @@ export class DriverSources {
   private readonly oneEnv: Record<string, string>;
   private readonly oneCwd: string | undefined;
 
+  /** DS_MAD → folder under the tree's remotes/datastore. */
+  private readonly opennebulaDrivers: Readonly<Record<string, string>>;
+
   constructor(
     private readonly driversDir: string,
     opennebula: OpenNebulaConfig | null = null,
-    /** DS_MAD → folder under the tree's remotes/datastore. */
-    private readonly opennebulaDrivers: Readonly<Record<string, string>> = {},
   ) {
+    this.opennebulaDrivers = opennebula?.drivers ?? {};
     if (opennebula?.location !== undefined) {
       const location = resolve(opennebula.location);
       this.remotes = join(location, 'var', 'remotes');

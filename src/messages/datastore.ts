@@ -13,8 +13,6 @@ export const DsMadConfigSchema = z.object({
   persistentOnly: z.boolean().default(false),
   concurrentForget: z.boolean().default(false),
   capacityCheck: z.enum(['YES', 'NO']).nullable().default(null),
-  /** Run this DS_MAD from the configured OpenNebula tree's remotes/datastore/<folder>, unchanged. */
-  opennebula: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
 });
 export const TmMadConfigSchema = z.object({
   shared: z.boolean().default(true),

@@ -13,21 +13,30 @@ import { BUNDLED_DRIVERS, ManagerConfigSchema, type ManagerConfig } from './conf
  */
 const DriversSchema = z
   .object({
-    dsMads: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'a DS_MAD is letters, digits, _ or -'), DsMadConfigSchema).default({}),
-    tmMads: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'a TM_MAD is letters, digits, _ or -'), TmMadConfigSchema).default({}),
+    dsMads: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'a DS_MAD is letters, digits, _ or -'), DsMadConfigSchema.strict()).default({}),
+    tmMads: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'a TM_MAD is letters, digits, _ or -'), TmMadConfigSchema.strict()).default({}),
     datastoreLocation: z.string().min(1).optional(),
   })
   .strict();
 
+const NAME = /^[A-Za-z0-9_-]+$/;
+
 /**
  * An OpenNebula installation whose datastore drivers run unchanged: a
  * self-contained tree (`location`, what ONE_LOCATION names) or a system
- * install's remotes (`remotes`, e.g. /var/lib/one/remotes).
+ * install's remotes (`remotes`, e.g. /var/lib/one/remotes), and the DS_MADs
+ * that run from it: DS_MAD → folder under remotes/datastore (a list of folders
+ * names each `one-<folder>`). By default OpenNebula's `fs` and `dummy`, as
+ * `one-fs` and `one-dummy`, beside imgr's own `fs` and `dummy`.
  */
 export const OpenNebulaSchema = z
   .object({
     location: z.string().min(1).optional(),
     remotes: z.string().min(1).optional(),
+    drivers: z
+      .union([z.array(z.string().regex(NAME)), z.record(z.string().regex(NAME, 'a DS_MAD is letters, digits, _ or -'), z.string().regex(NAME, 'a folder name is letters, digits, _ or -'))])
+      .default({ 'one-fs': 'fs', 'one-dummy': 'dummy' })
+      .transform((d) => (Array.isArray(d) ? Object.fromEntries(d.map((f) => [`one-${f}`, f])) : d)),
   })
   .strict()
   .refine((o) => (o.location === undefined) !== (o.remotes === undefined), 'name exactly one of "location" (an ONE_LOCATION tree) or "remotes" (a system install\'s remotes folder)');
@@ -44,8 +53,6 @@ const SettingsSchema = ManagerConfigSchema.omit({ drivers: true })
 export interface Settings {
   readonly manager: ManagerConfig;
   readonly opennebula: OpenNebulaConfig | null;
-  /** DS_MAD → the folder under the OpenNebula tree's remotes/datastore that runs it. */
-  readonly opennebulaDrivers: Readonly<Record<string, string>>;
   /** Where the settings came from, for messages. */
   readonly sources: readonly string[];
 }
@@ -80,21 +87,17 @@ export function loadSettings(env: NodeJS.ProcessEnv, dataDir: string): Settings 
   );
   const { drivers, opennebula, ...rest } = merged;
   const location = drivers.datastoreLocation ?? resolve(dataDir, 'datastores');
+  const opennebulaDrivers = opennebula?.drivers ?? {};
   const manager = ManagerConfigSchema.parse({
     ...rest,
     drivers: {
-      dsMads: { ...BUNDLED_DRIVERS.dsMads, ...drivers.dsMads },
+      // The tree's drivers are DS_MADs like any other; flags for them may be set in drivers.dsMads.
+      dsMads: { ...BUNDLED_DRIVERS.dsMads, ...Object.fromEntries(Object.keys(opennebulaDrivers).map((m) => [m, {}])), ...drivers.dsMads },
       tmMads: { ...BUNDLED_DRIVERS.tmMads, ...drivers.tmMads },
       datastoreLocation: isAbsolute(location) ? location : resolve(dataDir, location),
     },
   });
-  const opennebulaDrivers = Object.fromEntries(
-    Object.entries(drivers.dsMads).flatMap(([mad, c]) => (c.opennebula !== undefined ? [[mad, c.opennebula]] : [])),
-  );
-  if (Object.keys(opennebulaDrivers).length > 0 && opennebula === undefined) {
-    throw new SettingsError(`imgr configuration (${layers.map((l) => l.source).join(' + ')}): drivers.dsMads ${Object.keys(opennebulaDrivers).join(', ')} run from an OpenNebula tree, but "opennebula" names none`);
-  }
-  return { manager, opennebula: opennebula ?? null, opennebulaDrivers, sources: layers.map((l) => l.source) };
+  return { manager, opennebula: opennebula ?? null, sources: layers.map((l) => l.source) };
 }
 
 function parseJson(text: string, source: string): unknown {
@@ -106,5 +109,4 @@ function parseJson(text: string, source: string): unknown {
 }
 
 /** The driver host's view of the OpenNebula tree, when the configuration names one. */
-export const openNebulaOf = (s: Settings): { opennebula?: { tree: OpenNebulaConfig; drivers: Readonly<Record<string, string>> } } =>
-  s.opennebula === null ? {} : { opennebula: { tree: s.opennebula, drivers: s.opennebulaDrivers } };
+export const openNebulaOf = (s: Settings): { opennebula?: OpenNebulaConfig } => (s.opennebula === null ? {} : { opennebula: s.opennebula });

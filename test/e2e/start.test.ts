@@ -128,7 +128,8 @@ describe('npm start', () => {
   it('reads imgr.json beside the data: an OpenNebula tree and a DS_MAD that runs from it, added to the bundled ones', async () => {
     const tree = openNebulaTree();
     const config = join(data, 'imgr.json');
-    writeFileSync(config, JSON.stringify({ opennebula: { location: tree.location }, drivers: { dsMads: { 'one-dummy': { opennebula: 'dummy' } } } }));
+    // One entry: the tree; its fs and dummy become one-fs and one-dummy.
+    writeFileSync(config, JSON.stringify({ opennebula: { location: tree.location } }));
     try {
       const running = await start();
       const c = await ImgrClient.connect({ servers: running.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
@@ -137,8 +138,8 @@ describe('npm start', () => {
       // OpenNebula's dummy monitor answered through npm start's driver host; the bundled fs still serves datastore 1.
       await eventually(async () => (await c.datastore(id))?.totalMb === 20480, 'monitored by OpenNebula\'s dummy');
       expect((await c.datastore(1))?.dsMad).toBe('fs');
-      const unknown = await c.send({ type: 'datastore.create', datastoreId: await c.nextId('datastore'), template: { NAME: 'nope', DS_MAD: 'one-fs', TM_MAD: 'shared' } });
-      expect(unknown).toMatchObject({ status: 'rejected', code: 'DS_ERR_DS_MAD_UNKNOWN', message: 'DS_MAD named "one-fs" is not defined in imgr\'s configuration (drivers.dsMads)' });
+      const unknown = await c.send({ type: 'datastore.create', datastoreId: await c.nextId('datastore'), template: { NAME: 'nope', DS_MAD: 'one-ceph', TM_MAD: 'shared' } });
+      expect(unknown).toMatchObject({ status: 'rejected', code: 'DS_ERR_DS_MAD_UNKNOWN', message: 'DS_MAD named "one-ceph" is not defined in imgr\'s configuration (drivers.dsMads)' });
       await c.close();
       expect(await interrupt()).toContain('imgr stopped');
     } finally {
@@ -149,9 +150,9 @@ describe('npm start', () => {
 
   it('refuses to start on a configuration it cannot use, naming the file and the field', async () => {
     const config = join(data, 'imgr.json');
-    writeFileSync(config, JSON.stringify({ drivers: { dsMads: { 'one-fs': { opennebula: 'fs' } } } }));
+    writeFileSync(config, JSON.stringify({ opennebula: { location: '/opt/one', remotes: '/var/lib/one/remotes' } }));
     try {
-      await expect(start()).rejects.toThrow(/imgr configuration \(.*imgr\.json\): drivers\.dsMads one-fs run from an OpenNebula tree, but "opennebula" names none/);
+      await expect(start()).rejects.toThrow(/imgr configuration \(.*imgr\.json\): opennebula: name exactly one of "location"/);
       child = undefined;
     } finally {
       rmSync(config, { force: true });

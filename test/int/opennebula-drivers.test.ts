@@ -58,14 +58,13 @@ beforeAll(async () => {
   const a = server.address();
   url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/disk.raw`;
   nats = await TestNats.start();
-  const opennebula = { 'one-fs': 'fs', 'one-dummy': 'dummy' };
   manager = await Manager.start({
     servers: nats.url,
     log: silentLogger(),
     tickMs: 100,
     config: {
       drivers: {
-        dsMads: { ...BUNDLED_DRIVERS.dsMads, 'one-fs': { opennebula: 'fs' }, 'one-dummy': { opennebula: 'dummy' } },
+        dsMads: { ...BUNDLED_DRIVERS.dsMads, 'one-fs': {}, 'one-dummy': {} },
         tmMads: BUNDLED_DRIVERS.tmMads,
         datastoreLocation: join(dir, 'datastores'),
       },
@@ -73,7 +72,7 @@ beforeAll(async () => {
   });
   host = new DriverHost(
     await connectAs('drivers', nats.url),
-    { driversDir: DRIVERS_DIR, opennebula: { tree: { location: tree.location }, drivers: opennebula }, concurrency: 4, graceMs: 200, maxStdoutBytes: 65536, secretsKeyFile: join(dir, 'secrets.key') },
+    { driversDir: DRIVERS_DIR, opennebula: { location: tree.location, drivers: { 'one-fs': 'fs', 'one-dummy': 'dummy' } }, concurrency: 4, graceMs: 200, maxStdoutBytes: 65536, secretsKeyFile: join(dir, 'secrets.key') },
     systemClock,
     silentLogger(),
   );
