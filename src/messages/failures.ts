@@ -3,22 +3,21 @@
  * ErrorCode in their outcome): the caller learns a stable code, maps it (the
  * CLI to an exit code) and tests assert it, never the wording.
  */
-export const FAILURE_CODES = {
+export const FAILURE_CODES = [
   /** A command was sent but no outcome came in time; it may still be processed. */
-  IMGR_TIMEOUT: 'timeout',
+  'IMGR_TIMEOUT',
   /** The aggregate kept changing under a command; the intake redelivers it. */
-  IMGR_CONFLICTS_EXHAUSTED: 'conflict',
+  'IMGR_CONFLICTS_EXHAUSTED',
   /** The NATS store was written by a newer imgr. */
-  IMGR_STORE_TOO_NEW: 'store',
+  'IMGR_STORE_TOO_NEW',
   /** The nats-server is older than imgr needs. */
-  IMGR_SERVER_TOO_OLD: 'connection',
+  'IMGR_SERVER_TOO_OLD',
   /** A query (filters, pagination) was refused by whoever answers it. */
-  IMGR_QUERY_REFUSED: 'query',
+  'IMGR_QUERY_REFUSED',
   /** An answer that does not parse (a service of another version, a stray responder). */
-  IMGR_BAD_ANSWER: 'protocol',
-} as const;
-export type FailureCode = keyof typeof FAILURE_CODES;
-export type FailureKind = (typeof FAILURE_CODES)[FailureCode];
+  'IMGR_BAD_ANSWER',
+] as const;
+export type FailureCode = (typeof FAILURE_CODES)[number];
 
 export class ImgrError extends Error {
   constructor(
@@ -28,10 +27,6 @@ export class ImgrError extends Error {
   ) {
     super(message, options);
     this.name = 'ImgrError';
-  }
-
-  get kind(): FailureKind {
-    return FAILURE_CODES[this.code];
   }
 }
 

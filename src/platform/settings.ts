@@ -77,16 +77,13 @@ export function loadSettings(env: NodeJS.ProcessEnv, dataDir: string): Settings 
     (acc, s) => ({
       ...acc,
       ...s,
-      drivers: {
-        dsMads: { ...acc.drivers.dsMads, ...s.drivers.dsMads },
-        tmMads: { ...acc.drivers.tmMads, ...s.drivers.tmMads },
-        ...(s.drivers.datastoreLocation !== undefined ? { datastoreLocation: s.drivers.datastoreLocation } : acc.drivers.datastoreLocation !== undefined ? { datastoreLocation: acc.drivers.datastoreLocation } : {}),
-      },
+      drivers: { dsMads: { ...acc.drivers.dsMads, ...s.drivers.dsMads }, tmMads: { ...acc.drivers.tmMads, ...s.drivers.tmMads } },
     }),
     { drivers: { dsMads: {}, tmMads: {} } },
   );
   const { drivers, opennebula, ...rest } = merged;
-  const location = drivers.datastoreLocation ?? resolve(dataDir, 'datastores');
+  // The last layer that names a datastore location wins.
+  const location = parsed.map((p) => p.drivers.datastoreLocation).filter((l) => l !== undefined).at(-1) ?? resolve(dataDir, 'datastores');
   const opennebulaDrivers = opennebula?.drivers ?? {};
   const manager = ManagerConfigSchema.parse({
     ...rest,

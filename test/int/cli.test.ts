@@ -116,11 +116,15 @@ describe('imgr CLI', () => {
   });
 
   it('clone of a DISABLED image: one command, refused with the state named, the origin holds nothing', async () => {
-    expect((await imgr('image', 'disable', String(image))).code).toBe(0);
-    const r = await imgr('image', 'clone', String(image), 'not-now');
+    // Its own datastore and image, so that it passes alone too.
+    const made = await imgr('datastore', 'create', '--name', 'clone-refusal', '--ds-mad', 'fs', '--tm-mad', 'shared');
+    const own = Number(/datastore (\d+)/.exec(made.out)?.[1]);
+    const created = await imgr('image', 'create', '--datastore', String(own), '--name', 'to-disable', '--path', '/tmp/d.img', '--size', '1', '--wait');
+    const origin = Number(/image (\d+)/.exec(created.out)?.[1]);
+    expect((await imgr('image', 'disable', String(origin))).code).toBe(0);
+    const r = await imgr('image', 'clone', String(origin), 'not-now');
     expect(r).toMatchObject({ code: 2, out: '', err: 'imgr: Cannot clone image in state: DISABLED (IMG_ERR_CLONE_STATE)\n' });
-    expect(manager.host.image(image)).toMatchObject({ state: 'DISABLED', clones: [] });
-    expect((await imgr('image', 'enable', String(image))).code).toBe(0);
+    expect(manager.host.image(origin)).toMatchObject({ state: 'DISABLED', clones: [] });
   });
 
   it('a failure at the edge exits with the code its failure code maps to: a refused query exits 1, naming IMGR_QUERY_REFUSED', async () => {

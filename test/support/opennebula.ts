@@ -41,9 +41,12 @@ function mirror(from: string, to: string): void {
     const src = join(from, name);
     const dst = join(to, name);
     const st = lstatSync(src);
-    if (st.isDirectory()) mirror(src, dst);
-    else if (st.isFile() && (st.mode & 0o111) === 0 && st.size < 256 && gitLinkTarget(src) !== null) symlinkSync(gitLinkTarget(src) ?? '', dst);
-    else symlinkSync(src, dst);
+    if (st.isDirectory()) {
+      mirror(src, dst);
+      continue;
+    }
+    const target = st.isFile() && (st.mode & 0o111) === 0 && st.size < 256 ? gitLinkTarget(src) : null;
+    symlinkSync(target ?? src, dst);
   }
 }
 
