@@ -15,6 +15,7 @@ import { readBucket } from '../store/kv.js';
 import { ImageQuerySchema, queryImages } from './query.js';
 import { DatastoreSummaries, DatastoreSummarySchema, EMPTY_SUMMARY } from './summary.js';
 import { untilDone } from '../platform/retry.js';
+import { FlushLoop } from './flush-loop.js';
 
 export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
 /** imgr_meta key naming the generation of view buckets readers use (blue/green rebuilds). */
@@ -32,6 +33,16 @@ export function viewBuckets(generation: number): ViewBucketNames {
   return { images: `${VIEW_BUCKETS.images}_${generation}`, datastores: `${VIEW_BUCKETS.datastores}_${generation}`, usage: `${VIEW_BUCKETS.usage}_${generation}` };
 }
 const checkpointKey = (generation: number): string => `projection.views.${generation}`;
+/** A checkpoint is written after a flush once this many commits passed, and whenever the projection is idle. */
+const CHECKPOINT_EVERY = 1000;
+/** View writes a flush keeps in flight. */
+const WRITES_IN_FLIGHT = 256;
+
+interface Dirty {
+  readonly images: Set<number>;
+  readonly usage: Set<string>;
+  readonly datastores: Set<number>;
+}
 
 export async function activeGeneration(meta: KV): Promise<number> {
   const e = await meta.get(GENERATION_KEY);
@@ -56,7 +67,18 @@ export class Projector {
   private tail: Tail | undefined;
   private stopping = false;
   private queries: Subscription[] = [];
-  private pending: Promise<void> = Promise.resolve();
+  /** Keys changed by commits folded but not yet written. */
+  private dirty: Dirty = { images: new Set(), usage: new Set(), datastores: new Set() };
+  /** The commits folded into the in-memory views (the progress mark is the buckets'). */
+  private readonly folded = new LogProgress();
+  /** While booting, commits are folded in memory only, and the buckets written once caught up. */
+  private catchingUp = true;
+  /** The sequence the stored checkpoint names. */
+  private checkpointed = 0;
+  private readonly writer = new FlushLoop(
+    () => this.flush(),
+    (e) => this.log.error({ err: e }, 'view flush failed; its keys are written with the next change'),
+  );
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -109,8 +131,9 @@ export class Projector {
   async stop(): Promise<void> {
     for (const q of this.queries) q.unsubscribe();
     await this.tail?.stop();
+    // Writes still due finish now; one that fails (nats-server away) gives up, and the checkpoint stays before it.
     this.stopping = true;
-    await this.pending;
+    await this.writer.idle();
     await this.kv.meta.put(checkpointKey(this.generation), String(this.progress.applied));
   }
 
@@ -124,15 +147,21 @@ export class Projector {
     await readBucket(this.kv.datastores, (_key, text) => {
       const s = StoredDatastore.parse(JSON.parse(text));
       this.datastores.set(s.view.id, { seq: s.seq, view: s.view });
+      this.written.set(s.view.id, text);
     });
     const cp = await this.kv.meta.get(checkpointKey(this.generation));
-    this.progress.reset(cp?.operation === 'PUT' ? Number(cp.string()) : 0);
+    const from = cp?.operation === 'PUT' ? Number(cp.string()) : 0;
+    this.progress.reset(from);
+    this.folded.reset(from);
+    this.checkpointed = from;
     const target = await this.store.lastSeq();
-    const ticker = onProgress ? setInterval(() => onProgress(this.progress.applied, target), 100) : undefined;
-    this.tail = await this.store.tail(this.progress.applied + 1, (c) => {
-      // Commits are projected one after the other, each after the previous one's writes.
-      this.pending = this.pending.then(() => this.project(c)).catch((e: unknown) => this.log.error({ err: e, seq: c.seq }, 'projection failed'));
-    }, undefined, { name: 'projector', log: this.log });
+    const ticker = onProgress ? setInterval(() => onProgress(this.folded.applied, target), 100) : undefined;
+    this.tail = await this.store.tail(from + 1, (c) => this.project(c), undefined, { name: 'projector', log: this.log });
+    // The fast path of a boot or a rebuild: the whole log folded in memory, then each key written once,
+    // instead of one write per commit for keys that many commits change.
+    await this.folded.waitFor(target);
+    this.catchingUp = false;
+    this.writer.kick();
     await this.waitFor(target);
     if (ticker) clearInterval(ticker);
     onProgress?.(this.progress.applied, target);
@@ -160,48 +189,75 @@ export class Projector {
     }));
   }
 
-  private async project(c: LoggedCommit): Promise<void> {
-    if ('unreadable' in c.commit) {
-      this.progress.advance(c.seq);
-      return;
-    }
-    const commit = c.commit;
-    if (commit.aggregate === 'image') {
-      const before = this.images.get(commit.id);
-      if (!before || c.seq > before.seq) {
-        const view = foldCommit(before?.view ?? null, commit);
-        const touched = applyUsage(this.usage, before?.view, view);
-        const summarised = this.summaries.change(before?.view, view);
-        if (view.state === 'REMOVED') {
-          this.images.delete(commit.id);
-          await this.surely(() => this.kv.images.delete(String(commit.id)));
-        } else {
-          this.images.set(commit.id, { seq: c.seq, view });
-          const text = JSON.stringify({ seq: c.seq, view: redactSealed(view) });
-          await this.surely(() => this.kv.images.put(String(commit.id), text));
+  /**
+   * Folds one commit into the in-memory views (synchronously, in log order)
+   * and marks what it changed; the writer puts the changed keys to KV in the
+   * background. A key changed by many commits before the next flush is
+   * written once, with its latest value: the buckets keep one value per key.
+   */
+  private project(c: LoggedCommit): void {
+    if (!('unreadable' in c.commit)) {
+      const commit = c.commit;
+      if (commit.aggregate === 'image') {
+        const before = this.images.get(commit.id);
+        if (!before || c.seq > before.seq) {
+          const view = foldCommit(before?.view ?? null, commit);
+          for (const k of applyUsage(this.usage, before?.view, view)) this.dirty.usage.add(k);
+          // The image's datastore counts its images by state and its pending operations.
+          for (const ds of this.summaries.change(before?.view, view)) this.dirty.datastores.add(ds);
+          if (view.state === 'REMOVED') this.images.delete(commit.id);
+          else this.images.set(commit.id, { seq: c.seq, view });
+          this.dirty.images.add(commit.id);
         }
-        for (const k of touched) {
-          const text = JSON.stringify({ ...this.usage.get(k), seq: c.seq });
-          await this.surely(() => this.kv.usage.put(k, text));
-        }
-        // The image's datastore counts its images by state and its pending operations.
-        for (const ds of summarised) await this.putDatastore(ds);
-      }
-    } else {
-      const before = this.datastores.get(commit.id);
-      if (!before || c.seq > before.seq) {
-        const view = foldCommit(before?.view ?? null, commit);
-        if (view.state === 'REMOVED') {
-          this.datastores.delete(commit.id);
-          await this.surely(() => this.kv.datastores.delete(String(commit.id)));
-        } else {
-          this.datastores.set(commit.id, { seq: c.seq, view });
-          await this.putDatastore(commit.id);
+      } else {
+        const before = this.datastores.get(commit.id);
+        if (!before || c.seq > before.seq) {
+          const view = foldCommit(before?.view ?? null, commit);
+          if (view.state === 'REMOVED') this.datastores.delete(commit.id);
+          else this.datastores.set(commit.id, { seq: c.seq, view });
+          this.dirty.datastores.add(commit.id);
         }
       }
     }
-    this.progress.advance(c.seq);
-    if (c.seq % 100 === 0) await this.surely(() => this.kv.meta.put(checkpointKey(this.generation), String(c.seq)));
+    this.folded.advance(c.seq);
+    if (!this.catchingUp) this.writer.kick();
+  }
+
+  /**
+   * One flush: every key marked since the last one, written concurrently
+   * (at most WRITES_IN_FLIGHT at once; never two writes of one key at once,
+   * since a key marked again during a flush waits for the next), then the
+   * checkpoint, then the progress mark: `waitFor(seq)` resolves once the
+   * buckets hold every view up to `seq`.
+   */
+  private async flush(): Promise<void> {
+    const upTo = this.folded.applied;
+    const { images, usage, datastores } = this.dirty;
+    this.dirty = { images: new Set(), usage: new Set(), datastores: new Set() };
+    const writes: (() => Promise<unknown>)[] = [];
+    for (const id of images) {
+      const e = this.images.get(id);
+      const key = String(id);
+      writes.push(e ? () => this.kv.images.put(key, JSON.stringify({ seq: e.seq, view: redactSealed(e.view) })) : () => this.kv.images.delete(key));
+    }
+    for (const k of usage) {
+      const text = JSON.stringify({ ...this.usage.get(k), seq: upTo });
+      writes.push(() => this.kv.usage.put(k, text));
+    }
+    for (const id of datastores) {
+      const write = this.datastoreWrite(id);
+      if (write) writes.push(write);
+    }
+    await inParallel(writes, WRITES_IN_FLIGHT, (w) => this.surely(w));
+    if (upTo - this.checkpointed >= CHECKPOINT_EVERY || (upTo > this.checkpointed && this.dirtyEmpty())) {
+      await this.surely(() => this.kv.meta.put(checkpointKey(this.generation), String(upTo)));
+      this.checkpointed = upTo;
+    }
+    this.progress.advance(upTo);
+  }
+
+  private dirtyEmpty(): boolean {
+    return this.dirty.images.size === 0 && this.dirty.usage.size === 0 && this.dirty.datastores.size === 0;
   }
 
   /**
@@ -213,15 +269,31 @@ export class Projector {
     return untilDone(write, { stopped: () => this.stopping, firstDelayMs: 100, onFirstFailure: (e) => this.log.warn({ err: e }, 'view write failed; retrying until it succeeds') });
   }
 
-  /** Writes a datastore's view with the summary of its images, when either changed. */
-  private async putDatastore(id: number): Promise<void> {
+  /** The write of a datastore's view with the summary of its images, when either changed since the last one. */
+  private datastoreWrite(id: number): (() => Promise<unknown>) | undefined {
     const d = this.datastores.get(id);
-    if (!d) return;
-    const summary = this.summaries.of(id);
+    const key = String(id);
+    if (!d) {
+      // Only a datastore that was written has a key to delete (an image may name one the log never created).
+      if (!this.written.delete(id)) return undefined;
+      return () => this.kv.datastores.delete(key);
+    }
     // Views are for readers: sealed secrets show as redacted there (W23).
-    const text = JSON.stringify({ seq: d.seq, view: redactSealed(d.view), summary });
-    if (this.written.get(id) === text) return;
-    await this.surely(() => this.kv.datastores.put(String(id), text));
+    const text = JSON.stringify({ seq: d.seq, view: redactSealed(d.view), summary: this.summaries.of(id) });
+    if (this.written.get(id) === text) return undefined;
     this.written.set(id, text);
+    return () => this.kv.datastores.put(key, text);
   }
+}
+
+/** Runs `task` over `items`, at most `limit` at once. */
+async function inParallel<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await task(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

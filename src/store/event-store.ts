@@ -14,6 +14,21 @@ export interface Appended {
   readonly duplicate: boolean;
 }
 
+const DECODER = new TextDecoder();
+
+/** A log message read: parsed at once; its hash (a SHA-256 the projections never read) only when asked for. */
+function loggedCommit(seq: number, subject: string, data: Uint8Array): LoggedCommit {
+  let hash: string | undefined;
+  return {
+    seq,
+    subject,
+    commit: parseCommit(DECODER.decode(data)),
+    get hash(): string {
+      return (hash ??= commitHash(data));
+    },
+  };
+}
+
 export interface LoggedCommit {
   readonly seq: number;
   readonly subject: string;
@@ -110,7 +125,7 @@ export class EventStore {
   /** The aggregate's first commit at or after `fromSeq`, if any (one direct get). */
   async nextCommitOf(kind: AggregateKind, id: number, fromSeq: number): Promise<LoggedCommit | undefined> {
     const m = await this.jsm.direct.getMessage(STREAMS.events, { seq: fromSeq, next_by_subj: subjects.event(kind, id) });
-    return m ? { seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) } : undefined;
+    return m ? loggedCommit(m.seq, m.subject, m.data) : undefined;
   }
 
   async lastSeq(): Promise<number> {
@@ -147,7 +162,7 @@ export class EventStore {
       onMessage: (m) => {
         if (m.seq < next) return;
         next = m.seq + 1;
-        onCommit({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) });
+        onCommit(loggedCommit(m.seq, m.subject, m.data));
       },
       behind: async () => (await this.jsm.direct.getMessage(STREAMS.events, { seq: next, next_by_subj: filter })) !== null,
     });

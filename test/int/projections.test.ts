@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kvm } from '@nats-io/kv';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
@@ -127,5 +128,26 @@ describe('projections', () => {
     expect([...rebuilt.images.values()].map((x) => x.view).sort((a, b) => a.id - b.id)).toEqual(live);
     expect(rebuilt.usage).toEqual(projector.usage);
     await rebuilt.stop();
+  });
+
+  it('write each view once when they catch up, not once per commit, and checkpoint once idle', async () => {
+    // The images changed by many commits each: a rebuild folds them in memory and puts every key once.
+    const admin = await nats.connect('manager');
+    for (let round = 0; round < 5; round++) {
+      await c.send({ type: 'image.disable', imageId: ids[2] ?? -1 });
+      await c.send({ type: 'image.enable', imageId: ids[2] ?? -1 });
+    }
+    const rebuilt = await Projector.start(admin, silentLogger(), { generation: 7, serveQueries: false });
+    await caughtUp(rebuilt);
+    const jsm = await jetstreamManager(admin);
+    const writes = (await jsm.streams.info(`KV_${VIEW_BUCKETS.images}_7`)).state.last_seq;
+    const imageCommits = (await readLog(admin)).filter((m) => m.commit.aggregate === 'image').length;
+    expect(imageCommits).toBeGreaterThan(ids.length + 10);
+    // One write per image ever seen (the removed one's is a delete).
+    expect(writes).toBe(ids.length);
+    const cp = await (await new Kvm(admin).open('imgr_meta')).get('projection.views.7');
+    await eventually(async () => Number((await (await new Kvm(admin).open('imgr_meta')).get('projection.views.7'))?.string()) === rebuilt.appliedSeq, 'checkpoint at the applied sequence');
+    expect(cp).not.toBeNull();
+    await rebuilt.destroy();
   });
 });
