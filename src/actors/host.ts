@@ -10,7 +10,7 @@ import type { DatastoreCommand, DatastoreFact, DatastoreView } from '../messages
 import type { ImageFact } from '../messages/image-facts.js';
 import type { ImageView } from '../messages/image-record.js';
 import { isJoined, type Effect } from '../messages/effects.js';
-import type { Rejection } from '../messages/errors.js';
+import { rejection, type Rejection } from '../messages/errors.js';
 import { ImgrError } from '../messages/failures.js';
 import { joinedCommand } from '../machines/effect-commands.js';
 import { DATASTORE, IMAGE } from '../machines/aggregates.js';
@@ -19,7 +19,7 @@ import type { EventStore, AtomicEntry, LoggedCommit, Tail } from '../store/event
 import { isConcurrencyError } from '../store/errors.js';
 import { LogProgress } from '../store/progress.js';
 import { Mailboxes } from './mailbox.js';
-import { ResidentState, type Committed } from './resident-state.js';
+import { ResidentState, actorKey, type Committed } from './resident-state.js';
 import { DecisionContexts, contextAggregates } from './decision-context.js';
 import { Checkpoints } from './checkpoints.js';
 import { NO_LOOKUPS, OutsideLookups, noIds, noStat, type IdSource, type Lookups, type StatProbe } from './lookups.js';
@@ -107,7 +107,7 @@ export class AggregateHost {
    * Decides and commits one command; commands for one aggregate run in
    * arrival order. A command already committed is answered with its commit,
    * never decided again. The checks, in the order they run (the intake has
-   * looked up the stored outcome before):
+   * looked up the stored outcome before, unless the sender minted the id):
    * 1. the recent-commit index: its commit is folded in (this manager's, or one the tail brought);
    * 2. JetStream's msgID window: a single-aggregate append of it is a duplicate (`r.duplicate`);
    * 3. after a refusal, the aggregate's last commit: a batch (no msgID) or a
@@ -131,7 +131,9 @@ export class AggregateHost {
         if (outcome.status === 'accepted') return outcome;
         const last = await this.store.lastCommitOf(kind, id);
         const fact = last?.commit.facts.at(-1);
-        if (last && fact && last.commit.commandId === commandId) return accepted(commandId, { kind, id, seq: last.seq, fact: fact.type, state: fact.state });
+        if (last && fact && last.commit.commandId === commandId) {
+          return actorKey(last.commit.actor) === actorKey(msg.envelope.actor) ? accepted(commandId, { kind, id, seq: last.seq, fact: fact.type, state: fact.state }) : reused(commandId);
+        }
         if (attempt >= this.config.conflictRetries) return outcome;
         // The decision read the aggregate and those its context names (origin, datastore): any of them may lag.
         const lagging: [AggregateKind, number, number][] = [];
@@ -166,7 +168,7 @@ export class AggregateHost {
     const step = command.type === 'driver.reply' ? `${command.type}:${command.action}` : command.type;
     for (let attempt = 1; attempt <= this.config.conflictRetries; attempt++) {
       const earlier = this.state.committed(commandId);
-      if (earlier) return accepted(commandId, earlier);
+      if (earlier) return earlier.by === actorKey(envelope.actor) ? accepted(commandId, earlier) : reused(commandId);
       const meta: Meta = { commandId, at: this.clock.now(), actor: envelope.actor };
       const decision = this.decide(command, meta, lookups);
       if (!decision.ok) return { status: 'rejected', commandId, ...decision.rejection };
@@ -184,7 +186,9 @@ export class AggregateHost {
           if (r.duplicate) {
             // The log holds this command already (a redelivery after a crash): answer with that commit.
             await this.waitFor(r.seq);
-            return accepted(commandId, this.state.committed(commandId) ?? { ...mine, seq: r.seq });
+            const first = this.state.committed(commandId);
+            if (first && first.by !== actorKey(envelope.actor)) return reused(commandId);
+            return accepted(commandId, first ?? { ...mine, seq: r.seq });
           }
           // Read-your-writes: the aggregate has its commit at once, but the progress mark moves only with the tail.
           this.state.apply(r.seq, only.commit, r.hash);
@@ -286,7 +290,13 @@ type Part = { readonly id: number; readonly commandId: string } & (
 const partOf = (d: Extract<Decision, { ok: true }>, id: number, commandId: string): Part =>
   d.kind === 'image' ? { kind: 'image', fact: d.fact, id, commandId } : { kind: 'datastore', fact: d.fact, id, commandId };
 
-const accepted = (commandId: string, c: Committed): Outcome => ({ status: 'accepted', commandId, aggregate: c.kind, id: c.id, fact: c.fact, state: c.state, seq: c.seq });
+/**
+ * Another actor's command committed under this id: answering with its commit
+ * would tell one service what another did, so the id is refused as taken.
+ */
+const reused = (commandId: string): Outcome => ({ status: 'rejected', commandId, ...rejection('CMD_ERR_ID_REUSED', { id: commandId }) });
+
+const accepted = (commandId: string, c: Omit<Committed, 'by'>): Outcome => ({ status: 'accepted', commandId, aggregate: c.kind, id: c.id, fact: c.fact, state: c.state, seq: c.seq });
 
 /** An aggregate kept changing under a command; the intake redelivers it later. */
 export class ConflictsExhaustedError extends ImgrError {

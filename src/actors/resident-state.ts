@@ -14,7 +14,12 @@ export interface Committed {
   readonly seq: number;
   readonly fact: string;
   readonly state: string;
+  /** Who sent the command (`actorKey`): an id seen again from someone else is a reuse, not a repeat. */
+  readonly by: string;
 }
+
+/** The part of an actor a command id belongs to, as the fingerprint counts it. */
+export const actorKey = (a: { uid: number; gid: number; name: string }): string => `${a.uid}/${a.gid}/${a.name}`;
 
 const snapshotBase = { seq: z.number().int(), hash: z.string() };
 export const SnapshotSchema = z.discriminatedUnion('kind', [
@@ -110,7 +115,7 @@ export class ResidentState {
       if (r.agg.state !== 'REMOVED' && r.agg.record.name !== '') this.datastoreNames.set(r.agg.record.name, commit.id);
     }
     this.dirty.add(`${commit.aggregate}.${commit.id}`);
-    if (last) this.recent.set(commit.commandId, { kind: commit.aggregate, id: commit.id, seq, fact: last.type, state: last.state });
+    if (last) this.recent.set(commit.commandId, { kind: commit.aggregate, id: commit.id, seq, fact: last.type, state: last.state, by: actorKey(commit.actor) });
   }
 
   private indexImageName(uid: number, name: string, agg: ImageAggregate): void {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { createInbox, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { createInbox, headers, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { connectAs, inboxPrefixFor, type Role } from '../platform/nats.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
 import { sealingInfo } from './sealing.js';
@@ -25,7 +25,7 @@ import {
   type CommandMessage,
   type Outcome,
 } from '../messages/wire.js';
-import { BUCKETS } from '../messages/names.js';
+import { BUCKETS, MINTED_ID_HEADER } from '../messages/names.js';
 import { parseCommit } from '../messages/wire.js';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
@@ -116,7 +116,9 @@ export class ImgrClient {
     };
     try {
       const subject = o.internal === true ? subjects.internal(kind, id) : subjects.command(this.principal, kind, id);
-      const ack = await this.js.publish(subject, JSON.stringify(message), { msgID: commandId });
+      const minted = o.commandId === undefined ? headers() : undefined;
+      minted?.set(MINTED_ID_HEADER, '1');
+      const ack = await this.js.publish(subject, JSON.stringify(message), { msgID: commandId, ...(minted ? { headers: minted } : {}) });
       if (ack.duplicate) {
         // JetStream dropped the message as a duplicate id: the stored outcome is the first command's,
         // which is this one's only if the fingerprints agree.

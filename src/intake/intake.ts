@@ -21,6 +21,7 @@ import {
 } from '../messages/wire.js';
 import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
+import { MINTED_ID_HEADER } from '../messages/names.js';
 import { Outcomes } from './outcomes.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
 import type { PrincipalRegistry } from './principal-registry.js';
@@ -108,7 +109,9 @@ export class Intake {
     // The command stays this manager's while it is decided (a STAT can outlast
     // ack_wait): a redelivery to another manager would decide it in parallel.
     const lease = setInterval(() => m.working(), Math.max(500, Math.floor(this.ackWaitMs / 3)));
-    return this.kept.get(msg.envelope.commandId)
+    // A command whose id its sender just minted, on its first delivery, has no stored outcome: skip the lookup.
+    const minted = !m.info.redelivered && m.headers?.get(MINTED_ID_HEADER) === '1' && m.headers.get('Nats-Msg-Id') === msg.envelope.commandId;
+    return (minted ? Promise.resolve(undefined) : this.kept.get(msg.envelope.commandId))
       .then(async (known) => {
         if (known?.fingerprint !== undefined && known.fingerprint !== fingerprint) {
           await this.refuseReuse(msg, fingerprint);
@@ -146,6 +149,10 @@ export class Intake {
       return outcome;
     }
     const first = await this.kept.refusal(id, outcome);
+    if (first.fingerprint !== undefined && first.fingerprint !== outcome.fingerprint) {
+      // Another command's outcome is stored under the id (a sender that said it minted an id it had not).
+      return this.refuseReuse(msg, outcome.fingerprint ?? '');
+    }
     this.reply(msg, first);
     if (first === outcome) {
       const { kind, id: aggregateId } = aggregateOfCommand(msg.command);
@@ -167,7 +174,7 @@ export class Intake {
   }
 
   /** An id taken by another command: the sender hears why; the first outcome stays as it was. */
-  private async refuseReuse(msg: CommandMessage, fingerprint: string): Promise<void> {
+  private async refuseReuse(msg: CommandMessage, fingerprint: string): Promise<Outcome> {
     const r = rejection('CMD_ERR_ID_REUSED', { id: msg.envelope.commandId });
     const outcome: Outcome = { status: 'rejected', commandId: msg.envelope.commandId, ...r, fingerprint };
     if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
@@ -178,6 +185,7 @@ export class Intake {
       { msgID: `rej-${msg.envelope.commandId}-${fingerprint}` },
     );
     this.log.warn({ commandId: msg.envelope.commandId, type: msg.command.type }, 'command id reused for another command');
+    return outcome;
   }
 
   private async refuseUnreadable(m: JsMsg, r: Rejection, partial: Partial<CommandMessage> & { replyTo?: string | null }): Promise<void> {

@@ -28,6 +28,8 @@ export class Outcomes {
       const stored = await this.read(commandId);
       if (!stored) continue;
       if (stored.outcome?.status === 'accepted') return;
+      // Another actor's refusal under the id stays its record; this commit is in the log all the same.
+      if (stored.outcome?.fingerprint !== undefined && stored.outcome.fingerprint !== outcome.fingerprint) return;
       if (await this.replace(commandId, outcome, stored.revision)) {
         this.log.warn({ commandId, replaced: stored.outcome?.status ?? 'unreadable' }, 'a command committed in the log had another outcome stored; the commit replaces it');
         return;

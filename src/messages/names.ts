@@ -9,3 +9,14 @@ export const DRIVERS_DURABLE = 'imgr-drivers';
 export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes', meta: 'imgr_meta' } as const;
 /** imgr_meta: the driver hosts' public key and the attributes clients seal (W23). */
 export const META_KEYS = { publicKey: 'secrets.publicKey', secretAttributes: 'secrets.attributes' } as const;
+
+/**
+ * Set by a sender on a command whose id it has just minted (a fresh UUID),
+ * so no outcome can be stored under it yet: the intake skips the outcome
+ * lookup for such a command on its first delivery. Any other command (a
+ * resend with a given id, a redelivery, a sender that does not say) is
+ * looked up first. A sender that sets it on an id it used before gives up
+ * only its own idempotency: another actor's commit under the id is still
+ * refused as a reuse.
+ */
+export const MINTED_ID_HEADER = 'Imgr-Id-Minted';

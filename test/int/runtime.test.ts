@@ -3,8 +3,11 @@
  * and a responder standing in for the driver host.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kvm } from '@nats-io/kv';
+import { headers, nanos } from '@nats-io/transport-node';
+import { MINTED_ID_HEADER } from '../../src/messages/names.js';
 import { TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
@@ -184,6 +187,49 @@ describe('idempotency and bad input', () => {
     throw new Error('no reply');
   };
   const envelope = (commandId: string) => ({ commandId, correlationId: commandId, causationId: null, actor: { uid: 7, gid: 100, name: 'alice' }, at: 1 });
+
+  /** A command published raw, as `actor`, with JetStream msgID `msgID` and, when `minted`, the header that says its id is new. */
+  const publishAs = async (actor: { uid: number; gid: number; name: string }, commandId: string, command: object, o: { minted: boolean; msgID: string }) => {
+    const nc = await nats.connect('service');
+    const inbox = `_INBOX.service.as.${Math.random().toString(36).slice(2)}`;
+    const sub = nc.subscribe(inbox, { max: 1, timeout: 20_000 });
+    const h = headers();
+    if (o.minted) h.set(MINTED_ID_HEADER, '1');
+    await jetstream(nc).publish(`imgr.cmd.service.image.${(command as { imageId: number }).imageId}`, JSON.stringify({ envelope: { ...envelope(commandId), actor }, command, replyTo: inbox }), { msgID: o.msgID, headers: h });
+    for await (const m of sub) return m.json<Outcome>();
+    throw new Error('no reply');
+  };
+
+  it('a command whose sender minted its id is decided without looking up a stored outcome; any other is looked up first', async () => {
+    const id = await register('minted');
+    // An outcome planted under two ids: only a lookup can find it.
+    const kv = await new Kvm(await nats.connect('manager')).open('imgr_outcomes');
+    const planted = { status: 'rejected', commandId: '', code: 'CMD_ERR_MALFORMED', message: 'planted' };
+    for (const cid of ['planted-minted', 'planted-given']) await kv.put(cid, JSON.stringify({ ...planted, commandId: cid }));
+    const alice = { uid: 7, gid: 100, name: 'alice' };
+    const minted = await publishAs(alice, 'planted-minted', { type: 'image.disable', imageId: id }, { minted: true, msgID: 'planted-minted' });
+    expect(minted).toMatchObject({ status: 'accepted', fact: 'image.disabled' });
+    const given = await publishAs(alice, 'planted-given', { type: 'image.enable', imageId: id }, { minted: false, msgID: 'planted-given' });
+    expect(given).toMatchObject({ status: 'rejected', message: 'planted' });
+    expect((await user.image(id))?.state).toBe('DISABLED');
+  });
+
+  it('an id another actor committed under is refused as a reuse even when its sender claims to have minted it', async () => {
+    const id = await register('taken');
+    const first = accepted(await user.send({ type: 'image.disable', imageId: id }, { commandId: 'taken-by-alice' }));
+    const bobs = await register('bobs');
+    // Beyond the stream's de-duplication window (shortened to a second here), bob claims the id as new.
+    const jsm = await jetstreamManager(await nats.connect('manager'));
+    const window = (await jsm.streams.info(STREAMS.commands)).config.duplicate_window;
+    await jsm.streams.update(STREAMS.commands, { duplicate_window: nanos(1000) });
+    await sleep(1500);
+    const later = await publishAs({ uid: 8, gid: 100, name: 'bob' }, 'taken-by-alice', { type: 'image.disable', imageId: bobs }, { minted: true, msgID: 'taken-by-alice' }).finally(() => jsm.streams.update(STREAMS.commands, { duplicate_window: window }));
+    expect(later).toMatchObject({ status: 'rejected', code: 'CMD_ERR_ID_REUSED' });
+    expect(later).not.toMatchObject({ id: first.id });
+    expect((await user.image(bobs))?.state).toBe('READY');
+    const log = await readLog(await nats.connect('manager'));
+    expect(log.filter((c) => c.commit.commandId === 'taken-by-alice').map((c) => c.seq)).toEqual([first.seq]);
+  });
 
   it('malformed JSON is refused, acknowledged and recorded, and nothing crashes', async () => {
     const nc = await nats.connect('service');
