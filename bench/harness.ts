@@ -13,6 +13,10 @@ export interface Result {
   readonly ops: number;
   readonly seconds: number;
   readonly note?: string;
+  /** What the row reports when it is not a rate (a latency, a size). */
+  readonly figure?: string;
+  /** The issue's target for the figure, when it sets one. */
+  readonly target?: string;
 }
 
 /** Runs `op` repeatedly for about `ms`, after a warm-up, and reports operations per second. */

@@ -9,21 +9,22 @@ import { run as decide } from './decide.bench.js';
 import { run as commands } from './commands.bench.js';
 import { run as baselines } from './baselines.bench.js';
 import { run as rebuild } from './rebuild.bench.js';
+import { run as pool } from './pool.bench.js';
 
 const MS = Number(process.env['IMGR_BENCH_MS'] ?? 5000);
 const only = process.env['IMGR_BENCH_ONLY'];
-const suites = { decide, commands, baselines, rebuild };
+const suites = { decide, commands, baselines, rebuild, pool };
 const results: Result[] = [];
 for (const [name, suite] of Object.entries(suites)) if (only === undefined || only.split(',').includes(name)) results.push(...(await suite(MS)));
 const fmt = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
-const rows = results.map((r) => `| ${r.scenario} | ${r.variant} | ${fmt(rate(r))}/s | ${(1e6 / rate(r)).toFixed(0)} µs |`);
+const rows = results.map((r) => `| ${r.scenario} | ${r.variant} | ${r.figure ?? `${fmt(rate(r))}/s`} | ${r.figure === undefined ? `${(1e6 / rate(r)).toFixed(0)} µs` : ''} | ${r.target ?? ''} |`);
 const text = `# Benchmarks
 
 Measured by \`npm run bench\` (${MS / 1000} s per variant) on ${machine()}, ${new Date().toISOString().slice(0, 10)}.
 Each scenario runs against its baseline in the same run; client and server share the machine.
 
-| scenario | variant | rate | per operation |
-|---|---|---|---|
+| scenario | variant | figure | per operation | target |
+|---|---|---|---|---|
 ${rows.join('\n')}
 `;
 // Earlier runs are kept below the current one, as written by hand when a platform changes.

@@ -5,9 +5,15 @@
 export interface BenchScale {
   readonly rebuildImages: number;
   readonly factsPerImage: number;
+  /** Pool sizes of the scale curve. */
+  readonly pools: readonly number[];
+  /** Registrations through the dummy driver at each pool size. */
+  readonly registrations: number;
 }
 
 export function benchScale(): BenchScale {
   const quick = process.env['IMGR_BENCH_SCALE'] === 'quick';
-  return quick ? { rebuildImages: 10_000, factsPerImage: 10 } : { rebuildImages: 100_000, factsPerImage: 10 };
+  return quick
+    ? { rebuildImages: 10_000, factsPerImage: 10, pools: [1_000], registrations: 1_000 }
+    : { rebuildImages: 100_000, factsPerImage: 10, pools: [1_000, 10_000, 100_000], registrations: 10_000 };
 }

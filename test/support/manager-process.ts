@@ -38,6 +38,10 @@ export class RoleProcess {
     return p;
   }
 
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
   /** Resolves when the process has ended, however it ended (a failpoint's SIGKILL included). */
   ended(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
