@@ -1,3 +1,4 @@
+import { safeJson } from './json.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -98,7 +99,8 @@ async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Err
     const files = (await readdir(dir)).filter((f) => f.endsWith('.ports'));
     const file = files[0];
     if (file !== undefined) {
-      const parsed = PortsFileSchema.safeParse(JSON.parse(await readFile(join(dir, file), 'utf8')));
+      // The server may be writing it right now: a file not yet whole is read again on the next round.
+      const parsed = PortsFileSchema.safeParse(safeJson(await readFile(join(dir, file), 'utf8')));
       const url = parsed.success ? parsed.data.nats[0] : undefined;
       if (url !== undefined) return url;
     }
