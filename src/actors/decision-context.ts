@@ -56,6 +56,7 @@ export class DecisionContexts {
       nameTakenBy: c.type === 'datastore.create' ? this.state.datastoreNamed(nameIn(c.template)) : null,
       drivers: this.config.drivers,
       capacityCheck: this.config.capacityCheck,
+      images: this.state.imagesIn(c.datastoreId),
       ...(c.type === 'datastore.swept' ? { sweep: this.sweep(c.datastoreId) } : {}),
     };
   }

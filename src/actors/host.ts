@@ -85,7 +85,12 @@ export class AggregateHost {
     return this.state.datastore(id);
   }
 
-  allImages(): IterableIterator<ResidentImage> {
+  /** How many images live in a datastore, counted from the images' facts. */
+  imagesIn(datastoreId: number): number {
+    return this.state.imagesIn(datastoreId);
+  }
+
+    allImages(): IterableIterator<ResidentImage> {
     return this.state.allImages();
   }
 

@@ -39,6 +39,8 @@ export class ResidentState {
   private readonly imageNames = new Map<string, number>();
   private readonly datastoreNames = new Map<string, number>();
   private readonly recent = new RecentCommits<Committed>(100_000);
+  /** Datastore id → how many of its images live: membership counted from the images' own facts. */
+  private readonly members = new Map<number, number>();
   /** Keys (`image.<id>`, `datastore.<id>`) changed since the last checkpoint took them. */
   private readonly dirty = new Set<string>();
 
@@ -82,6 +84,11 @@ export class ResidentState {
     return this.imageNames.get(nameKey(uid, name)) ?? null;
   }
 
+  /** How many images live in the datastore (neither INIT nor REMOVED). */
+  imagesIn(datastoreId: number): number {
+    return this.members.get(datastoreId) ?? 0;
+  }
+
   datastoreNamed(name: string): number | null {
     return this.datastoreNames.get(name) ?? null;
   }
@@ -98,7 +105,9 @@ export class ResidentState {
       const r = this.images.get(commit.id) ?? { agg: IMAGE.initial(commit.id), seq: 0, hash: '' };
       if (seq <= r.seq) return;
       const before = r.agg.record;
+      this.countMember(r.agg, -1);
       r.agg = IMAGE.fromView(foldCommit(IMAGE.toView(r.agg), commit));
+      this.countMember(r.agg, 1);
       r.seq = seq;
       r.hash = hash;
       this.images.set(commit.id, r);
@@ -116,6 +125,14 @@ export class ResidentState {
     }
     this.dirty.add(`${commit.aggregate}.${commit.id}`);
     if (last) this.recent.set(commit.commandId, { kind: commit.aggregate, id: commit.id, seq, fact: last.type, state: last.state, by: actorKey(commit.actor) });
+  }
+
+  private countMember(agg: ImageAggregate, sign: 1 | -1): void {
+    if (agg.state === 'INIT' || agg.state === 'REMOVED') return;
+    const ds = agg.record.datastore.id;
+    const n = (this.members.get(ds) ?? 0) + sign;
+    if (n > 0) this.members.set(ds, n);
+    else this.members.delete(ds);
   }
 
   private indexImageName(uid: number, name: string, agg: ImageAggregate): void {
@@ -153,6 +170,9 @@ export class ResidentState {
     if (!s.success) return false;
     if (s.data.kind === 'image') {
       const agg = IMAGE.fromView(s.data.view);
+      const replaced = this.images.get(agg.record.id);
+      if (replaced) this.countMember(replaced.agg, -1);
+      this.countMember(agg, 1);
       this.images.set(agg.record.id, { agg, seq: s.data.seq, hash: s.data.hash });
       this.indexImageName(agg.record.uid, agg.record.name, agg);
     } else {

@@ -64,7 +64,7 @@ function renderDatastores() {
     const pct = d.totalMb > 0 ? Math.round(100 * d.usedMb / d.totalMb) : 0;
     return '<div class="card" data-datastore="' + d.id + '"><b>' + esc(d.name) + '</b> <span class="muted">#' + d.id + ' ' + esc(d.type) + ' ' + esc(d.dsMad) + '</span>'
       + '<div class="bar"><div style="width:' + pct + '%"></div></div>'
-      + '<span class="muted">' + d.freeMb + ' MB free of ' + d.totalMb + ' MB · ' + d.images.length + ' images'
+      + '<span class="muted">' + d.freeMb + ' MB free of ' + d.totalMb + ' MB · ' + Object.values(d.imagesByState || {}).reduce((a, n) => a + n, 0) + ' images'
       + (d.pendingOperations && d.pendingOperations.length ? ' · ' + d.pendingOperations.length + ' operations running' : '') + '</span>'
       + '<div class="chips">' + Object.entries(d.imagesByState || {}).map(([s, n]) => '<span class="state" data-state="' + s + '">' + s + ' ' + n + '</span>').join('') + '</div>'
       + (d.monitorError ? '<div class="err">' + esc(d.monitorError) + '</div>' : '') + '</div>';

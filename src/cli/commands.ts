@@ -104,7 +104,10 @@ const imageFields = (v: ImageView): string =>
     ['ERROR', v.error],
   ]);
 
-const dsFields = (d: DatastoreView): string =>
+/** How many images a datastore holds, from the projections (the datastore carries no image list). */
+const imageCount = async (c: ImgrClient, datastoreId: number): Promise<number> => (await c.images({ datastoreId, limit: 1 })).total;
+
+const dsFields = (d: DatastoreView, images: number | null): string =>
   fields([
     ['ID', d.id],
     ['NAME', d.name],
@@ -116,7 +119,7 @@ const dsFields = (d: DatastoreView): string =>
     ['CAPACITY', `${d.freeMb} MB free of ${d.totalMb} MB (${d.usedMb} MB used)`],
     ['MONITORED', d.monitoredAt === null ? 'never' : new Date(d.monitoredAt).toISOString()],
     ['MONITOR ERROR', d.monitorError],
-    ['IMAGES', d.images.join(',')],
+    ['IMAGES', images ?? undefined],
   ]);
 
 const simple = (name: string, summary: string, type: 'image.enable' | 'image.disable'): Command => ({
@@ -340,7 +343,7 @@ export const COMMANDS: Command[] = [
     options: {},
     run: async (c) => {
       const items = await c.datastores();
-      const rows = items.map((d) => [d.id, d.name, d.type, d.dsMad, `${d.freeMb}/${d.totalMb}M`, d.images.length, d.state]);
+      const rows = await Promise.all(items.map(async (d) => [d.id, d.name, d.type, d.dsMad, `${d.freeMb}/${d.totalMb}M`, await imageCount(c, d.id), d.state]));
       return { human: table(['ID', 'NAME', 'TYPE', 'DS_MAD', 'FREE/TOTAL', 'IMAGES', 'STATE'], rows), json: items };
     },
   },
@@ -354,7 +357,7 @@ export const COMMANDS: Command[] = [
       const id = int(a[0], 'ID');
       const d = await c.datastore(id);
       if (d === null) throw new CliError(`datastore ${id} does not exist`, EXIT.rejected, 'imgr datastore list');
-      return { human: dsFields(d), json: d };
+      return { human: dsFields(d, await imageCount(c, id)), json: d };
     },
   },
   {
@@ -424,7 +427,7 @@ export const COMMANDS: Command[] = [
       const view = kind === 'image' ? await imageAt(nc, id, until) : kind === 'datastore' ? await datastoreAt(nc, id, until) : undefined;
       if (view === undefined) throw new CliError('at needs "image" or "datastore"', EXIT.usage);
       if (view === null) return { human: `${kind} ${id} did not exist then`, json: null };
-      return { human: 'persistent' in view ? imageFields(view) : dsFields(view), json: view };
+      return { human: 'persistent' in view ? imageFields(view) : dsFields(view, null), json: view };
     },
   },
   {

@@ -111,7 +111,8 @@ function datastoreXml(d: DatastoreView): string {
     el('TOTAL_MB', d.totalMb),
     el('FREE_MB', d.freeMb),
     el('USED_MB', d.usedMb),
-    ids('IMAGES', d.images),
+    // oned lists the datastore's images here; no driver reads it, and a list would grow with the pool.
+    ids('IMAGES', []),
     // oned keeps the creation attributes in the template too.
     template({ DS_MAD: d.dsMad, TM_MAD: d.tmMad, TYPE: d.type, ...d.template }),
     '</DATASTORE>',

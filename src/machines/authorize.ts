@@ -45,8 +45,6 @@ const DATASTORE_ACCESS: Partial<Record<DatastoreCommand['type'], Access>> = {
   'datastore.enable': 'ADMIN',
   'datastore.disable': 'ADMIN',
   'datastore.monitored': 'ADMIN',
-  'datastore.addImage': 'ADMIN',
-  'datastore.removeImage': 'ADMIN',
 };
 
 export function allows(access: Access, actor: Meta['actor'], owner: { uid: number; gid: number }): boolean {

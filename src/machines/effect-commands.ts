@@ -32,10 +32,6 @@ export function followUpCommand(e: Effect): FollowUp | null {
   switch (e.kind) {
     case 'image.releaseCloneSource':
       return { what: 'clone-finish', command: { type: 'image.cloneFinish', imageId: e.originId, clone: e.clone } };
-    case 'datastore.imageAdded':
-      return { what: 'add', command: { type: 'datastore.addImage', datastoreId: e.datastoreId, imageId: e.imageId } };
-    case 'datastore.imageRemoved':
-      return { what: 'remove', command: { type: 'datastore.removeImage', datastoreId: e.datastoreId, imageId: e.imageId } };
     case 'datastore.releaseSpace':
       return { what: 'settle', command: { type: 'datastore.settle', datastoreId: e.datastoreId, imageId: e.imageId } };
     case 'image.createBackup':

@@ -47,7 +47,6 @@ export const DatastoreRecordSchema = z.object({
   monitoredAt: int.nullable(),
   /** W39: why the last monitor was not applied, until one succeeds. */
   monitorError: z.string().nullable(),
-  images: z.array(int.nonnegative()),
   /** W38: space promised to images whose creation is still running. */
   reservations: z.array(z.object({ imageId: int.nonnegative(), sizeMb: int.nonnegative() })),
   /** Driver flags copied at creation: they decide image rules later. */
@@ -77,8 +76,6 @@ export const DatastoreCommandSchema = z.discriminatedUnion('type', [
   }),
   /** The creation ended (success, failure or removal): its space now shows in the monitor. */
   z.object({ type: z.literal('datastore.settle'), ...base, imageId: int.nonnegative() }),
-  z.object({ type: z.literal('datastore.addImage'), ...base, imageId: int.nonnegative() }),
-  z.object({ type: z.literal('datastore.removeImage'), ...base, imageId: int.nonnegative() }),
   /** A MONITOR reply: INFO is base64 of KEY=VALUE lines (§9.2). */
   z.object({ type: z.literal('datastore.monitored'), ...base, result: DriverResultSchema, info: InfoText }),
   /** What a driver host found in the datastore's folder after a monitor: the files and how old they are. */

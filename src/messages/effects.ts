@@ -25,7 +25,12 @@ export const EffectSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('vm.diskFailed'), imageId: int, vmIds: ids }),
   /** §7.10: the clone read from `originId` is over (success, failure or deletion). */
   z.object({ kind: z.literal('image.releaseCloneSource'), originId: int, clone: z.object({ kind: z.enum(['image', 'app']), id: int }) }),
-  /** W22: datastore membership is part of the creation and removal facts. */
+  /**
+   * W22: datastore membership is part of the creation and removal facts.
+   * They say so for readers of the log; nothing follows from them: a
+   * datastore counts its images from the images' facts (the host's index),
+   * it carries no list that would grow with the pool.
+   */
   z.object({ kind: z.literal('datastore.imageAdded'), datastoreId: int, imageId: int, sizeMb: int }),
   z.object({ kind: z.literal('datastore.imageRemoved'), datastoreId: int, imageId: int }),
   z.object({ kind: z.literal('datastore.monitor'), datastoreId: int }),

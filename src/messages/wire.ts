@@ -76,8 +76,6 @@ export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([
   'driver.log',
   'datastore.monitored',
   'datastore.swept',
-  'datastore.addImage',
-  'datastore.removeImage',
   'datastore.reserve',
   'datastore.settle',
   'image.cloneStart',

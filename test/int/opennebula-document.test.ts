@@ -30,7 +30,7 @@ function xpath(req: DriverRequest, ...paths: string[]): string[] {
 
 const I = '/DS_DRIVER_ACTION_DATA/IMAGE';
 const D = '/DS_DRIVER_ACTION_DATA/DATASTORE';
-const ds = datastoreView('/var/lib/one/datastores/100', { uid: 0, gid: 0, uname: 'oneadmin', totalMb: 100, freeMb: 60, usedMb: 40, images: [7], template: { BRIDGE_LIST: 'h1 h2', SAFE_DIRS: '/tmp' } });
+const ds = datastoreView('/var/lib/one/datastores/100', { uid: 0, gid: 0, uname: 'oneadmin', totalMb: 100, freeMb: 60, usedMb: 40, template: { BRIDGE_LIST: 'h1 h2', SAFE_DIRS: '/tmp' } });
 const image = imageView({ uid: 7, gid: 100, uname: 'alice', gname: 'users', type: 'DATABLOCK', diskType: 'FILE', source: '/var/lib/one/datastores/100/abc', path: '/tmp/in.qcow2', format: 'qcow2', size: 64, template: { MD5: 'feed', DEV_PREFIX: 'vd' } });
 
 describe('the document for every action, as oned builds it', () => {
@@ -45,13 +45,13 @@ describe('the document for every action, as oned builds it', () => {
     });
   });
 
-  it('the datastore: GNAME, PERMISSIONS, numeric TYPE and DISK_TYPE, CLUSTERS, capacity, images, and DS_MAD/TM_MAD/TYPE in its template', () => {
+  it('the datastore: GNAME, PERMISSIONS, numeric TYPE and DISK_TYPE, CLUSTERS, capacity, an empty IMAGES (no driver reads it; a list would grow with the pool), and DS_MAD/TM_MAD/TYPE in its template', () => {
     const values = xpath(
       requestFor('MONITOR', ds, null),
       `${D}/ID`, `${D}/GNAME`, `${D}/PERMISSIONS/GROUP_U`, `${D}/DS_MAD`, `${D}/TM_MAD`, `${D}/BASE_PATH`, `${D}/TYPE`, `${D}/DISK_TYPE`, `${D}/CLUSTERS/ID`,
       `${D}/TOTAL_MB`, `${D}/FREE_MB`, `${D}/USED_MB`, `${D}/IMAGES/ID`, `${D}/TEMPLATE/DS_MAD`, `${D}/TEMPLATE/TM_MAD`, `${D}/TEMPLATE/TYPE`, `${D}/TEMPLATE/BRIDGE_LIST`, `${I}/ID`,
     );
-    expect(values).toEqual(['100', 'oneadmin', '1', 'fs', 'shared', '/var/lib/one/datastores/100', '0', '0', '0', '100', '60', '40', '7', 'fs', 'shared', 'IMAGE_DS', 'h1 h2', '']);
+    expect(values).toEqual(['100', 'oneadmin', '1', 'fs', 'shared', '/var/lib/one/datastores/100', '0', '0', '0', '100', '60', '40', '', 'fs', 'shared', 'IMAGE_DS', 'h1 h2', '']);
   });
 
   it('STAT: a minimal image, PATH and the template SIZE (OS and DATABLOCK), BACKUP_JOB_ID when set', () => {

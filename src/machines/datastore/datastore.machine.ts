@@ -5,7 +5,6 @@ import { rejection, type Rejection } from '../../messages/errors.js';
 import type { Detail, Outcome } from '../shared/emitted.js';
 import type { DatastoreEvent, DatastoreEventOf } from './events.js';
 import { capacityRefusal, parseMonitor, validateCreate } from './validate.js';
-import { addId, removeId } from '../image/record.js';
 import { emptyDatastore } from './record.js';
 
 type DatastoreEmitted = Outcome<DatastoreFact['type']>;
@@ -75,18 +74,6 @@ const settled = (r: R, ev: E): Step => {
   const id = of(ev, 'datastore.settle').imageId;
   return { fact: 'datastore.reservationSettled', changes: { reservations: r.reservations.filter((x) => x.imageId !== id) }, detail: { imageId: id } };
 };
-const imageAdded = (r: R, ev: E): Step => {
-  const id = of(ev, 'datastore.addImage').imageId;
-  return { fact: 'datastore.imageAdded', changes: { images: addId(r.images, id) }, detail: { imageId: id } };
-};
-const imageRemoved = (r: R, ev: E): Step => {
-  const id = of(ev, 'datastore.removeImage').imageId;
-  return {
-    fact: 'datastore.imageRemoved',
-    changes: { images: removeId(r.images, id), reservations: r.reservations.filter((x) => x.imageId !== id) },
-    detail: { imageId: id },
-  };
-};
 const monitorApplies = (_r: R, ev: E): boolean => {
   const m = of(ev, 'datastore.monitored');
   return m.result === 'SUCCESS' && !('error' in parseMonitor(m.info));
@@ -128,7 +115,7 @@ const swept = (r: R, ev: E): Step => {
   };
 };
 const removed = (): Step => ({ fact: 'datastore.removed', changes: {} });
-const notEmpty = (r: R): Rejection | undefined => (r.images.length > 0 ? rejection('DS_ERR_NOT_EMPTY', { id: r.id }) : undefined);
+const notEmpty = (r: R, ev: E): Rejection | undefined => (ev.ctx.images > 0 ? rejection('DS_ERR_NOT_EMPTY', { id: r.id }) : undefined);
 
 const notFound = { actions: dsSetup.emit(({ context }) => ({ type: 'rejected' as const, ...rejection('DS_ERR_NOT_FOUND', { id: context.id }) })) };
 const exists = { actions: dsSetup.emit(({ context }) => ({ type: 'rejected' as const, ...rejection('DS_ERR_EXISTS', { id: context.id }) })) };
@@ -140,8 +127,6 @@ const COMMANDS = [
   'datastore.delete',
   'datastore.reserve',
   'datastore.settle',
-  'datastore.addImage',
-  'datastore.removeImage',
   'datastore.monitored',
   'datastore.swept',
 ] as const satisfies readonly E['type'][];
@@ -154,8 +139,6 @@ const LIVE = {
   'datastore.delete': [refuse(notEmpty), { target: '#datastore.REMOVED', actions: apply(removed) }],
   'datastore.reserve': [refuse(reserveRefusal), { actions: apply(reserved) }],
   'datastore.settle': [{ actions: apply(settled) }],
-  'datastore.addImage': [{ actions: apply(imageAdded) }],
-  'datastore.removeImage': [{ actions: apply(imageRemoved) }],
   'datastore.monitored': [{ ...when(monitorApplies), actions: apply(monitored) }, { actions: apply(monitorFailed) }],
   'datastore.swept': [{ actions: apply(swept) }],
 };

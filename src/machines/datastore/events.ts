@@ -9,6 +9,12 @@ export interface DatastoreDecisionContext {
   /** Global DATASTORE_CAPACITY_CHECK (§14). */
   readonly capacityCheck: boolean;
   /**
+   * How many images live in the datastore (neither INIT nor REMOVED): the
+   * images' own facts name their datastore, so membership is counted from
+   * them (an index the host keeps) instead of a list the datastore carries.
+   */
+  readonly images: number;
+  /**
    * For a sweep: every SOURCE and PATH the datastore's images name, and how
    * old an unnamed file must be before it is nobody's (older than any
    * creation may run). Absent: a sweep reclaims nothing.

@@ -1,0 +1,59 @@
+/**
+ * Datastore membership without a list (pool-size independence): the host
+ * counts a datastore's live images from the images' own facts, as they are
+ * folded in and as snapshots load, so DS_ERR_NOT_EMPTY needs no image list
+ * carried by datastore facts.
+ */
+import { describe, expect, it } from 'vitest';
+import { ResidentState } from '../../src/actors/resident-state.js';
+import { decideImage, initialImage, viewOf, type ImageAggregate } from '../../src/machines/image/decide.js';
+import { decisionContext } from '../../src/machines/image/events.js';
+import { ImageCommandSchema, type ImageCommandInput } from '../../src/messages/image-commands.js';
+import type { Commit } from '../../src/messages/wire.js';
+import { ADMIN, T0 } from '../support/fixtures.js';
+
+const dsInfo = (id: number) => ({ id, name: `ds${id}`, type: 'IMAGE_DS' as const, dsMad: 'dummy', tmMad: 'shared', diskType: 'FILE', driver: '', persistentOnly: false, availableMb: null, bridgeList: '', keepLast: null });
+let n = 0;
+function commitOf(agg: ImageAggregate, input: ImageCommandInput, datastoreId: number): { commit: Commit; next: ImageAggregate } {
+  n += 1;
+  const meta = { commandId: `m-${n}`, at: T0 + n, actor: ADMIN };
+  const d = decideImage(agg, { ...ImageCommandSchema.parse(input), meta, ctx: decisionContext({ datastore: dsInfo(datastoreId) }) });
+  if (!d.ok) throw new Error(d.rejection.message);
+  return { commit: { v: 1, aggregate: 'image', id: agg.record.id, commandId: meta.commandId, correlationId: meta.commandId, causationId: null, actor: ADMIN, at: meta.at, prev: '', facts: [d.fact] }, next: d.next };
+}
+const register = (id: number, datastoreId: number) =>
+  commitOf(initialImage(id), { type: 'image.allocate', imageId: id, datastoreId, template: { NAME: `i${id}`, SOURCE: `/s/${id}`, SIZE: '1', FORMAT: 'raw' } }, datastoreId);
+
+describe('membership counted from image facts', () => {
+  it('counts each live image once in its datastore, however many commits it has, and snapshots count alike', () => {
+    const state = new ResidentState();
+    let seq = 0;
+    const a = register(1, 10);
+    state.apply(++seq, a.commit, 'h');
+    state.apply(++seq, register(2, 10).commit, 'h');
+    state.apply(++seq, register(3, 20).commit, 'h');
+    // More commits of image 1 (and one folded twice) move nothing.
+    const disabled = commitOf(a.next, { type: 'image.disable', imageId: 1 }, 10);
+    state.apply(++seq, disabled.commit, 'h');
+    state.apply(seq, disabled.commit, 'h');
+    expect([state.imagesIn(10), state.imagesIn(20), state.imagesIn(30)]).toEqual([2, 1, 0]);
+    // A snapshot of an image already resident replaces it, it does not add to it.
+    expect(state.loadSnapshot(JSON.stringify({ kind: 'image', seq: 99, hash: 'h', view: viewOf(disabled.next) }))).toBe(true);
+    expect(state.loadSnapshot(JSON.stringify({ kind: 'image', seq: 99, hash: 'h', view: viewOf(register(4, 30).next) }))).toBe(true);
+    expect([state.imagesIn(10), state.imagesIn(20), state.imagesIn(30)]).toEqual([2, 1, 1]);
+  });
+
+  it('stops counting an image once it is gone', () => {
+    const state = new ResidentState();
+    const r = register(5, 10);
+    state.apply(1, r.commit, 'h');
+    const deleting = commitOf(r.next, { type: 'image.delete', imageId: 5 }, 10);
+    state.apply(2, deleting.commit, 'h');
+    // DELETE still holds its file in the datastore: the datastore is not empty until the driver's RM.
+    expect(deleting.next.state).toBe('DELETE');
+    expect(state.imagesIn(10)).toBe(1);
+    const gone = { ...viewOf(deleting.next), state: 'REMOVED' as const };
+    expect(state.loadSnapshot(JSON.stringify({ kind: 'image', seq: 3, hash: 'h', view: gone }))).toBe(true);
+    expect(state.imagesIn(10)).toBe(0);
+  });
+});
