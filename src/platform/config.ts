@@ -23,6 +23,8 @@ export const ManagerConfigSchema = z.object({
   watchdogIntervalMs: z.number().int().positive().default(5_000),
   /** MONITORING_INTERVAL_DATASTORE, in ms; monitors are spread over it (W37). */
   monitorIntervalMs: z.number().int().positive().default(300_000),
+  /** Monitors a burst of copies asks for are sent at most once per this window per datastore, plus one at its end. */
+  monitorCoalesceMs: z.number().int().nonnegative().default(1_000),
   /** How long a consumer waits for an acknowledgement before redelivering (after a crash, for example). */
   ackWaitMs: z.number().int().positive().default(10_000),
   /**

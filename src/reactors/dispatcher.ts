@@ -8,6 +8,7 @@ import type { Clock } from '../platform/clock.js';
 import { LogReactor, type ReactorContext } from './log-reactor.js';
 import { Publisher } from './publish.js';
 import { failpoint } from '../platform/failpoint.js';
+import { MonitorCoalescer } from './monitor-coalescer.js';
 
 /**
  * Driver dispatch: every `driver.request` and `datastore.monitor` effect of a
@@ -19,6 +20,7 @@ import { failpoint } from '../platform/failpoint.js';
 export class DriverDispatcher extends LogReactor {
   readonly name = 'imgr-dispatch';
   private readonly out: Publisher;
+  private readonly monitors: MonitorCoalescer;
 
   constructor(
     ctx: ReactorContext,
@@ -27,6 +29,12 @@ export class DriverDispatcher extends LogReactor {
   ) {
     super(ctx);
     this.out = new Publisher(ctx.nc, 'dispatcher');
+    this.monitors = new MonitorCoalescer(config.monitorCoalesceMs, (ds, requestId, seq) => this.monitor(ds, requestId, seq), (e) => ctx.log.warn({ err: e }, 'a trailing monitor was not sent; the monitor timer probes the datastore later'));
+  }
+
+  override async stop(): Promise<void> {
+    this.monitors.stop();
+    await super.stop();
   }
 
   protected async react(commit: Commit, seq: number): Promise<void> {
@@ -37,7 +45,7 @@ export class DriverDispatcher extends LogReactor {
         await this.request({ ...e, seq });
         failpoint(`after-dispatch:${e.action}`);
       } else if (e.kind === 'datastore.monitor') {
-        await this.monitor(e.datastoreId, `mon-${seq}-${i}`, seq);
+        await this.monitors.request(e.datastoreId, `mon-${seq}-${i}`, seq);
       } else if (e.kind === 'datastore.orphanSource') {
         await this.reclaim(e, `reclaim-${seq}-${i}`, seq);
       }
