@@ -15,5 +15,5 @@ export function benchScale(): BenchScale {
   const quick = process.env['IMGR_BENCH_SCALE'] === 'quick';
   return quick
     ? { rebuildImages: 10_000, factsPerImage: 10, pools: [1_000], registrations: 1_000 }
-    : { rebuildImages: 100_000, factsPerImage: 10, pools: [1_000, 10_000, 100_000], registrations: 10_000 };
+    : { rebuildImages: 100_000, factsPerImage: 10, pools: [1_000, 10_000, 100_000], registrations: 2_000 };
 }
