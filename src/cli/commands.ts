@@ -104,8 +104,21 @@ const imageFields = (v: ImageView): string =>
     ['ERROR', v.error],
   ]);
 
-/** How many images a datastore holds, from the projections (the datastore carries no image list). */
-const imageCount = async (c: ImgrClient, datastoreId: number): Promise<number> => (await c.images({ datastoreId, limit: 1 })).total;
+const isNoProjection = (e: unknown): boolean => e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders());
+
+/**
+ * How many images a datastore holds, from the projections (the datastore
+ * carries no image list); null when no projection answers (the datastore
+ * itself is the manager's to show).
+ */
+const imageCount = async (c: ImgrClient, datastoreId: number): Promise<number | null> => {
+  try {
+    return (await c.images({ datastoreId, limit: 1 })).total;
+  } catch (e) {
+    if (isNoProjection(e)) return null;
+    throw e;
+  }
+};
 
 const dsFields = (d: DatastoreView, images: number | null): string =>
   fields([
@@ -343,7 +356,7 @@ export const COMMANDS: Command[] = [
     options: {},
     run: async (c) => {
       const items = await c.datastores();
-      const rows = await Promise.all(items.map(async (d) => [d.id, d.name, d.type, d.dsMad, `${d.freeMb}/${d.totalMb}M`, await imageCount(c, d.id), d.state]));
+      const rows = await Promise.all(items.map(async (d) => [d.id, d.name, d.type, d.dsMad, `${d.freeMb}/${d.totalMb}M`, (await imageCount(c, d.id)) ?? '-', d.state]));
       return { human: table(['ID', 'NAME', 'TYPE', 'DS_MAD', 'FREE/TOTAL', 'IMAGES', 'STATE'], rows), json: items };
     },
   },
@@ -504,7 +517,7 @@ COMMANDS.push({
       if (!r.ok) throw new CliError(`rebuild failed: ${r.error}`, EXIT.failed);
       return { human: `views rebuilt into generation ${r.generation} up to commit ${r.seq}: ${r.images} images, ${r.datastores} datastores; ${r.compared} views equal to the live ones; readers switched`, json: r };
     } catch (e) {
-      if (e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())) {
+      if (isNoProjection(e)) {
         throw new CliError('no projections service is running', EXIT.connection, 'start imgr with `npm start`');
       }
       throw e;
