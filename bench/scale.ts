@@ -13,6 +13,14 @@ export interface BenchScale {
 
 export function benchScale(): BenchScale {
   const quick = process.env['IMGR_BENCH_SCALE'] === 'quick';
+  const base = scaleFor(quick);
+  // IMGR_BENCH_POOLS=100000 and IMGR_BENCH_REGISTRATIONS=500 look at one point of the curve.
+  const pools = process.env['IMGR_BENCH_POOLS']?.split(',').map(Number).filter((n) => n > 0);
+  const registrations = Number(process.env['IMGR_BENCH_REGISTRATIONS'] ?? NaN);
+  return { ...base, ...(pools && pools.length > 0 ? { pools } : {}), ...(registrations > 0 ? { registrations } : {}) };
+}
+
+function scaleFor(quick: boolean): BenchScale {
   return quick
     ? { rebuildImages: 10_000, factsPerImage: 10, pools: [1_000], registrations: 1_000 }
     : { rebuildImages: 100_000, factsPerImage: 10, pools: [1_000, 10_000, 100_000], registrations: 2_000 };

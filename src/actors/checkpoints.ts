@@ -3,8 +3,16 @@ import type { Logger } from '../platform/logger.js';
 import { safeJson } from '../platform/json.js';
 import { putIfNewer, readBucket } from '../store/kv.js';
 import { SnapshotSchema, type ResidentState } from './resident-state.js';
+import { inParallel } from '../platform/parallel.js';
 
 const CHECKPOINT_KEY = 'checkpoint';
+/**
+ * Snapshot writes a checkpoint keeps in flight. The first checkpoint after a
+ * boot over a pool writes every aggregate: all at once, 100,000 requests
+ * flooded the connection, commands waited behind them, the checkpoint timed
+ * out, gave its keys back and flooded again at the next interval.
+ */
+const SNAPSHOT_WRITES_IN_FLIGHT = 256;
 
 /**
  * The resident state's checkpoints in KV `imgr_snapshots`: every aggregate
@@ -46,12 +54,10 @@ export class Checkpoints {
   async write(upTo: number): Promise<number> {
     const keys = this.state.takeDirty();
     try {
-      await Promise.all(
-        keys.map(async (key) => {
-          const snap = this.state.snapshotOf(key);
-          if (snap) await putIfNewer(this.kv, key, JSON.stringify(snap), snap.seq, snapshotSeq, this.revisions);
-        }),
-      );
+      await inParallel(keys, SNAPSHOT_WRITES_IN_FLIGHT, async (key) => {
+        const snap = this.state.snapshotOf(key);
+        if (snap) await putIfNewer(this.kv, key, JSON.stringify(snap), snap.seq, snapshotSeq, this.revisions);
+      });
       await putIfNewer(this.kv, CHECKPOINT_KEY, String(upTo), upTo, Number, this.revisions);
     } catch (e) {
       this.state.giveBack(keys);

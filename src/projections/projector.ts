@@ -16,6 +16,7 @@ import { ImageQuerySchema, queryImages } from './query.js';
 import { DatastoreSummaries, DatastoreSummarySchema, EMPTY_SUMMARY } from './summary.js';
 import { untilDone } from '../platform/retry.js';
 import { FlushLoop } from './flush-loop.js';
+import { inParallel } from '../platform/parallel.js';
 
 export const VIEW_BUCKETS = { images: 'imgr_images', datastores: 'imgr_datastores', usage: 'imgr_usage' } as const;
 /** imgr_meta key naming the generation of view buckets readers use (blue/green rebuilds). */
@@ -284,16 +285,4 @@ export class Projector {
     this.written.set(id, text);
     return () => this.kv.datastores.put(key, text);
   }
-}
-
-/** Runs `task` over `items`, at most `limit` at once. */
-async function inParallel<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
