@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { connectAs } from '../src/platform/nats.js';
 import { provision } from '../src/store/provision.js';
 import { publishPrincipals } from '../src/platform/principals-file.js';
@@ -154,7 +155,7 @@ class LagProbe {
   private readonly lags: number[] = [];
   private constructor(private readonly stopWatch: () => void) {}
 
-  static async start(nc: Awaited<ReturnType<typeof connectAs>>): Promise<LagProbe> {
+  static async start(nc: NatsConnection): Promise<LagProbe> {
     const kv = await new Kvm(nc).open(VIEW_BUCKETS.images);
     const watch = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
     const probe = new LagProbe(() => watch.stop());
@@ -195,7 +196,7 @@ class LagProbe {
 }
 
 /** Images registered through the driver host's dummy driver, 128 in flight, until each is READY in the views. */
-async function registrations(client: ImgrClient, nc: Awaited<ReturnType<typeof connectAs>>, datastoreId: number, scenario: string): Promise<Result> {
+async function registrations(client: ImgrClient, nc: NatsConnection, datastoreId: number, scenario: string): Promise<Result> {
   const count = benchScale().registrations;
   const kv = await new Kvm(nc).open(VIEW_BUCKETS.images);
   const ids: number[] = [];

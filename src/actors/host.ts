@@ -90,7 +90,7 @@ export class AggregateHost {
     return this.state.imagesIn(datastoreId);
   }
 
-    allImages(): IterableIterator<ResidentImage> {
+  allImages(): IterableIterator<ResidentImage> {
     return this.state.allImages();
   }
 

@@ -1,4 +1,3 @@
-import { safeJson } from './json.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -7,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { safeJson } from './json.js';
 
 export interface NatsServerOptions {
   /** nats.conf to run with. */

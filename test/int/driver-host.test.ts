@@ -7,12 +7,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { jetstream } from '@nats-io/jetstream';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNats } from '../support/nats.js';
+import { serveBytes } from '../support/http-file.js';
 import { eventually } from '../support/eventually.js';
 import { factsIn, readLog } from '../support/log.js';
 import { DRIVERS_DIR } from '../support/driver-request.js';
@@ -35,7 +35,7 @@ let host: DriverHost;
 let c: ImgrClient;
 let dir: string;
 let drivers: string;
-let server: Server;
+let server: Awaited<ReturnType<typeof serveBytes>>;
 let url: string;
 let ds: number;
 const content = randomBytes(2 * 1024 * 1024 + 5);
@@ -73,10 +73,8 @@ beforeAll(async () => {
   mkdirSync(join(drivers, 'noisy'));
   writeFileSync(join(drivers, 'noisy', 'stat'), '#!/usr/bin/env bash\ncat >/dev/null\nprintf "ERROR: stat: bridge host refused the key\\r\\nINFO: stat: tried 2 hosts\\r\\n" >&2\necho "Cannot stat the image" >&2\nexit 1\n');
   chmodSync(join(drivers, 'noisy', 'stat'), 0o755);
-  server = createServer((_req, res) => res.writeHead(200, { 'content-length': String(content.length) }).end(content));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const a = server.address();
-  url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/disk.raw`;
+  server = await serveBytes(content);
+  url = server.url;
 
   nats = await TestNats.start();
   manager = await Manager.start({

@@ -7,11 +7,11 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNats } from '../support/nats.js';
+import { serveBytes } from '../support/http-file.js';
 import { eventually } from '../support/eventually.js';
 import { DRIVERS_DIR } from '../support/driver-request.js';
 import { openNebulaTree } from '../support/opennebula.js';
@@ -30,7 +30,7 @@ let host: DriverHost;
 let c: ImgrClient;
 let tree: ReturnType<typeof openNebulaTree>;
 let dir: string;
-let server: Server;
+let server: Awaited<ReturnType<typeof serveBytes>>;
 let url: string;
 let fs1: number;
 let fs2: number;
@@ -53,10 +53,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'imgr-one-run-'));
   mkdirSync(join(dir, 'src'));
   writeFileSync(join(dir, 'src', 'disk.raw'), content);
-  server = createServer((_req, res) => res.writeHead(200, { 'content-length': String(content.length) }).end(content));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const a = server.address();
-  url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/disk.raw`;
+  server = await serveBytes(content);
+  url = server.url;
   nats = await TestNats.start();
   manager = await Manager.start({
     servers: nats.url,
