@@ -61,3 +61,27 @@ export async function writeSyntheticPool(js: JetStreamClient, o: { datastoreId: 
   await Promise.all(outstanding);
   return n;
 }
+
+/**
+ * A real pool's reactors reacted to its history as it happened: start their
+ * durables after the synthetic one, as they would stand, instead of leaving
+ * them a backlog of the whole history (the manager keeps a durable it finds).
+ */
+export async function reactorsPastHistory(jsm: JetStreamManager): Promise<void> {
+  for (const durable of [DISPATCH_DURABLE, PROCESS_DURABLE]) {
+    const { config } = await jsm.consumers.info(STREAMS.events, durable);
+    await jsm.consumers.delete(STREAMS.events, durable);
+    await jsm.consumers.add(STREAMS.events, {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.New,
+      ...pick(config, ['ack_wait', 'max_ack_pending', 'priority_groups', 'priority_policy', 'priority_timeout']),
+    });
+  }
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out as Pick<T, K>;
+}

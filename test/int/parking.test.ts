@@ -1,7 +1,8 @@
 /**
  * One commit a reactor cannot process must not stop it: after PARK_AFTER
- * deliveries it is parked in IMGR_PARKED (with why) and the reactor goes on
- * with the commits after it.
+ * tries it is parked in IMGR_PARKED (with why) and the reactor goes on with
+ * the commits after it. While it is retried, other aggregates' commits go
+ * ahead; its own aggregate's later commits wait behind it, in log order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -30,10 +31,11 @@ afterAll(async () => {
   await nats.dispose();
 });
 
-/** Fails every time on the commits of one datastore, handles the rest. */
+/** Fails every time on the commit that created one datastore, handles the rest. */
 class Picky extends LogReactor {
   readonly name = 'test-picky';
-  readonly handled: number[] = [];
+  /** Datastore ids of the commits handled, each with how often the poisoned one had been tried by then. */
+  readonly handled: { id: number; triesOfPoison: number }[] = [];
   attemptsOnPoison = 0;
   constructor(
     ctx: ConstructorParameters<typeof LogReactor>[0],
@@ -42,11 +44,11 @@ class Picky extends LogReactor {
     super(ctx);
   }
   protected react(commit: Commit): Promise<void> {
-    if (commit.aggregate === 'datastore' && commit.id === this.poison) {
+    if (commit.aggregate === 'datastore' && commit.id === this.poison && commit.facts.some((f) => f.type === 'datastore.created')) {
       this.attemptsOnPoison += 1;
       return Promise.reject(new Error(`cannot react to datastore ${commit.id}`));
     }
-    this.handled.push(commit.id);
+    this.handled.push({ id: commit.id, triesOfPoison: this.attemptsOnPoison });
     return Promise.resolve();
   }
 }
@@ -54,16 +56,21 @@ class Picky extends LogReactor {
 describe('a reactor and a commit it cannot process', () => {
   it('parks the commit with the reason after a bounded number of tries and carries on', async () => {
     const poison = await c.nextId('datastore');
-    await c.send({ type: 'datastore.create', datastoreId: poison, template: { NAME: 'poison', DS_MAD: 'dummy', TM_MAD: 'dummy' } });
+    await c.send({ type: 'datastore.create', datastoreId: poison, template: { NAME: 'poison', TYPE: 'SYSTEM_DS', TM_MAD: 'dummy' } });
     const later = await c.nextId('datastore');
     await c.send({ type: 'datastore.create', datastoreId: later, template: { NAME: 'later', DS_MAD: 'dummy', TM_MAD: 'dummy' } });
+    // A later commit on the poisoned datastore itself.
+    expect(await c.send({ type: 'datastore.disable', datastoreId: poison })).toMatchObject({ status: 'accepted' });
 
     const nc = await nats.connect('manager');
     const reactor = new Picky({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs: 2_000 }, poison);
     await reactor.start();
     try {
-      await eventually(() => reactor.handled.includes(later), 'the commit after the poisoned one', 120_000);
+      await eventually(() => reactor.handled.some((h) => h.id === poison), 'the commit after the poisoned one on its datastore', 120_000);
       expect(reactor.attemptsOnPoison).toBe(PARK_AFTER);
+      // The other datastore did not wait for the retries; the poisoned one's next commit waited until it was parked.
+      expect(reactor.handled.find((h) => h.id === later)?.triesOfPoison).toBeLessThan(PARK_AFTER);
+      expect(reactor.handled.find((h) => h.id === poison)?.triesOfPoison).toBe(PARK_AFTER);
       const parked = await jetstream(nc).consumers.get(STREAMS.parked, { filter_subjects: 'imgr.parked.test-picky.>', deliver_policy: DeliverPolicy.All });
       const m = await parked.next({ expires: 5_000 });
       expect(ParkedCommitSchema.parse(m?.json())).toMatchObject({ reactor: 'test-picky', attempts: PARK_AFTER, error: `cannot react to datastore ${poison}` });
