@@ -11,7 +11,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectAs } from '../src/platform/nats.js';
@@ -22,7 +22,7 @@ import type { CommandInput, Outcome } from '../src/messages/wire.js';
 import { VIEW_BUCKETS } from '../src/projections/projector.js';
 import { RoleProcess } from '../test/support/manager-process.js';
 import { BENCH_PRINCIPALS, rate, startBenchServer, type Result } from './harness.js';
-import { writeSyntheticPool } from './synthetic-log.js';
+import { reactorsPastHistory, writeSyntheticPool } from './synthetic-log.js';
 import { benchScale } from './scale.js';
 
 const SENDERS = 128;
@@ -71,6 +71,7 @@ async function atPool(pool: number, durationMs: number): Promise<Result[]> {
     const empty = await rssKb(manager.pid);
     await manager.stop();
     const facts = await writeSyntheticPool(js, { datastoreId: poolDs, firstId: FIRST_ID, images: pool, factsPerImage: FACTS_PER_IMAGE });
+    await reactorsPastHistory(await jetstreamManager(nc));
 
     const bootStart = performance.now();
     manager = await RoleProcess.start('manager', server.url);

@@ -6,7 +6,10 @@
  * the others with their ids changed, so a log of a million facts takes
  * seconds to write instead of the minutes a million decisions would.
  */
-import type { JetStreamClient } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DISPATCH_DURABLE } from '../src/reactors/dispatcher.js';
+import { PROCESS_DURABLE } from '../src/reactors/process-manager.js';
+import { STREAMS } from '../src/store/provision.js';
 import { decideImage, initialImage, type ImageAggregate } from '../src/machines/image/decide.js';
 import { decisionContext, type ImageEvent } from '../src/machines/image/events.js';
 import { ImageCommandSchema, type ImageCommandInput } from '../src/messages/image-commands.js';

@@ -10,6 +10,9 @@ import { Publisher } from './publish.js';
 import { failpoint } from '../platform/failpoint.js';
 import { MonitorCoalescer } from './monitor-coalescer.js';
 
+/** The reactor's durable on IMGR_EVT (nats.conf lets the manager role alone pull from it). */
+export const DISPATCH_DURABLE = 'imgr-dispatch';
+
 /**
  * Driver dispatch: every `driver.request` and `datastore.monitor` effect of a
  * commit becomes a message on imgr.drv.<DS_MAD>.<action>, carrying the image
@@ -18,7 +21,7 @@ import { MonitorCoalescer } from './monitor-coalescer.js';
  * owns) becomes an RM of that file.
  */
 export class DriverDispatcher extends LogReactor {
-  readonly name = 'imgr-dispatch';
+  readonly name = DISPATCH_DURABLE;
   private readonly out: Publisher;
   private readonly monitors: MonitorCoalescer;
 

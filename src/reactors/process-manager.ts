@@ -6,6 +6,9 @@ import { LogReactor, type ReactorContext } from './log-reactor.js';
 import { Publisher } from './publish.js';
 import { failpoint } from '../platform/failpoint.js';
 
+/** The reactor's durable on IMGR_EVT (nats.conf lets the manager role alone pull from it). */
+export const PROCESS_DURABLE = 'imgr-process';
+
 /**
  * Turns the effects of facts into what they ask for, and decides nothing:
  * follow-up effects become internal commands (the table in
@@ -13,7 +16,7 @@ import { failpoint } from '../platform/failpoint.js';
  * notifications go out on imgr.vm.<vm>.<kind>.
  */
 export class ProcessManager extends LogReactor {
-  readonly name = 'imgr-process';
+  readonly name = PROCESS_DURABLE;
   private readonly out: Publisher;
 
   constructor(
