@@ -4,6 +4,7 @@ import { connectAs } from './platform/nats.js';
 import { ManagerConfigSchema, type ManagerConfig, type ManagerConfigInput } from './platform/config.js';
 import { systemClock, type Clock } from './platform/clock.js';
 import type { Logger } from './platform/logger.js';
+import { ImgrMetrics } from './platform/metrics.js';
 import { provision } from './store/provision.js';
 import { EventStore } from './store/event-store.js';
 import { isWrongLastSequence } from './store/errors.js';
@@ -26,6 +27,8 @@ export interface ManagerOptions {
   readonly log: Logger;
   /** Seconds between timer ticks (watchdog, monitor); tests shorten it. */
   readonly tickMs?: number;
+  /** Where its metrics go (one registry per process); a registry of its own when absent. */
+  readonly metrics?: ImgrMetrics;
 }
 
 /** First ids handed out: user datastores start at 100 (§12.2), images at 0. */
@@ -52,12 +55,14 @@ export class Manager {
   static async start(o: ManagerOptions): Promise<Manager> {
     const config = ManagerConfigSchema.parse(o.config ?? {});
     const clock = o.clock ?? systemClock;
+    const metrics = o.metrics ?? new ImgrMetrics();
     const nc = await connectAs('manager', o.servers);
     const p = await provision(nc);
     const store = new EventStore(nc, p.jsm);
-    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000), (kind, n) => nextIds(p.meta, kind, n));
+    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000), (kind, n) => nextIds(p.meta, kind, n), metrics);
     await host.boot();
-    const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs };
+    metrics.watchFollower('aggregate host', async () => Math.max(0, (await store.lastSeq()) - host.appliedSeq));
+    const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs, metrics };
     const dispatcher = new DriverDispatcher({ ...ctx, log: o.log.child({ component: 'dispatch' }) }, config, clock);
     const pm = new ProcessManager({ ...ctx, log: o.log.child({ component: 'process' }) }, clock);
     await dispatcher.start();
@@ -65,8 +70,8 @@ export class Manager {
     // Clients read which attributes to seal from imgr_meta.
     await p.meta.put(META_KEYS.secretAttributes, JSON.stringify(config.secretAttributes));
     const principals = await PrincipalRegistry.start(p.meta, o.log.child({ component: 'principals' }));
-    const intake = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake' }), config.ackWaitMs, 'public', config.secretAttributes, principals);
-    const internal = new Intake(nc, p.jsm, host, p.outcomes, clock, o.log.child({ component: 'intake-internal' }), config.ackWaitMs, 'internal', config.secretAttributes);
+    const intake = new Intake(nc, p.jsm, host, p.outcomes, { clock, log: o.log.child({ component: 'intake' }), ackWaitMs: config.ackWaitMs, source: 'public', secretAttributes: config.secretAttributes, principals, metrics });
+    const internal = new Intake(nc, p.jsm, host, p.outcomes, { clock, log: o.log.child({ component: 'intake-internal' }), ackWaitMs: config.ackWaitMs, source: 'internal', secretAttributes: config.secretAttributes, metrics });
     await intake.start();
     await internal.start();
     const ids = nc.subscribe('imgr.query.next-id.*', {

@@ -23,6 +23,8 @@ import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
 import { exposure } from './api/exposure.js';
 import { ImgrClient } from './client/index.js';
+import { ImgrMetrics } from './platform/metrics.js';
+import { DEFAULT_METRICS_PORTS, connectionReadiness, startOpsServer, type Readiness } from './platform/ops-server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -32,6 +34,9 @@ const EnvSchema = z.object({
   IMGR_DATA_DIR: z.string().default(resolve(ROOT, '.data')),
   IMGR_NATS_PORT: z.coerce.number().int().min(0).max(65535).default(4222),
   IMGR_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7420),
+  /** /metrics, /healthz, /readyz of the whole system (one process, one registry). */
+  IMGR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(DEFAULT_METRICS_PORTS.manager),
+  IMGR_METRICS_HOST: z.string().default('127.0.0.1'),
 });
 
 async function main(): Promise<void> {
@@ -54,7 +59,13 @@ async function main(): Promise<void> {
     server = await startNatsServer({ configFile, storeDir: resolve(data, 'nats'), port: env.IMGR_NATS_PORT === 0 ? 'random' : env.IMGR_NATS_PORT, pidFile: resolve(data, 'nats.pid') });
     url = server.url;
   }
-  const manager = await Manager.start({ servers: url, config: settings.manager, log: log.child({ role: 'manager' }) });
+  const metrics = new ImgrMetrics().withProcessMetrics();
+  const readiness: Readiness[] = [];
+  let ready = false;
+  let stopping = false;
+  const ops = await startOpsServer({ metrics, readiness: [() => ({ started: ready && !stopping }), () => Object.assign({}, ...readiness.map((r) => r())) as Record<string, boolean>], host: env.IMGR_METRICS_HOST, port: env.IMGR_METRICS_PORT });
+  const manager = await Manager.start({ servers: url, config: settings.manager, log: log.child({ role: 'manager' }), metrics });
+  readiness.push(connectionReadiness(manager.nc, 'manager'));
   await publishPrincipals(manager.nc, principals);
   const driverConn = await connectAs('drivers', url);
   const host = new DriverHost(
@@ -62,9 +73,13 @@ async function main(): Promise<void> {
     { driversDir: resolve(ROOT, 'drivers'), ...openNebulaOf(settings), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, secretsKeyFile: resolve(data, 'secrets.key') },
     systemClock,
     log.child({ role: 'drivers' }),
+    metrics,
   );
   await host.start();
-  const projections = await ProjectionService.start(await connectAs('manager', url, 'imgr-projections'), log.child({ role: 'projections' }));
+  readiness.push(connectionReadiness(driverConn, 'drivers'));
+  const projectionsConn = await connectAs('manager', url, 'imgr-projections');
+  const projections = await ProjectionService.start(projectionsConn, log.child({ role: 'projections' }), metrics);
+  readiness.push(connectionReadiness(projectionsConn, 'projections'));
   await mkdir(resolve(data, 'import'), { recursive: true, mode: 0o750 });
   await createDefaults(url, settings.manager.drivers.datastoreLocation, resolve(data, 'import'));
   const apiConn = await connectAs('dashboard', url, 'imgr-api');
@@ -72,8 +87,9 @@ async function main(): Promise<void> {
   const exposed = await exposure(process.env, resolve(data, 'api-token'));
   const api = buildApi({ views, security: exposed.security });
   const dashboard = await api.listen({ host: exposed.host, port: env.IMGR_HTTP_PORT });
+  readiness.push(connectionReadiness(apiConn, 'api'));
+  ready = true;
 
-  let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
@@ -86,6 +102,7 @@ async function main(): Promise<void> {
     await projections.stop();
     await manager.stop();
     await server?.stop();
+    await ops.close();
     process.stdout.write('imgr stopped\n');
     process.exit(0);
   };
@@ -98,6 +115,7 @@ async function main(): Promise<void> {
       `imgr is running (data in ${data}, log in ${logFile})`,
       `  dashboard:   ${dashboard}/${exposed.tokenFile !== null ? ` (token in ${exposed.tokenFile}; open /?token=…)` : ""}`,
       `  NATS:        ${url}${server ? ' (nats-server started with nats.conf)' : ''}`,
+      `  metrics:     ${ops.url}/metrics   (health: /healthz, /readyz)`,
       '  datastores:  1 "default" (fs, images), 2 "files" (fs, kernels and contexts), "dummy" (no storage)',
       `  CLI:         bin/imgr --nats ${url} image list   (bin/imgr --help)`,
       '  services:    send commands with src/client (ImgrClient) as user "service"; see README "Sending a command"',

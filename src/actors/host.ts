@@ -1,6 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../platform/logger.js';
+import { ImgrMetrics } from '../platform/metrics.js';
 import type { ManagerConfig } from '../platform/config.js';
 import type { Clock } from '../platform/clock.js';
 import { failpoint } from '../platform/failpoint.js';
@@ -49,6 +50,7 @@ export class AggregateHost {
     private readonly log: Logger,
     stat: StatProbe = noStat,
     ids: IdSource = noIds,
+    private readonly metrics: ImgrMetrics = new ImgrMetrics(),
   ) {
     this.contexts = new DecisionContexts(this.state, config);
     this.lookups = new OutsideLookups(this.state, config, stat, ids, clock);
@@ -175,9 +177,14 @@ export class AggregateHost {
       const earlier = this.state.committed(commandId);
       if (earlier) return earlier.by === actorKey(envelope.actor) ? accepted(commandId, earlier) : reused(commandId);
       const meta: Meta = { commandId, at: this.clock.now(), actor: envelope.actor };
+      const deciding = performance.now();
       const decision = this.decide(command, meta, lookups);
-      if (!decision.ok) return { status: 'rejected', commandId, ...decision.rejection };
+      if (!decision.ok) {
+        this.metrics.decisionSeconds.observe({ aggregate: kind }, (performance.now() - deciding) / 1000);
+        return { status: 'rejected', commandId, ...decision.rejection };
+      }
       const joined = this.decideJoined(decision.fact.effects, meta);
+      this.metrics.decisionSeconds.observe({ aggregate: kind }, (performance.now() - deciding) / 1000);
       if (!joined.ok) return { status: 'rejected', commandId, ...joined.rejection };
       const parts: Part[] = [partOf(decision, id, commandId), ...joined.parts];
       const entries = parts.map((p) => this.commitOf(p, envelope, meta.at, p.commandId === commandId ? envelope.causationId : commandId));
@@ -185,8 +192,10 @@ export class AggregateHost {
       try {
         failpoint(`before-commit:${step}`);
         const [only] = entries;
+        const committing = performance.now();
         if (only && entries.length === 1) {
           const r = await this.store.append(kind, id, only.commit, only.expectedSeq);
+          this.metrics.commitSeconds.observe({ aggregate: kind }, (performance.now() - committing) / 1000);
           failpoint(`after-commit:${step}`);
           if (r.duplicate) {
             // The log holds this command already (a redelivery after a crash): answer with that commit.
@@ -200,6 +209,7 @@ export class AggregateHost {
           return accepted(commandId, { ...mine, seq: r.seq });
         }
         const appended = await this.store.appendAtomically(entries);
+        this.metrics.commitSeconds.observe({ aggregate: kind }, (performance.now() - committing) / 1000);
         failpoint(`after-commit:${step}`);
         for (const [i, r] of appended.entries()) {
           const e = entries[i];
@@ -208,6 +218,7 @@ export class AggregateHost {
         return accepted(commandId, { ...mine, seq: appended[0]?.seq ?? 0 });
       } catch (e) {
         if (!isConcurrencyError(e)) throw e;
+        this.metrics.appendConflicts.inc({ aggregate: kind });
         // Another writer got there first: read its commits and decide again.
         for (const p of parts) {
           const last = await this.store.lastSeqOf(p.kind, p.id);

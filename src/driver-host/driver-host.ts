@@ -8,6 +8,7 @@ import type { Dirent } from 'node:fs';
 import { BOUNDS } from '../messages/bounds.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
+import { ImgrMetrics } from '../platform/metrics.js';
 import type { Clock } from '../platform/clock.js';
 import { DriverRequestSchema, type CommandInput, type DriverRequest } from '../messages/wire.js';
 import { Publisher } from '../reactors/publish.js';
@@ -64,6 +65,7 @@ export class DriverHost {
     private readonly o: DriverHostOptions,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly metrics: ImgrMetrics = new ImgrMetrics(),
   ) {
     this.js = jetstream(nc);
     this.out = new Publisher(nc, 'driver-host');
@@ -84,8 +86,9 @@ export class DriverHost {
           m.respond(JSON.stringify({ result: 'FAILURE', info: 'malformed STAT request' }));
           return;
         }
-        this.limitFor(req.data.datastore.dsMad)
-          .use(() => runAction(this.opened(req.data), this.o, this.clock))
+        // A secret that does not open is a FAILURE answer, not a throw in this callback.
+        Promise.resolve()
+          .then(() => this.run(this.opened(req.data), req.data.datastore.dsMad))
           .then(
             // The script's log lines travel with the answer: a refusal for a failed size check shows its cause.
             (r) => m.respond(JSON.stringify({ result: r.result, info: r.info, logs: r.logs.map((l) => `${l.severity} ${l.text}`) })),
@@ -93,7 +96,9 @@ export class DriverHost {
           );
       },
     });
-    this.follower = await followDurable(this.js, await jetstreamManager(this.nc, { checkAPI: false }), {
+    const jsm = await jetstreamManager(this.nc, { checkAPI: false });
+    this.metrics.watchConsumer(jsm, STREAMS.driver, DRIVERS_DURABLE);
+    this.follower = await followDurable(this.js, jsm, {
       stream: STREAMS.driver,
       durable: DRIVERS_DURABLE,
       consume: { max_messages: 100 },
@@ -156,7 +161,7 @@ export class DriverHost {
       await this.reply(req, 'FAILURE', e instanceof Error ? e.message : String(e));
       return;
     }
-    const r = await this.limitFor(mad).use(() => runAction(opened, this.o, this.clock));
+    const r = await this.run(opened, mad);
     if (r.result === 'FAILURE') this.log.warn({ requestId: req.requestId, commandLine: r.commandLine, info: r.info }, 'driver action failed');
     // What the script did is done: running it again later (after its deadline) could not report it, and a
     // file it stored would be nobody's. So its lines and its reply are published until they are.
@@ -166,6 +171,17 @@ export class DriverHost {
     });
     if (req.action === 'MONITOR' && r.result === 'SUCCESS') await this.sweep(req);
     this.log.info({ requestId: req.requestId, action: req.action, result: r.result, ms: this.clock.now() - started }, 'driver action');
+  }
+
+  /** Runs a driver action (its secrets opened) within its driver's concurrency limit, timed and counted. */
+  private run(opened: DriverRequest, mad: string): Promise<ActionResult> {
+    return this.limitFor(mad).use(async () => {
+      const running = performance.now();
+      const r = await runAction(opened, this.o, this.clock);
+      this.metrics.driverSeconds.observe({ mad, action: opened.action, result: r.result }, (performance.now() - running) / 1000);
+      if (r.result === 'FAILURE') this.metrics.driverFailures.inc({ mad, action: opened.action });
+      return r;
+    });
   }
 
   /**

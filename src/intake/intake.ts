@@ -25,6 +25,7 @@ import { MINTED_ID_HEADER } from '../messages/names.js';
 import { Outcomes } from './outcomes.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
 import type { PrincipalRegistry } from './principal-registry.js';
+import type { ImgrMetrics } from '../platform/metrics.js';
 import type { Principal } from '../platform/principals.js';
 import type { Actor } from '../messages/envelope.js';
 import { inboxPrefixFor } from '../platform/nats.js';
@@ -39,6 +40,17 @@ const SOURCES = {
   internal: { stream: STREAMS.internal, durable: INTERNAL_INTAKE_DURABLE, filter: subjects.internals },
 } as const;
 
+export interface IntakeOptions {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly ackWaitMs: number;
+  readonly source: CommandSource;
+  readonly secretAttributes?: readonly string[];
+  /** The public intake's: who may act as whom. */
+  readonly principals?: PrincipalRegistry;
+  readonly metrics: ImgrMetrics;
+}
+
 /**
  * The command consumer: parse (zod), route to the aggregate's mailbox,
  * decide and commit, answer, then acknowledge. A malformed or refused command
@@ -52,20 +64,32 @@ export class Intake {
   private readonly inflight = new Set<Promise<void>>();
   private readonly kept: Outcomes;
 
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly ackWaitMs: number;
+  private readonly source: CommandSource;
+  private readonly secretAttributes: readonly string[];
+  private readonly principals: PrincipalRegistry | undefined;
+  private readonly metrics: ImgrMetrics;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly host: AggregateHost,
     outcomes: KV,
-    private readonly clock: Clock,
-    private readonly log: Logger,
-    private readonly ackWaitMs: number,
-    private readonly source: CommandSource = 'public',
-    private readonly secretAttributes: readonly string[] = DEFAULT_SECRET_ATTRIBUTES,
-    private readonly principals?: PrincipalRegistry,
+    o: IntakeOptions,
   ) {
     this.js = jetstream(nc);
-    this.kept = new Outcomes(outcomes, log);
+    this.clock = o.clock;
+    this.log = o.log;
+    this.ackWaitMs = o.ackWaitMs;
+    this.source = o.source;
+    this.secretAttributes = o.secretAttributes ?? DEFAULT_SECRET_ATTRIBUTES;
+    this.principals = o.principals;
+    this.metrics = o.metrics;
+    this.kept = new Outcomes(outcomes, o.log);
+    const from = SOURCES[this.source];
+    o.metrics.watchConsumer(jsm, from.stream, from.durable);
   }
 
   async start(): Promise<void> {
@@ -102,6 +126,7 @@ export class Intake {
 
   private handle(m: JsMsg): Promise<void> {
     const started = this.clock.now();
+    const timer = performance.now();
     const parsed = parseCommandMessage(m.subject, m.string(), this.source, this.secretAttributes, (name) => this.principals?.get(name));
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
@@ -116,10 +141,12 @@ export class Intake {
         if (known?.fingerprint !== undefined && known.fingerprint !== fingerprint) {
           await this.refuseReuse(msg, fingerprint);
           m.ack();
+          this.counted(msg.command.type, 'rejected', timer);
           return;
         }
         const outcome = await this.finish(msg, known ?? { ...(await this.host.execute(msg)), fingerprint });
         m.ack();
+        this.counted(msg.command.type, outcome.status, timer);
         this.log.info(
           { commandId: msg.envelope.commandId, type: msg.command.type, ...aggregateOfCommand(msg.command), status: outcome.status, ...(outcome.status === 'accepted' ? { state: outcome.state, seq: outcome.seq } : { code: outcome.code }), ms: this.clock.now() - started },
           'command',
@@ -188,6 +215,11 @@ export class Intake {
     return outcome;
   }
 
+  private counted(type: string, status: Outcome['status'], since: number): void {
+    this.metrics.commands.inc({ source: this.source, type, status });
+    this.metrics.commandSeconds.observe({ type }, (performance.now() - since) / 1000);
+  }
+
   private async refuseUnreadable(m: JsMsg, r: Rejection, partial: Partial<CommandMessage> & { replyTo?: string | null }): Promise<void> {
     try {
       const commandId = partial.envelope?.commandId ?? null;
@@ -206,6 +238,8 @@ export class Intake {
         this.nc.publish(partial.replyTo, JSON.stringify({ status: 'rejected', commandId: commandId ?? '', code: r.code, message: r.message }));
       }
       m.ack();
+      // Its type is what the sender wrote, which may be anything: one label for all of them.
+      this.metrics.commands.inc({ source: this.source, type: 'unreadable', status: 'rejected' });
       this.log.warn({ subject: m.subject, code: r.code, message: r.message }, 'unreadable command refused');
     } catch (e) {
       this.log.error({ err: e }, 'could not record a refused command, will retry');

@@ -76,6 +76,9 @@ export class Projector {
   private catchingUp = true;
   /** The sequence the stored checkpoint names. */
   private checkpointed = 0;
+  /** When each live commit folded since the last flush was made, for the lag from commit to view. */
+  private pendingAts: number[] = [];
+  private lag: ((seconds: number) => void) | undefined;
   private readonly writer = new FlushLoop(
     () => this.flush(),
     (e) => this.log.error({ err: e }, 'view flush failed; its keys are written with the next change'),
@@ -123,6 +126,16 @@ export class Projector {
 
   get appliedSeq(): number {
     return this.progress.applied;
+  }
+
+  /** How many commits of the log are not in the buckets yet. */
+  async behind(): Promise<number> {
+    return Math.max(0, (await this.store.lastSeq()) - this.progress.applied);
+  }
+
+  /** Hears, for every live commit (not those of a boot or rebuild), the seconds from its making until its views were written. */
+  observeLag(f: (seconds: number) => void): void {
+    this.lag = f;
   }
 
   waitFor(seq: number): Promise<void> {
@@ -199,6 +212,7 @@ export class Projector {
   private project(c: LoggedCommit): void {
     if (!('unreadable' in c.commit)) {
       const commit = c.commit;
+      if (!this.catchingUp && this.lag) this.pendingAts.push(commit.at);
       if (commit.aggregate === 'image') {
         const before = this.images.get(commit.id);
         if (!before || c.seq > before.seq) {
@@ -233,6 +247,8 @@ export class Projector {
    */
   private async flush(): Promise<void> {
     const upTo = this.folded.applied;
+    const ats = this.pendingAts;
+    this.pendingAts = [];
     const { images, usage, datastores } = this.dirty;
     this.dirty = { images: new Set(), usage: new Set(), datastores: new Set() };
     const writes: (() => Promise<unknown>)[] = [];
@@ -255,6 +271,8 @@ export class Projector {
       this.checkpointed = upTo;
     }
     this.progress.advance(upTo);
+    const now = Date.now();
+    for (const at of ats) this.lag?.(Math.max(0, now - at) / 1000);
   }
 
   private dirtyEmpty(): boolean {

@@ -5,6 +5,7 @@ import type { Logger } from '../platform/logger.js';
 import { jsonEqual } from '../machines/shared/equal.js';
 import { BUCKETS } from '../store/provision.js';
 import { GENERATION_KEY, Projector, viewBuckets } from './projector.js';
+import { ImgrMetrics } from '../platform/metrics.js';
 
 export const REBUILD_SUBJECT = 'imgr.admin.projections.rebuild';
 export const REBUILD_PROGRESS = 'imgr.admin.projections.progress';
@@ -30,7 +31,10 @@ export class ProjectionService {
     private readonly nc: NatsConnection,
     private current: Projector,
     private readonly log: Logger,
+    private readonly metrics: ImgrMetrics,
   ) {
+    this.live(current);
+    metrics.watchFollower('projections', () => this.current.behind());
     this.sub = nc.subscribe(REBUILD_SUBJECT, {
       callback: (err, m) => {
         if (err) return;
@@ -42,8 +46,13 @@ export class ProjectionService {
     });
   }
 
-  static async start(nc: NatsConnection, log: Logger): Promise<ProjectionService> {
-    return new ProjectionService(nc, await Projector.start(nc, log), log);
+  static async start(nc: NatsConnection, log: Logger, metrics: ImgrMetrics = new ImgrMetrics()): Promise<ProjectionService> {
+    return new ProjectionService(nc, await Projector.start(nc, log), log, metrics);
+  }
+
+  /** The projector whose views are served, and whose lag is reported. */
+  private live(p: Projector): void {
+    p.observeLag((seconds) => this.metrics.projectionLagSeconds.observe(seconds));
   }
 
   get projector(): Projector {
@@ -68,6 +77,7 @@ export class ProjectionService {
       await meta.put(GENERATION_KEY, String(next));
       const old = this.current;
       this.current = candidate;
+      this.live(candidate);
       candidate.serve();
       await old.destroy();
       this.log.info({ generation: next, seq }, 'projections rebuilt and switched');

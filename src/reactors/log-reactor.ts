@@ -6,6 +6,7 @@ import { parseCommit, subjects, type Commit, type ParkedCommit } from '../messag
 import { STREAMS } from '../store/provision.js';
 import type { AggregateHost } from '../actors/host.js';
 import { Lanes } from './lanes.js';
+import type { ImgrMetrics } from '../platform/metrics.js';
 
 export interface ReactorContext {
   readonly nc: NatsConnection;
@@ -13,6 +14,7 @@ export interface ReactorContext {
   readonly host: AggregateHost;
   readonly log: Logger;
   readonly ackWaitMs: number;
+  readonly metrics: ImgrMetrics;
 }
 
 /** Deliveries of one commit before a reactor parks it and carries on. */
@@ -76,6 +78,7 @@ export abstract class LogReactor {
 
   async start(): Promise<void> {
     await this.ensureDurable();
+    this.ctx.metrics.watchConsumer(this.ctx.jsm, STREAMS.events, this.name);
     this.follower = await followDurable(jetstream(this.ctx.nc), this.ctx.jsm, {
       stream: STREAMS.events,
       durable: this.name,
@@ -139,6 +142,7 @@ export abstract class LogReactor {
           await this.ctx.host.waitFor(c.seq);
           await this.react(commit, c.seq);
           c.m.ack();
+          this.ctx.metrics.reactions.inc({ reactor: this.name });
           return;
         } catch (e) {
           c.failures += 1;
@@ -198,6 +202,7 @@ export abstract class LogReactor {
       await jetstream(this.ctx.nc).publish(subjects.parked(this.name, c.seq), JSON.stringify(parked), { msgID: `parked-${this.name}-${c.seq}` });
       this.ctx.log.error({ ...parked }, 'reaction parked: the reactor carries on without it');
       c.m.ack();
+      this.ctx.metrics.parked.inc({ reactor: this.name });
       return true;
     } catch (err) {
       this.ctx.log.error({ err, reactor: this.name, seq: c.seq }, 'could not park a failing commit, will retry');

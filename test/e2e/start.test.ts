@@ -27,7 +27,7 @@ async function start(): Promise<{ url: string; output: string[] }> {
   const output: string[] = [];
   child = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/start.ts'], {
     cwd: ROOT,
-    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
+    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_METRICS_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const c = child;
@@ -66,6 +66,12 @@ describe('npm start', () => {
     const first = await start();
     expect(first.output.join('')).toMatch(/datastores: +1 "default"/);
     const dashboard = /dashboard: +(http:\/\/\S+)/.exec(first.output.join(''))?.[1] ?? '';
+    // One process, one set of operator endpoints for all its roles.
+    const ops = /metrics: +(http:\/\/\S+)\/metrics/.exec(first.output.join(''))?.[1] ?? '';
+    const readyz = await fetch(`${ops}/readyz`);
+    expect(readyz.status).toBe(200);
+    expect(await readyz.json()).toEqual({ ready: true, checks: { started: true, 'nats connection (manager)': true, 'nats connection (drivers)': true, 'nats connection (projections)': true, 'nats connection (api)': true } });
+    expect(await (await fetch(`${ops}/metrics`)).text()).toMatch(/^imgr_commands_total\{source="public",type="datastore.create",status="accepted"\} [1-9]/m);
     expect((await fetch(dashboard)).headers.get('content-type')).toMatch(/text\/html/);
     const bytes = randomBytes(1024 * 1024);
     // Default datastores import only from the data directory's import folder.

@@ -41,7 +41,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/disk.raw`;
   system = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/start.ts'], {
     cwd: ROOT,
-    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
+    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_METRICS_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -11,6 +11,7 @@ import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { ImgrMetrics } from '../../src/platform/metrics.js';
 import { LogReactor, PARK_AFTER } from '../../src/reactors/log-reactor.js';
 import { ParkedCommitSchema, type Commit } from '../../src/messages/wire.js';
 import { STREAMS } from '../../src/store/provision.js';
@@ -63,11 +64,14 @@ describe('a reactor and a commit it cannot process', () => {
     expect(await c.send({ type: 'datastore.disable', datastoreId: poison })).toMatchObject({ status: 'accepted' });
 
     const nc = await nats.connect('manager');
-    const reactor = new Picky({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs: 2_000 }, poison);
+    const metrics = new ImgrMetrics();
+    const reactor = new Picky({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs: 2_000, metrics }, poison);
     await reactor.start();
     try {
       await eventually(() => reactor.handled.some((h) => h.id === poison), 'the commit after the poisoned one on its datastore', 120_000);
       expect(reactor.attemptsOnPoison).toBe(PARK_AFTER);
+      // Operators see it counted: one parked, every other commit reacted to.
+      expect((await metrics.parked.get()).values).toEqual([{ labels: { reactor: 'test-picky' }, value: 1 }]);
       // The other datastore did not wait for the retries; the poisoned one's next commit waited until it was parked.
       expect(reactor.handled.find((h) => h.id === later)?.triesOfPoison).toBeLessThan(PARK_AFTER);
       expect(reactor.handled.find((h) => h.id === poison)?.triesOfPoison).toBe(PARK_AFTER);

@@ -13,6 +13,7 @@ import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { ImgrMetrics } from '../../src/platform/metrics.js';
 import { LogReactor, REACTOR_IN_FLIGHT } from '../../src/reactors/log-reactor.js';
 import type { Commit } from '../../src/messages/wire.js';
 import { STREAMS } from '../../src/store/provision.js';
@@ -48,7 +49,7 @@ class Recorder extends LogReactor {
 
 async function recorder(name: string, ackWaitMs: number): Promise<{ r: Recorder; nc: NatsConnection }> {
   const nc = await nats.connect('manager');
-  const r = new Recorder({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs }, name);
+  const r = new Recorder({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs, metrics: new ImgrMetrics() }, name);
   await r.start();
   return { r, nc };
 }

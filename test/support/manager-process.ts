@@ -21,7 +21,7 @@ export class RoleProcess {
   static async start(role: RoleName, natsUrl: string, env: NodeJS.ProcessEnv = {}): Promise<RoleProcess> {
     const child = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/main.ts', role], {
       cwd: ROOT,
-      env: { ...process.env, NATS_URL: natsUrl, IMGR_LOG_LEVEL: 'warn', ...env },
+      env: { ...process.env, NATS_URL: natsUrl, IMGR_LOG_LEVEL: 'warn', IMGR_METRICS_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output: string[] = [];
@@ -36,6 +36,13 @@ export class RoleProcess {
       child.once('exit', (code) => reject(new Error(`${role} exited with ${String(code)}: ${output.join('')}`)));
     });
     return p;
+  }
+
+  /** Where the role serves /metrics, /healthz and /readyz (it prints it before it is ready). */
+  get opsUrl(): string {
+    const url = new RegExp(`imgr ${this.role} metrics: (http://\\S+)/metrics`).exec(this.output.join(''))?.[1];
+    if (url === undefined) throw new Error(`${this.role} printed no metrics address`);
+    return url;
   }
 
   get pid(): number {
