@@ -60,10 +60,11 @@ async function main(): Promise<void> {
     url = server.url;
   }
   const metrics = new ImgrMetrics().withProcessMetrics();
-  const readiness: Readiness[] = [];
   let ready = false;
   let stopping = false;
-  const ops = await startOpsServer({ metrics, readiness: [() => ({ started: ready && !stopping }), () => Object.assign({}, ...readiness.map((r) => r())) as Record<string, boolean>], host: env.IMGR_METRICS_HOST, port: env.IMGR_METRICS_PORT });
+  // Read at every request: each role adds its connection's check once it runs.
+  const readiness: Readiness[] = [() => ({ started: ready && !stopping })];
+  const ops = await startOpsServer({ metrics, readiness, host: env.IMGR_METRICS_HOST, port: env.IMGR_METRICS_PORT });
   const manager = await Manager.start({ servers: url, config: settings.manager, log: log.child({ role: 'manager' }), metrics });
   readiness.push(connectionReadiness(manager.nc, 'manager'));
   await publishPrincipals(manager.nc, principals);

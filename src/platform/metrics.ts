@@ -22,6 +22,7 @@ interface WatchedConsumer {
 export class ImgrMetrics {
   readonly registry = new Registry();
   private readonly consumers: WatchedConsumer[] = [];
+  private consumerInfos: Promise<{ c: WatchedConsumer; pending: number; ackPending: number }[]> | undefined;
   private readonly behindSources: { readonly name: string; readonly behind: () => Promise<number> }[] = [];
 
   readonly commands = new Counter({ name: 'imgr_commands_total', help: 'Commands answered, by source (public, internal), type and status (accepted, rejected).', labelNames: ['source', 'type', 'status'] as const, registers: [this.registry] });
@@ -36,18 +37,17 @@ export class ImgrMetrics {
   readonly projectionLagSeconds = new Histogram({ name: 'imgr_projection_lag_seconds', help: 'From a commit (its time) to its views being in the buckets, live commits only.', buckets: FAST_BUCKETS, registers: [this.registry] });
 
   constructor() {
-    const consumers = this.consumers;
+    // Both gauges read one consumer info per durable and scrape: the first collect asks, the second shares the answer.
+    const infos = (): Promise<{ c: WatchedConsumer; pending: number; ackPending: number }[]> => (this.consumerInfos ??= this.readConsumers().finally(() => (this.consumerInfos = undefined)));
     new Gauge({
       name: 'imgr_consumer_pending',
       help: 'Messages a durable has not been delivered yet, by stream and durable.',
       labelNames: ['stream', 'durable'] as const,
       registers: [this.registry],
       async collect() {
+        const all = await infos();
         this.reset();
-        for (const c of consumers) {
-          const ci = await c.jsm.consumers.info(c.stream, c.durable).catch(() => undefined);
-          if (ci) this.set({ stream: c.stream, durable: c.durable }, ci.num_pending);
-        }
+        for (const i of all) this.set({ stream: i.c.stream, durable: i.c.durable }, i.pending);
       },
     });
     new Gauge({
@@ -56,11 +56,9 @@ export class ImgrMetrics {
       labelNames: ['stream', 'durable'] as const,
       registers: [this.registry],
       async collect() {
+        const all = await infos();
         this.reset();
-        for (const c of consumers) {
-          const ci = await c.jsm.consumers.info(c.stream, c.durable).catch(() => undefined);
-          if (ci) this.set({ stream: c.stream, durable: c.durable }, ci.num_ack_pending);
-        }
+        for (const i of all) this.set({ stream: i.c.stream, durable: i.c.durable }, i.ackPending);
       },
     });
     const sources = this.behindSources;
@@ -83,6 +81,16 @@ export class ImgrMetrics {
   withProcessMetrics(): this {
     collectDefaultMetrics({ register: this.registry, prefix: 'imgr_' });
     return this;
+  }
+
+  private async readConsumers(): Promise<{ c: WatchedConsumer; pending: number; ackPending: number }[]> {
+    const out: { c: WatchedConsumer; pending: number; ackPending: number }[] = [];
+    for (const c of this.consumers) {
+      // A durable the server cannot describe now (a restart) is left out of this scrape.
+      const ci = await c.jsm.consumers.info(c.stream, c.durable).catch(() => undefined);
+      if (ci) out.push({ c, pending: ci.num_pending, ackPending: ci.num_ack_pending });
+    }
+    return out;
   }
 
   /** Reports a durable's backlog at each scrape. */
