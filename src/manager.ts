@@ -57,7 +57,7 @@ export class Manager {
     const clock = o.clock ?? systemClock;
     const metrics = o.metrics ?? new ImgrMetrics();
     const nc = await connectAs('manager', o.servers);
-    const p = await provision(nc);
+    const p = await provision(nc, config.replicas);
     const store = new EventStore(nc, p.jsm);
     const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000), (kind, n) => nextIds(p.meta, kind, n), metrics);
     await host.boot();

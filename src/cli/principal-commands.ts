@@ -5,6 +5,7 @@ import { type Command } from './commands.js';
 import { CliError, EXIT, table } from './output.js';
 import { credentialsDir } from '../platform/nats.js';
 import { usersBlock, writeServerConfig } from '../platform/nats-auth.js';
+import { reloadCluster, runningNodes } from '../platform/nats-cluster.js';
 import { PrincipalNameSchema, PrincipalSchema } from '../platform/principals.js';
 import { loadPrincipals, publishPrincipals, savePrincipals } from '../platform/principals-file.js';
 
@@ -14,10 +15,15 @@ const principalsFile = (): string => resolve(dataDir(), 'principals.json');
 
 /**
  * Makes the nats-server that npm start runs (its pid file in the data
- * directory) load the new users; a NATS system run by hand gets them with
- * `imgr nats-users`.
+ * directory), or the nodes of scripts/cluster.sh, load the new users; a NATS
+ * system run by hand gets them with `imgr nats-users`.
  */
 function reloadServer(): string {
+  const cluster = resolve(dataDir(), 'cluster');
+  if (runningNodes(cluster).size > 0) {
+    const nodes = reloadCluster({ dir: cluster, principals: loadPrincipals(principalsFile()), credentials: credentialsDir() });
+    return `cluster nodes ${nodes.join(', ')} reloaded their users`;
+  }
   const configFile = writeServerConfig(resolve(ROOT, 'nats.conf'), loadPrincipals(principalsFile()), credentialsDir(), resolve(dataDir(), 'nats.conf'));
   try {
     const pid = Number(readFileSync(resolve(dataDir(), 'nats.pid'), 'utf8').trim());

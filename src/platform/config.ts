@@ -34,6 +34,12 @@ export const ManagerConfigSchema = z.object({
   orphanGraceMs: z.number().int().positive().optional(),
   /** Conflicting appends are retried this many times after catching up. */
   conflictRetries: z.number().int().positive().default(20),
+  /**
+   * Copies of each stream and bucket (JetStream replicas). `auto` keeps what
+   * the store has and gives a new store 3 on a cluster of three or more, 1
+   * on a single server.
+   */
+  replicas: z.union([z.literal('auto'), z.number().int().min(1).max(5)]).default('auto'),
   /** Datastore attributes that are secrets (W23): sealed by clients, refused in plain text. */
   secretAttributes: z.array(z.string().min(1)).default([...DEFAULT_SECRET_ATTRIBUTES]),
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,11 @@ export interface NatsServerOptions {
   readonly binary?: string;
   /** Where the server writes its pid, so `imgr principal add` can make it reload its users. */
   readonly pidFile?: string;
+  /**
+   * Run it detached, its output appended to this file: it outlives this
+   * process (scripts/cluster.sh), stopped later through its pid file.
+   */
+  readonly logFile?: string;
 }
 
 export interface NatsServer {
@@ -61,7 +66,12 @@ const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
 export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer> {
   const portsDir = await mkdtemp(join(tmpdir(), 'imgr-ports-'));
   const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir, ...(o.pidFile !== undefined ? ['-P', o.pidFile] : [])];
-  const child = spawn(o.binary ?? natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logFd = o.logFile !== undefined ? openSync(o.logFile, 'a', 0o600) : undefined;
+  const child =
+    logFd !== undefined
+      ? spawn(o.binary ?? natsServerBinary(), args, { stdio: ['ignore', logFd, logFd], detached: true })
+      : spawn(o.binary ?? natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (logFd !== undefined) closeSync(logFd);
   const output: string[] = [];
   const collect = (chunk: Buffer): void => {
     for (const line of chunk.toString('utf8').split('\n')) {
@@ -70,14 +80,15 @@ export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer>
       o.onLog?.(line);
     }
   };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let spawnError: Error | undefined;
   child.once('error', (e) => (spawnError = e));
 
   try {
-    const url = await waitForPortsFile(portsDir, child, () => spawnError, output);
+    const url = await waitForPortsFile(portsDir, child, () => spawnError, o.logFile !== undefined ? { tail: () => tailOf(o.logFile ?? '') } : output);
+    if (o.logFile !== undefined) child.unref();
     const port = Number(new URL(url).port);
     return {
       url,
@@ -91,11 +102,21 @@ export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer>
   }
 }
 
-async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Error | undefined, output: readonly string[]): Promise<string> {
+/** The end of a log file, for an error message. */
+function tailOf(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Error | undefined, log: readonly string[] | { tail: () => string }): Promise<string> {
+  const output = (): string => ('tail' in log ? log.tail() : log.join('\n'));
   for (let i = 0; i < 400; i++) {
     const e = err();
     if (e) throw new Error(`cannot run nats-server (is it installed? run scripts/setup.sh): ${e.message}`);
-    if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}:\n${output.join('\n')}`);
+    if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}:\n${output()}`);
     const files = (await readdir(dir)).filter((f) => f.endsWith('.ports'));
     const file = files[0];
     if (file !== undefined) {
@@ -107,7 +128,7 @@ async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Err
     await sleep(25);
   }
   child.kill('SIGKILL');
-  throw new Error(`nats-server did not start within 10 s:\n${output.join('\n')}`);
+  throw new Error(`nats-server did not start within 10 s:\n${output()}`);
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<number | null>, signal: NodeJS.Signals): Promise<void> {

@@ -22,6 +22,13 @@ export function credentialsFor(user: string, env: NodeJS.ProcessEnv = process.en
 /** The inbox prefix of a role or principal: each may subscribe to its own only. */
 export const inboxPrefixFor = (user: string): string => `_INBOX.${user}`;
 
+/** NATS_URL may name several servers of one cluster, separated by commas (as the nats CLI takes them). */
+export const serverList = (servers: string): string[] =>
+  servers
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+
 /**
  * Connects as a role. The client reconnects forever: a NATS server that
  * restarts must not take the manager down (its JetStream state is on disk).
@@ -29,7 +36,7 @@ export const inboxPrefixFor = (user: string): string => `_INBOX.${user}`;
  */
 export async function connectAs(role: string, servers: string, name = `imgr-${role}`): Promise<NatsConnection> {
   const nc = await connect({
-    servers,
+    servers: serverList(servers),
     name,
     ...credentialsFor(role),
     inboxPrefix: inboxPrefixFor(role),

@@ -1,5 +1,5 @@
 import { redactSealed } from '../secrets/sealed.js';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
@@ -7,7 +7,7 @@ import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';
 import { DATASTORE, IMAGE, foldCommit } from '../machines/aggregates.js';
 import { EventStore, type LoggedCommit, type Tail } from '../store/event-store.js';
-import { provision } from '../store/provision.js';
+import { bucket, provision } from '../store/provision.js';
 import { applyUsage, type Usage } from './usage.js';
 import { LogProgress } from '../store/progress.js';
 import { safeJson } from '../platform/json.js';
@@ -104,11 +104,10 @@ export class Projector {
     const p = await provision(nc);
     const generation = o.generation ?? (await activeGeneration(p.meta));
     const names = viewBuckets(generation);
-    const kvm = new Kvm(nc);
     const kv = {
-      images: await kvm.create(names.images, { history: 1 }),
-      datastores: await kvm.create(names.datastores, { history: 1 }),
-      usage: await kvm.create(names.usage, { history: 1 }),
+      images: await bucket(nc, p.jsm, names.images, { history: 1, replicas: p.replicas }),
+      datastores: await bucket(nc, p.jsm, names.datastores, { history: 1, replicas: p.replicas }),
+      usage: await bucket(nc, p.jsm, names.usage, { history: 1, replicas: p.replicas }),
       meta: p.meta,
     };
     const projector = new Projector(nc, new EventStore(nc, p.jsm), kv, log, generation);

@@ -9,9 +9,10 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { subjects } from '../messages/wire.js';
-import { isNotFound } from './errors.js';
+import { isJetStreamStarting, isNotFound } from './errors.js';
 
 import { BUCKETS, DRIVERS_DURABLE, STREAMS } from '../messages/names.js';
 export { BUCKETS, DRIVERS_DURABLE, STREAMS };
@@ -98,20 +99,40 @@ export interface Provisioned {
   readonly snapshots: KV;
   readonly outcomes: KV;
   readonly meta: KV;
+  /** How many copies the store keeps of each stream and bucket; buckets made later (views) get as many. */
+  readonly replicas: number;
 }
 
-/** Creates or updates every stream and bucket; safe to run at every start and from several managers. */
-export async function provision(nc: NatsConnection): Promise<Provisioned> {
-  const jsm = await jetstreamManager(nc);
-  for (const cfg of streamConfigs()) {
-    try {
-      await jsm.streams.info(cfg.name);
-      await jsm.streams.update(cfg.name, cfg);
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      await addOrAccept(jsm, cfg);
+/**
+ * How many servers keep each stream and bucket: a number, or `auto`. Auto
+ * keeps what the store has; a new store gets three copies when the server is
+ * one of a cluster of three or more (the servers it gossips), one otherwise.
+ */
+export type Replicas = number | 'auto';
+
+/**
+ * Creates or updates every stream and bucket; safe to run at every start and
+ * from several managers. Waits while a cluster elects its JetStream leader.
+ */
+export async function provision(nc: NatsConnection, replicas: Replicas = 'auto'): Promise<Provisioned> {
+  return whileJetStreamStarts(async () => {
+    const jsm = await jetstreamManager(nc);
+    const copies = await replicasFor(nc, jsm, replicas);
+    for (const base of streamConfigs()) {
+      const cfg = { ...base, num_replicas: copies };
+      try {
+        await jsm.streams.info(cfg.name);
+        await jsm.streams.update(cfg.name, cfg);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        await addOrAccept(jsm, cfg);
+      }
     }
-  }
+    return provisionRest(nc, jsm, copies);
+  });
+}
+
+async function provisionRest(nc: NatsConnection, jsm: JetStreamManager, replicas: number): Promise<Provisioned> {
   await jsm.consumers.add(STREAMS.driver, {
     durable_name: DRIVERS_DURABLE,
     ack_policy: AckPolicy.Explicit,
@@ -119,12 +140,47 @@ export async function provision(nc: NatsConnection): Promise<Provisioned> {
     ack_wait: nanos(30_000),
     max_ack_pending: 1000,
   });
-  const kvm = new Kvm(nc);
-  const snapshots = await kvm.create(BUCKETS.snapshots, { history: 1 });
-  const outcomes = await kvm.create(BUCKETS.outcomes, { history: 1, ttl: 24 * 60 * MINUTE });
-  const meta = await kvm.create(BUCKETS.meta, { history: 5 });
+  const snapshots = await bucket(nc, jsm, BUCKETS.snapshots, { history: 1, replicas });
+  const outcomes = await bucket(nc, jsm, BUCKETS.outcomes, { history: 1, ttl: 24 * 60 * MINUTE, replicas });
+  const meta = await bucket(nc, jsm, BUCKETS.meta, { history: 5, replicas });
   await migrate(meta);
-  return { jsm, snapshots, outcomes, meta };
+  return { jsm, snapshots, outcomes, meta, replicas };
+}
+
+/** Opens or creates a bucket with this many copies, bringing an existing one to that count. */
+export async function bucket(nc: NatsConnection, jsm: JetStreamManager, name: string, o: { history: number; ttl?: number; replicas: number }): Promise<KV> {
+  const kv = await new Kvm(nc).create(name, o);
+  const info = await jsm.streams.info(`KV_${name}`);
+  if (info.config.num_replicas !== o.replicas) await jsm.streams.update(info.config.name, { ...info.config, num_replicas: o.replicas });
+  return kv;
+}
+
+async function replicasFor(nc: NatsConnection, jsm: JetStreamManager, replicas: Replicas): Promise<number> {
+  if (replicas !== 'auto') return replicas;
+  try {
+    return (await jsm.streams.info(STREAMS.events)).config.num_replicas;
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  const info = nc.info;
+  // connect_urls lists every server of the cluster the client may use, this one included.
+  return info?.cluster !== undefined ? Math.min(3, Math.max(1, info.connect_urls?.length ?? 1)) : 1;
+}
+
+/**
+ * A cluster answers 503 until its servers have chosen a JetStream leader (at
+ * first start, or after a node restart). Waits that out, for up to 60 s.
+ */
+async function whileJetStreamStarts<T>(op: () => Promise<T>): Promise<T> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await op();
+    } catch (e) {
+      if (!isJetStreamStarting(e) || Date.now() > until) throw e;
+      await sleep(250);
+    }
+  }
 }
 
 /** Two managers starting at once may both try to add: the loser accepts the winner's stream. */
