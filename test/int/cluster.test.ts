@@ -39,8 +39,8 @@ const config = { ackWaitMs: 3_000, watchdogIntervalMs: 1_000 };
 let dir: string;
 let cluster: NatsCluster;
 let nc: NatsConnection;
-let client: ImgrClient;
 const roles: RoleProcess[] = [];
+const clients: ImgrClient[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'imgr-cluster-'));
@@ -51,10 +51,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await client?.close();
+  await Promise.allSettled(clients.map((c) => c.close()));
   await Promise.allSettled(roles.map((r) => r.stop()));
-  await nc?.close();
-  await cluster?.stop();
+  await nc.close();
+  await cluster.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -96,7 +96,8 @@ describe('imgr on a three-node NATS cluster', () => {
     roles.push(await RoleProcess.start('manager', cluster.urls, { IMGR_CONFIG: JSON.stringify(config) }));
     roles.push(await RoleProcess.start('drivers', cluster.urls, { IMGR_DATA_DIR: dir }));
     roles.push(await RoleProcess.start('projections', cluster.urls));
-    client = await ImgrClient.connect({ servers: cluster.urls, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+    const client = await ImgrClient.connect({ servers: cluster.urls, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+    clients.push(client);
 
     const ds = await client.nextId('datastore');
     expect((await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'cluster-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).status).toBe('accepted');
