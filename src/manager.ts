@@ -9,7 +9,10 @@ import { provision } from './store/provision.js';
 import { EventStore } from './store/event-store.js';
 import { isWrongLastSequence } from './store/errors.js';
 import { AggregateHost } from './actors/host.js';
-import { Intake } from './intake/intake.js';
+import { Intake, SOURCE_STREAMS, intakeDurable, type IntakeFeed, type IntakeOptions } from './intake/intake.js';
+import { PartitionOwnership } from './intake/partition-ownership.js';
+import { PartitionIntakes } from './intake/partition-intakes.js';
+import { drainLegacyIntakes } from './intake/legacy-intake.js';
 import { PrincipalRegistry } from './intake/principal-registry.js';
 import { META_KEYS } from './messages/names.js';
 import { redactSealed } from './secrets/sealed.js';
@@ -18,7 +21,7 @@ import { ProcessManager } from './reactors/process-manager.js';
 import { Watchdog } from './reactors/watchdog.js';
 import { MonitorTimer } from './reactors/monitor-timer.js';
 import { Publisher } from './reactors/publish.js';
-import { AggregateKindSchema, StatReplySchema, type AggregateKind, type DriverRequest } from './messages/wire.js';
+import { AggregateKindSchema, COMMAND_SOURCES, StatReplySchema, type AggregateKind, type CommandSource, type DriverRequest } from './messages/wire.js';
 
 export interface ManagerOptions {
   readonly servers: string;
@@ -45,7 +48,8 @@ export class Manager {
   private constructor(
     readonly nc: NatsConnection,
     readonly host: AggregateHost,
-    private readonly intake: Intake,
+    /** Which command partitions this manager decides. */
+    readonly ownership: PartitionOwnership,
     private readonly reactors: { stop(): Promise<void> }[],
     private readonly subscriptions: Subscription[],
     readonly config: ManagerConfig,
@@ -57,7 +61,7 @@ export class Manager {
     const clock = o.clock ?? systemClock;
     const metrics = o.metrics ?? new ImgrMetrics();
     const nc = await connectAs('manager', o.servers);
-    const p = await provision(nc, config.replicas);
+    const p = await provision(nc, { replicas: config.replicas, leaseMs: config.ackWaitMs, ...(config.partitions !== undefined ? { partitions: config.partitions } : {}) });
     const store = new EventStore(nc, p.jsm);
     const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000), (kind, n) => nextIds(p.meta, kind, n), metrics);
     await host.boot();
@@ -70,10 +74,23 @@ export class Manager {
     // Clients read which attributes to seal from imgr_meta.
     await p.meta.put(META_KEYS.secretAttributes, JSON.stringify(config.secretAttributes));
     const principals = await PrincipalRegistry.start(p.meta, o.log.child({ component: 'principals' }));
-    const intake = new Intake(nc, p.jsm, host, p.outcomes, { clock, log: o.log.child({ component: 'intake' }), ackWaitMs: config.ackWaitMs, source: 'public', secretAttributes: config.secretAttributes, principals, metrics });
-    const internal = new Intake(nc, p.jsm, host, p.outcomes, { clock, log: o.log.child({ component: 'intake-internal' }), ackWaitMs: config.ackWaitMs, source: 'internal', secretAttributes: config.secretAttributes, metrics });
-    await intake.start();
-    await internal.start();
+    const intakeOptions = (source: CommandSource, feed: IntakeFeed): IntakeOptions => ({
+      clock,
+      log: o.log.child({ component: source === 'public' ? 'intake' : 'intake-internal', durable: feed.durable }),
+      ackWaitMs: config.ackWaitMs,
+      source,
+      secretAttributes: config.secretAttributes,
+      ...(source === 'public' ? { principals } : {}),
+      metrics,
+      feed,
+    });
+    const newIntake = (source: CommandSource, feed: IntakeFeed): Intake => new Intake(nc, p.jsm, host, p.outcomes, intakeOptions(source, feed));
+    // An upgraded store's commands from before partitioning are decided first, then their durables go.
+    await drainLegacyIntakes(p.jsm, newIntake, o.log.child({ component: 'legacy-intake' }));
+    for (let i = 0; i < p.partitions; i++) for (const source of COMMAND_SOURCES) metrics.watchConsumer(p.jsm, SOURCE_STREAMS[source], intakeDurable(source, i));
+    const partitions = new PartitionIntakes(newIntake, metrics);
+    const ownership = new PartitionOwnership(p.leases, partitions, { partitions: p.partitions, leaseMs: config.ackWaitMs, log: o.log.child({ component: 'partitions' }) });
+    await ownership.start();
     const ids = nc.subscribe('imgr.query.next-id.*', {
       queue: 'imgr-ids',
       callback: (err, m) => {
@@ -98,7 +115,7 @@ export class Manager {
         msg.respond(JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view)));
       },
     });
-    const m = new Manager(nc, host, intake, [intake, internal, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);
+    const m = new Manager(nc, host, ownership, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);
     const out = new Publisher(nc, 'watchdog');
     const watchdog = new Watchdog(host, out, clock, o.log.child({ component: 'watchdog' }));
     const monitor = new MonitorTimer(host, dispatcher, config.monitorIntervalMs, clock);

@@ -9,6 +9,7 @@ export const EXIT_FOR_FAILURE: Record<FailureCode, number> = {
   IMGR_QUERY_REFUSED: EXIT.usage,
   IMGR_CONFLICTS_EXHAUSTED: EXIT.failed,
   IMGR_STORE_TOO_NEW: EXIT.failed,
+  IMGR_PARTITIONS_FIXED: EXIT.failed,
   IMGR_BAD_ANSWER: EXIT.failed,
 };
 

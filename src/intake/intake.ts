@@ -21,6 +21,7 @@ import {
 } from '../messages/wire.js';
 import type { AggregateHost } from '../actors/host.js';
 import { STREAMS } from '../store/provision.js';
+import { partitionFilter, publishedSubject } from '../messages/partitions.js';
 import { MINTED_ID_HEADER } from '../messages/names.js';
 import { Outcomes } from './outcomes.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
@@ -31,14 +32,29 @@ import type { Actor } from '../messages/envelope.js';
 import { inboxPrefixFor } from '../platform/nats.js';
 import { DEFAULT_SECRET_ATTRIBUTES, REDACTED, unsealedSecrets } from '../secrets/sealed.js';
 
-export const INTAKE_DURABLE = 'imgr-intake';
-export const INTERNAL_INTAKE_DURABLE = 'imgr-intake-internal';
+/** The durables of the store before commands were partitioned: an upgraded store's backlog is drained from them (legacy-intake.ts). */
+export const LEGACY_DURABLES: Record<CommandSource, string> = { public: 'imgr-intake', internal: 'imgr-intake-internal' };
 
-/** The stream, durable and subjects each source of commands is consumed from. */
-const SOURCES = {
-  public: { stream: STREAMS.commands, durable: INTAKE_DURABLE, filter: subjects.commands },
-  internal: { stream: STREAMS.internal, durable: INTERNAL_INTAKE_DURABLE, filter: subjects.internals },
-} as const;
+export const SOURCE_STREAMS: Record<CommandSource, string> = { public: STREAMS.commands, internal: STREAMS.internal };
+
+/** The durable of one source's partition. */
+export const intakeDurable = (source: CommandSource, partition: number): string => `${LEGACY_DURABLES[source]}-p${partition}`;
+
+/** Where one intake takes its commands from: a partition's durable, or a legacy durable being drained. */
+export interface IntakeFeed {
+  readonly stream: string;
+  readonly durable: string;
+  /** The subjects its durable takes. */
+  readonly filter: string;
+  /** A durable that exists and is used as it is (a legacy one being drained): never created or changed. */
+  readonly existing?: boolean;
+}
+
+export const partitionFeed = (source: CommandSource, partition: number): IntakeFeed => ({
+  stream: SOURCE_STREAMS[source],
+  durable: intakeDurable(source, partition),
+  filter: partitionFilter(source, partition),
+});
 
 export interface IntakeOptions {
   readonly clock: Clock;
@@ -49,6 +65,8 @@ export interface IntakeOptions {
   /** The public intake's: who may act as whom. */
   readonly principals?: PrincipalRegistry;
   readonly metrics: ImgrMetrics;
+  /** The partition (or legacy durable) it consumes. */
+  readonly feed: IntakeFeed;
 }
 
 /**
@@ -71,6 +89,7 @@ export class Intake {
   private readonly secretAttributes: readonly string[];
   private readonly principals: PrincipalRegistry | undefined;
   private readonly metrics: ImgrMetrics;
+  private readonly feed: IntakeFeed;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -88,13 +107,12 @@ export class Intake {
     this.principals = o.principals;
     this.metrics = o.metrics;
     this.kept = new Outcomes(outcomes, o.log);
-    const from = SOURCES[this.source];
-    o.metrics.watchConsumer(jsm, from.stream, from.durable);
+    this.feed = o.feed;
   }
 
   async start(): Promise<void> {
-    const from = SOURCES[this.source];
-    await this.jsm.consumers.add(from.stream, {
+    const from = this.feed;
+    if (from.existing !== true) await this.jsm.consumers.add(from.stream, {
       durable_name: from.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
@@ -108,7 +126,11 @@ export class Intake {
       consume: { max_messages: 500 },
       log: this.log,
       onMessage: (m) => {
-        if (this.stopping) return;
+        // Given up (the partition went to another manager): back at once for the next holder, not after ack_wait.
+        if (this.stopping) {
+          nakQuietly(m, 0);
+          return;
+        }
         // Routing happens synchronously, in stream order, so each aggregate sees its commands in order.
         const p = this.handle(m)
           .catch((e: unknown) => this.log.error({ err: e, subject: m.subject }, 'command left for redelivery'))
@@ -127,7 +149,7 @@ export class Intake {
   private handle(m: JsMsg): Promise<void> {
     const started = this.clock.now();
     const timer = performance.now();
-    const parsed = parseCommandMessage(m.subject, m.string(), this.source, this.secretAttributes, (name) => this.principals?.get(name));
+    const parsed = parseCommandMessage(publishedSubject(m.subject, this.source), m.string(), this.source, this.secretAttributes, (name) => this.principals?.get(name));
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
@@ -226,7 +248,7 @@ export class Intake {
       const rec: RejectionRecord = {
         commandId,
         actor: partial.envelope?.actor ?? null,
-        subject: m.subject,
+        subject: publishedSubject(m.subject, this.source),
         code: r.code,
         message: r.message,
         at: this.clock.now(),

@@ -10,6 +10,8 @@ export const FAILURE_CODES = [
   'IMGR_CONFLICTS_EXHAUSTED',
   /** The NATS store was written by a newer imgr. */
   'IMGR_STORE_TOO_NEW',
+  /** A manager configured with another partition count than the store has. */
+  'IMGR_PARTITIONS_FIXED',
   /** The nats-server is older than imgr needs. */
   'IMGR_SERVER_TOO_OLD',
   /** A query (filters, pagination) was refused by whoever answers it. */

@@ -6,9 +6,9 @@
 export const STREAMS = { commands: 'IMGR_CMD', internal: 'IMGR_INT', events: 'IMGR_EVT', driver: 'IMGR_DRV', rejected: 'IMGR_REJ', parked: 'IMGR_PARKED' } as const;
 /** The driver hosts' shared durable: created by the manager because the drivers role may only bind to it. */
 export const DRIVERS_DURABLE = 'imgr-drivers';
-export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes', meta: 'imgr_meta' } as const;
-/** imgr_meta: the driver hosts' public key and the attributes clients seal (W23). */
-export const META_KEYS = { publicKey: 'secrets.publicKey', secretAttributes: 'secrets.attributes' } as const;
+export const BUCKETS = { snapshots: 'imgr_snapshots', outcomes: 'imgr_outcomes', meta: 'imgr_meta', leases: 'imgr_leases' } as const;
+/** imgr_meta: the driver hosts' public key, the attributes clients seal (W23), the store's partition count. */
+export const META_KEYS = { publicKey: 'secrets.publicKey', secretAttributes: 'secrets.attributes', partitions: 'partitions' } as const;
 
 /**
  * Set by a sender on a command whose id it has just minted (a fresh UUID),

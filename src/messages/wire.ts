@@ -93,7 +93,8 @@ export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([
 export const INTERNAL_ID_PREFIX = 'imgr.';
 
 /** Where a command travels: a service's subject, or imgr's own. */
-export type CommandSource = 'public' | 'internal';
+export const COMMAND_SOURCES = ['public', 'internal'] as const;
+export type CommandSource = (typeof COMMAND_SOURCES)[number];
 
 /** What a service publishes on imgr.cmd.<kind>.<id>. */
 export const CommandMessageSchema = z.object({

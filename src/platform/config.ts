@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_PARTITIONS } from '../messages/partitions.js';
 import { DriverConfigSchema } from '../messages/datastore.js';
 import { ImageDefaultsSchema } from '../messages/datastore-info.js';
 import { DEFAULT_DRIVER_TIMEOUTS, DriverActionSchema } from '../messages/driver.js';
@@ -40,6 +41,11 @@ export const ManagerConfigSchema = z.object({
    * on a single server.
    */
   replicas: z.union([z.literal('auto'), z.number().int().min(1).max(5)]).default('auto'),
+  /**
+   * Command partitions of a new store (fixed once it has them; README
+   * "Partitions"). Absent: what the store has, DEFAULT_PARTITIONS for a new one.
+   */
+  partitions: z.number().int().min(1).max(MAX_PARTITIONS).optional(),
   /** Datastore attributes that are secrets (W23): sealed by clients, refused in plain text. */
   secretAttributes: z.array(z.string().min(1)).default([...DEFAULT_SECRET_ATTRIBUTES]),
 });

@@ -34,6 +34,7 @@ export class ImgrMetrics {
   readonly reactions = new Counter({ name: 'imgr_reactions_total', help: 'Commits a reactor reacted to and acknowledged.', labelNames: ['reactor'] as const, registers: [this.registry] });
   readonly driverSeconds = new Histogram({ name: 'imgr_driver_action_seconds', help: 'Driver runs, by DS_MAD (or TM_MAD), action and result.', labelNames: ['mad', 'action', 'result'] as const, buckets: DRIVER_BUCKETS, registers: [this.registry] });
   readonly driverFailures = new Counter({ name: 'imgr_driver_failures_total', help: 'Driver runs that ended in FAILURE (a non-zero exit, a timeout, unreadable output), by DS_MAD and action.', labelNames: ['mad', 'action'] as const, registers: [this.registry] });
+  readonly partitionsHeld = new Gauge({ name: 'imgr_partitions_held', help: 'Command partitions this manager decides now (its leases in imgr_leases).', registers: [this.registry] });
   readonly projectionLagSeconds = new Histogram({ name: 'imgr_projection_lag_seconds', help: 'From a commit (its time) to its views being in the buckets, live commits only.', buckets: FAST_BUCKETS, registers: [this.registry] });
 
   constructor() {

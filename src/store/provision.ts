@@ -12,9 +12,10 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { subjects } from '../messages/wire.js';
-import { isJetStreamStarting, isNotFound } from './errors.js';
+import { isJetStreamStarting, isNotFound, isWrongLastSequence } from './errors.js';
+import { DEFAULT_PARTITIONS, partitionedSubjects } from '../messages/partitions.js';
 
-import { BUCKETS, DRIVERS_DURABLE, STREAMS } from '../messages/names.js';
+import { BUCKETS, DRIVERS_DURABLE, META_KEYS, STREAMS } from '../messages/names.js';
 export { BUCKETS, DRIVERS_DURABLE, STREAMS };
 
 /**
@@ -31,11 +32,13 @@ const MINUTE = 60_000;
 /** Stream configurations of the current schema version. */
 type NamedStreamConfig = Partial<StreamConfig> & { name: string };
 
-export function streamConfigs(): NamedStreamConfig[] {
+/** The streams for a store of `partitions` command partitions (messages/partitions.ts). */
+export function streamConfigs(partitions: number = DEFAULT_PARTITIONS): NamedStreamConfig[] {
+  const partitioned = partitionedSubjects(partitions);
   return [
     {
       name: STREAMS.commands,
-      subjects: [subjects.commands],
+      ...partitioned.public,
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       duplicate_window: nanos(10 * MINUTE),
@@ -45,7 +48,7 @@ export function streamConfigs(): NamedStreamConfig[] {
     {
       // imgr's own commands: a stream of their own, so their de-duplication window is theirs too.
       name: STREAMS.internal,
-      subjects: [subjects.internals],
+      ...partitioned.internal,
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       duplicate_window: nanos(10 * MINUTE),
@@ -99,6 +102,10 @@ export interface Provisioned {
   readonly snapshots: KV;
   readonly outcomes: KV;
   readonly meta: KV;
+  /** Holders of the command partitions (intake/partition-ownership.ts). */
+  readonly leases: KV;
+  /** The store's command partitions: fixed at its first start. */
+  readonly partitions: number;
   /** How many copies the store keeps of each stream and bucket; buckets made later (views) get as many. */
   readonly replicas: number;
 }
@@ -110,16 +117,29 @@ export interface Provisioned {
  */
 export type Replicas = number | 'auto';
 
+export interface ProvisionOptions {
+  readonly replicas?: Replicas;
+  /** The partition count a new store gets; a store that has one keeps it, and a different one asked for is refused. */
+  readonly partitions?: number;
+  /** How long a partition's lease lasts without renewal (the managers' ack wait). */
+  readonly leaseMs?: number;
+}
+
 /**
  * Creates or updates every stream and bucket; safe to run at every start and
  * from several managers. Waits while a cluster elects its JetStream leader.
  */
-export async function provision(nc: NatsConnection, replicas: Replicas = 'auto'): Promise<Provisioned> {
+export async function provision(nc: NatsConnection, o: ProvisionOptions = {}): Promise<Provisioned> {
   return whileJetStreamStarts(async () => {
     const jsm = await jetstreamManager(nc);
-    const copies = await replicasFor(nc, jsm, replicas);
-    for (const base of streamConfigs()) {
-      const cfg = { ...base, num_replicas: copies };
+    const replicas = await replicasFor(nc, jsm, o.replicas ?? 'auto');
+    const snapshots = await bucket(nc, jsm, BUCKETS.snapshots, { history: 1, replicas });
+    const outcomes = await bucket(nc, jsm, BUCKETS.outcomes, { history: 1, ttl: 24 * 60 * MINUTE, replicas });
+    const meta = await bucket(nc, jsm, BUCKETS.meta, { history: 5, replicas });
+    const leases = await bucket(nc, jsm, BUCKETS.leases, { history: 1, ttl: o.leaseMs ?? DEFAULT_LEASE_MS, replicas, keepTtl: o.leaseMs === undefined });
+    const partitions = await recordPartitions(meta, o.partitions);
+    for (const base of streamConfigs(partitions)) {
+      const cfg = { ...base, num_replicas: replicas };
       try {
         await jsm.streams.info(cfg.name);
         await jsm.streams.update(cfg.name, cfg);
@@ -128,11 +148,37 @@ export async function provision(nc: NatsConnection, replicas: Replicas = 'auto')
         await addOrAccept(jsm, cfg);
       }
     }
-    return provisionRest(nc, jsm, copies);
+    await provisionDrivers(jsm);
+    await migrate(meta);
+    return { jsm, snapshots, outcomes, meta, leases, partitions, replicas };
   });
 }
 
-async function provisionRest(nc: NatsConnection, jsm: JetStreamManager, replicas: number): Promise<Provisioned> {
+/** A lease not renewed for this long is free (the default ack wait). */
+const DEFAULT_LEASE_MS = 10_000;
+
+/** The store's partition count: recorded at its first start, never changed after. */
+async function recordPartitions(meta: KV, wanted: number | undefined): Promise<number> {
+  const entry = await meta.get(META_KEYS.partitions);
+  if (entry?.operation === 'PUT') {
+    const recorded = Number(entry.string());
+    if (wanted !== undefined && wanted !== recorded) {
+      throw new ImgrError('IMGR_PARTITIONS_FIXED', `the NATS store has ${recorded} command partitions and keeps them (a command's partition must not change while it waits); configure partitions: ${recorded}, or start a new store`);
+    }
+    return recorded;
+  }
+  const count = wanted ?? DEFAULT_PARTITIONS;
+  try {
+    await meta.create(META_KEYS.partitions, String(count));
+    return count;
+  } catch (e) {
+    // Another manager recorded it first: its count is the store's.
+    if (!isWrongLastSequence(e)) throw e;
+    return recordPartitions(meta, wanted);
+  }
+}
+
+async function provisionDrivers(jsm: JetStreamManager): Promise<void> {
   await jsm.consumers.add(STREAMS.driver, {
     durable_name: DRIVERS_DURABLE,
     ack_policy: AckPolicy.Explicit,
@@ -140,18 +186,20 @@ async function provisionRest(nc: NatsConnection, jsm: JetStreamManager, replicas
     ack_wait: nanos(30_000),
     max_ack_pending: 1000,
   });
-  const snapshots = await bucket(nc, jsm, BUCKETS.snapshots, { history: 1, replicas });
-  const outcomes = await bucket(nc, jsm, BUCKETS.outcomes, { history: 1, ttl: 24 * 60 * MINUTE, replicas });
-  const meta = await bucket(nc, jsm, BUCKETS.meta, { history: 5, replicas });
-  await migrate(meta);
-  return { jsm, snapshots, outcomes, meta, replicas };
 }
 
-/** Opens or creates a bucket with this many copies, bringing an existing one to that count. */
-export async function bucket(nc: NatsConnection, jsm: JetStreamManager, name: string, o: { history: number; ttl?: number; replicas: number }): Promise<KV> {
-  const kv = await new Kvm(nc).create(name, o);
+/**
+ * Opens or creates a bucket with this many copies (and this entry lifetime
+ * unless `keepTtl`), bringing an existing one to them.
+ */
+export async function bucket(nc: NatsConnection, jsm: JetStreamManager, name: string, o: { history: number; ttl?: number; replicas: number; keepTtl?: boolean }): Promise<KV> {
+  const { keepTtl, ...opts } = o;
+  const kv = await new Kvm(nc).create(name, opts);
   const info = await jsm.streams.info(`KV_${name}`);
-  if (info.config.num_replicas !== o.replicas) await jsm.streams.update(info.config.name, { ...info.config, num_replicas: o.replicas });
+  const maxAge = o.ttl !== undefined && keepTtl !== true ? nanos(o.ttl) : info.config.max_age;
+  if (info.config.num_replicas !== o.replicas || info.config.max_age !== maxAge) {
+    await jsm.streams.update(info.config.name, { ...info.config, num_replicas: o.replicas, max_age: maxAge });
+  }
   return kv;
 }
 

@@ -20,7 +20,8 @@ import { ManagerConfigSchema } from '../../src/platform/config.js';
 import { systemClock } from '../../src/platform/clock.js';
 import { CommandMessageSchema, type Outcome } from '../../src/messages/wire.js';
 import { Outcomes } from '../../src/intake/outcomes.js';
-import { INTAKE_DURABLE } from '../../src/intake/intake.js';
+import { intakeDurable } from '../../src/intake/intake.js';
+import { DEFAULT_PARTITIONS } from '../../src/messages/partitions.js';
 import { readLog } from '../support/log.js';
 
 let nats: TestNats;
@@ -101,7 +102,11 @@ describe('a decision that outlasts ack_wait', () => {
     });
     const jsm = await jetstreamManager(await nats.connect('manager'));
     // Every delivery, redeliveries included, takes a consumer sequence.
-    const deliveries = async (): Promise<number> => (await jsm.consumers.info('IMGR_CMD', INTAKE_DURABLE)).delivered.consumer_seq;
+    const deliveries = async (): Promise<number> => {
+      let n = 0;
+      for (let p = 0; p < DEFAULT_PARTITIONS; p++) n += (await jsm.consumers.info('IMGR_CMD', intakeDurable('public', p))).delivered.consumer_seq;
+      return n;
+    };
     const before = await deliveries();
     const id = await c.nextId('image');
     const o = await c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'slow-stat', PATH: '/srv/slow.img' } }, { timeoutMs: 30_000 });
