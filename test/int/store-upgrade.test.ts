@@ -105,7 +105,7 @@ describe('a store written by nats-server 2.9', () => {
       expect(await verifyLog(nc)).toMatchObject({ ok: true });
 
       const client = await ImgrClient.connect({ servers: server.url, actor: ADMIN });
-      expect(await client.image(3)).toMatchObject({ name: 'from-2.9', state: 'READY' });
+      expect(await client.image(3)).toMatchObject({ name: 'from-2.9', state: 'DISABLED' });
       expect(await client.send({ type: 'image.enable', imageId: 3 })).toMatchObject({ status: 'accepted', state: 'READY' });
       expect(await verifyLog(nc)).toMatchObject({ ok: true });
       await client.close();
