@@ -198,7 +198,9 @@ export async function bucket(nc: NatsConnection, jsm: JetStreamManager, name: st
   const info = await jsm.streams.info(`KV_${name}`);
   const maxAge = o.ttl !== undefined && keepTtl !== true ? nanos(o.ttl) : info.config.max_age;
   if (info.config.num_replicas !== o.replicas || info.config.max_age !== maxAge) {
-    await jsm.streams.update(info.config.name, { ...info.config, num_replicas: o.replicas, max_age: maxAge });
+    // The de-duplication window may not outlast the entries (a KV bucket's is its TTL at most).
+    const window = maxAge > 0 ? Math.min(info.config.duplicate_window, maxAge) : info.config.duplicate_window;
+    await jsm.streams.update(info.config.name, { ...info.config, num_replicas: o.replicas, max_age: maxAge, duplicate_window: window });
   }
   return kv;
 }
