@@ -34,6 +34,9 @@ export interface ManagerOptions {
   readonly metrics?: ImgrMetrics;
 }
 
+/** The command durables' ack wait: half the partition lease (the manager's ack wait). */
+export const intakeAckWait = (leaseMs: number): number => Math.max(200, Math.floor(leaseMs / 2));
+
 /** First ids handed out: user datastores start at 100 (§12.2), images at 0. */
 const FIRST_ID: Record<AggregateKind, number> = { image: 0, datastore: 100 };
 
@@ -77,7 +80,9 @@ export class Manager {
     const intakeOptions = (source: CommandSource, feed: IntakeFeed): IntakeOptions => ({
       clock,
       log: o.log.child({ component: source === 'public' ? 'intake' : 'intake-internal', durable: feed.durable }),
-      ackWaitMs: config.ackWaitMs,
+      // Half the lease: a dead holder's commands are back for redelivery before its lease ends, so the next
+      // holder gets them before any later command for their aggregates (JetStream redelivers first, in order).
+      ackWaitMs: intakeAckWait(config.ackWaitMs),
       source,
       secretAttributes: config.secretAttributes,
       ...(source === 'public' ? { principals } : {}),

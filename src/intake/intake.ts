@@ -24,6 +24,8 @@ import { STREAMS } from '../store/provision.js';
 import { partitionFilter, publishedSubject } from '../messages/partitions.js';
 import { MINTED_ID_HEADER } from '../messages/names.js';
 import { Outcomes } from './outcomes.js';
+import { Mailboxes } from '../actors/mailbox.js';
+import { InheritedOrder } from './inherited-order.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
 import type { PrincipalRegistry } from './principal-registry.js';
 import type { ImgrMetrics } from '../platform/metrics.js';
@@ -81,6 +83,17 @@ export class Intake {
   private follower: Follower | undefined;
   private readonly inflight = new Set<Promise<void>>();
   private readonly kept: Outcomes;
+  private readonly lanes = new Mailboxes();
+  /**
+   * The commands taken and not yet acknowledged, in arrival order. They stay
+   * this manager's while they are decided (a STAT can outlast ack_wait: a
+   * redelivery to another manager would decide one in parallel), renewed
+   * together in that order, so that if this manager dies their deadlines end
+   * in arrival order and JetStream redelivers them in it: one aggregate's
+   * commands reach the next holder in the order they were sent.
+   */
+  private readonly deciding = new Set<JsMsg>();
+  private keepAlive: NodeJS.Timeout | undefined;
 
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -120,6 +133,18 @@ export class Intake {
       ack_wait: nanos(this.ackWaitMs),
       max_ack_pending: 2000,
     });
+    this.keepAlive = setInterval(() => {
+      for (const m of this.deciding) m.working();
+    }, Math.max(50, Math.floor(this.ackWaitMs / 3)));
+    const taken = await this.jsm.consumers.info(from.stream, from.durable);
+    // Routing happens synchronously, in stream order, so each aggregate sees its commands in order.
+    const route = (m: JsMsg): void => {
+      const p = this.handle(m)
+        .catch((e: unknown) => this.log.error({ err: e, subject: m.subject }, 'command left for redelivery'))
+        .finally(() => this.inflight.delete(p));
+      this.inflight.add(p);
+    };
+    const order = new InheritedOrder(taken.delivered.stream_seq, taken.num_ack_pending, route, 2 * this.ackWaitMs);
     this.follower = await followDurable(this.js, this.jsm, {
       stream: from.stream,
       durable: from.durable,
@@ -131,11 +156,7 @@ export class Intake {
           nakQuietly(m, 0);
           return;
         }
-        // Routing happens synchronously, in stream order, so each aggregate sees its commands in order.
-        const p = this.handle(m)
-          .catch((e: unknown) => this.log.error({ err: e, subject: m.subject }, 'command left for redelivery'))
-          .finally(() => this.inflight.delete(p));
-        this.inflight.add(p);
+        order.push(m);
       },
     });
   }
@@ -144,6 +165,7 @@ export class Intake {
     this.stopping = true;
     await this.follower?.stop();
     await Promise.allSettled(this.inflight);
+    clearInterval(this.keepAlive);
   }
 
   private handle(m: JsMsg): Promise<void> {
@@ -153,24 +175,30 @@ export class Intake {
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
-    // The command stays this manager's while it is decided (a STAT can outlast
-    // ack_wait): a redelivery to another manager would decide it in parallel.
-    const lease = setInterval(() => m.working(), Math.max(500, Math.floor(this.ackWaitMs / 3)));
+    this.deciding.add(m);
     // A command whose id its sender just minted, on its first delivery, has no stored outcome: skip the lookup.
     const minted = !m.info.redelivered && m.headers?.get(MINTED_ID_HEADER) === '1' && m.headers.get('Nats-Msg-Id') === msg.envelope.commandId;
-    return (minted ? Promise.resolve(undefined) : this.kept.get(msg.envelope.commandId))
-      .then(async (known) => {
-        if (known?.fingerprint !== undefined && known.fingerprint !== fingerprint) {
+    const { kind, id } = aggregateOfCommand(msg.command);
+    // The lookup runs in the aggregate's lane, so that commands reach the host in the order they arrived even
+    // when their lookups (redeliveries, resends) answer out of order.
+    return this.lanes
+      .run(`${kind}:${id}`, async () => {
+        const known = minted ? undefined : await this.kept.get(msg.envelope.commandId);
+        if (known?.fingerprint !== undefined && known.fingerprint !== fingerprint) return { reused: true as const };
+        return { reused: false as const, outcome: known ?? { ...(await this.host.execute(msg)), fingerprint } };
+      })
+      .then(async (decided) => {
+        if (decided.reused) {
           await this.refuseReuse(msg, fingerprint);
           m.ack();
           this.counted(msg.command.type, 'rejected', timer);
           return;
         }
-        const outcome = await this.finish(msg, known ?? { ...(await this.host.execute(msg)), fingerprint });
+        const outcome = await this.finish(msg, decided.outcome);
         m.ack();
         this.counted(msg.command.type, outcome.status, timer);
         this.log.info(
-          { commandId: msg.envelope.commandId, type: msg.command.type, ...aggregateOfCommand(msg.command), status: outcome.status, ...(outcome.status === 'accepted' ? { state: outcome.state, seq: outcome.seq } : { code: outcome.code }), ms: this.clock.now() - started },
+          { commandId: msg.envelope.commandId, type: msg.command.type, ...aggregateOfCommand(msg.command), streamSeq: m.seq, deliveries: m.info.deliveryCount, status: outcome.status, ...(outcome.status === 'accepted' ? { state: outcome.state, seq: outcome.seq } : { code: outcome.code }), ms: this.clock.now() - started },
           'command',
         );
       })
@@ -179,7 +207,7 @@ export class Intake {
         this.log.error({ err: e, commandId: msg.envelope.commandId }, 'command not processed, will be redelivered');
         nakQuietly(m, 1000);
       })
-      .finally(() => clearInterval(lease));
+      .finally(() => this.deciding.delete(m));
   }
 
   /**
