@@ -31,8 +31,10 @@ const presenceKey = (id: string): string => `manager.${id}`;
  * it with `update` at its revision, and gives it up by stopping its work and
  * then deleting it. A manager that dies stops renewing, the server expires
  * the lease, and another takes the partition: fail-over within the lease
- * time, which is the ack wait, so the dead one's unacknowledged commands come
- * back about when the new holder starts.
+ * time (the manager's ack wait) plus a round. The command durables' own ack
+ * wait is half the lease, so the dead one's unacknowledged commands are back
+ * for redelivery when the new holder starts (InheritedOrder puts them in
+ * order).
  *
  * Managers share the partitions evenly: each announces itself
  * (`manager.<id>`, renewed the same way) and holds at most ceil(partitions /
