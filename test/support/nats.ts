@@ -51,10 +51,11 @@ export class TestNats {
   /**
    * imgr's nats.conf with the users generated for the roles and TEST_PRINCIPALS
    * (passwords in one credentials folder per test process). `configFile`
-   * replaces it, for tests of the server itself rather than of imgr's roles.
+   * replaces it, for tests of the server itself rather than of imgr's roles;
+   * `storeDir` puts the store somewhere given (a small file system).
    */
-  static async start(configFile?: string): Promise<TestNats> {
-    const storeDir = await mkdtemp(join(tmpdir(), 'imgr-test-js-'));
+  static async start(configFile?: string, o: { storeDir?: string } = {}): Promise<TestNats> {
+    const storeDir = o.storeDir ?? (await mkdtemp(join(tmpdir(), 'imgr-test-js-')));
     const creds = testCredentials();
     const conf = configFile ?? writeServerConfig(NATS_CONF, TEST_PRINCIPALS, creds, join(storeDir, 'nats.conf'));
     const server = await startNatsServer({ configFile: conf, storeDir, port: 'random' });
