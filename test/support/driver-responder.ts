@@ -38,8 +38,13 @@ export class DriverResponder {
       for await (const m of messages) {
         const req = DriverRequestSchema.parse(m.json());
         r.seen.push(req);
-        await r.answer(req);
-        m.ack();
+        try {
+          await r.answer(req);
+          m.ack();
+        } catch {
+          // nats-server restarting: the request comes back and is answered again (the reply's msgID makes it once).
+          m.nak(250);
+        }
         if (r.stopping) break;
       }
     })();
