@@ -6,6 +6,7 @@
  * turns 503 while NATS is away and 200 once it is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_PARTITIONS } from '../../src/messages/partitions.js';
 import { TestNats } from '../support/nats.js';
 import { ManagerProcess, RoleProcess } from '../support/manager-process.js';
 import { eventually } from '../support/eventually.js';
@@ -96,7 +97,12 @@ describe('metrics and health', () => {
     expect(moved('imgr_reactions_total', { reactor: 'imgr-dispatch' })).toBeGreaterThan(0);
     expect(m('imgr_parked_commits_total', { reactor: 'imgr-dispatch' })).toBe(0);
     // The durables' backlogs are reported (and are drained once the load is done).
-    expect(m('imgr_consumer_pending', { stream: 'IMGR_CMD', durable: 'imgr-intake' })).toBe(0);
+    // One manager holds every command partition; each partition's durable is reported, drained.
+    expect(m('imgr_partitions_held')).toBe(DEFAULT_PARTITIONS);
+    for (let p = 0; p < DEFAULT_PARTITIONS; p++) {
+      expect(m('imgr_consumer_pending', { stream: 'IMGR_CMD', durable: `imgr-intake-p${p}` })).toBe(0);
+      expect(m('imgr_consumer_ack_pending', { stream: 'IMGR_CMD', durable: `imgr-intake-p${p}` })).toBe(0);
+    }
     expect(m('imgr_consumer_pending', { stream: 'IMGR_EVT', durable: 'imgr-dispatch' })).toBe(0);
     expect(m('imgr_process_resident_memory_bytes')).toBeGreaterThan(0);
 
