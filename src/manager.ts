@@ -11,6 +11,7 @@ import { isWrongLastSequence } from './store/errors.js';
 import { AggregateHost } from './actors/host.js';
 import { Intake, SOURCE_STREAMS, intakeDurable, type IntakeFeed, type IntakeOptions } from './intake/intake.js';
 import { PartitionOwnership } from './intake/partition-ownership.js';
+import { partitionOf } from './messages/partitions.js';
 import { PartitionIntakes } from './intake/partition-intakes.js';
 import { drainLegacyIntakes } from './intake/legacy-intake.js';
 import { PrincipalRegistry } from './intake/principal-registry.js';
@@ -53,6 +54,7 @@ export class Manager {
     readonly host: AggregateHost,
     /** Which command partitions this manager decides. */
     readonly ownership: PartitionOwnership,
+    private readonly partitions: number,
     private readonly reactors: { stop(): Promise<void> }[],
     private readonly subscriptions: Subscription[],
     readonly config: ManagerConfig,
@@ -120,16 +122,23 @@ export class Manager {
         msg.respond(JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view)));
       },
     });
-    const m = new Manager(nc, host, ownership, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);
+    const m = new Manager(nc, host, ownership, p.partitions, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);
     const out = new Publisher(nc, 'watchdog');
-    const watchdog = new Watchdog(host, out, clock, o.log.child({ component: 'watchdog' }));
-    const monitor = new MonitorTimer(host, dispatcher, config.monitorIntervalMs, clock);
+    // Timers act for the aggregates of the partitions this manager holds: each effect is asked for once.
+    const holds = (kind: AggregateKind, id: number): boolean => m.holds(kind, id);
+    const watchdog = new Watchdog(host, out, clock, o.log.child({ component: 'watchdog' }), holds);
+    const monitor = new MonitorTimer(host, dispatcher, config.monitorIntervalMs, clock, holds);
     const tick = o.tickMs ?? 1000;
     m.every('watchdog', Math.min(tick, config.watchdogIntervalMs), () => watchdog.tick());
     m.every('monitor', tick, () => monitor.tick());
     m.every('checkpoint', config.snapshotIntervalMs, () => host.checkpoint());
     o.log.info({ servers: o.servers }, 'manager started');
     return m;
+  }
+
+  /** Whether this manager holds the partition of an aggregate (decides its commands, runs its timers). */
+  holds(kind: AggregateKind, id: number): boolean {
+    return this.ownership.holds(partitionOf(kind, id, this.partitions));
   }
 
   /** Runs `task` every `ms`, never two at once, logging failures instead of dying. */

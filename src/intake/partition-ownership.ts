@@ -67,6 +67,11 @@ export class PartitionOwnership {
     return [...this.held.keys()].sort((a, b) => a - b);
   }
 
+  /** Whether this manager decides the partition now. */
+  holds(partition: number): boolean {
+    return this.held.has(partition);
+  }
+
   /** Takes a share of the partitions now, then keeps the share current. */
   async start(): Promise<void> {
     await this.tick();

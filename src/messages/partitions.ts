@@ -48,3 +48,18 @@ export function partitionOfStored(stored: string, source: CommandSource): number
   const tokens = stored.split('.');
   return tokens.length === PUBLISHED_TOKENS[source] + 1 ? Number(tokens.at(-1)) : undefined;
 }
+
+/**
+ * The partition the server's transform gives an aggregate: FNV-1a (32 bit)
+ * of the partition's tokens written one after the other, modulo the count
+ * (nats-server's `partition()`); test/int/partitions.test.ts holds it to the
+ * server's answer. Managers use it to run timers only for what they hold.
+ */
+export function partitionOf(kind: string, id: number, count: number): number {
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(`${kind}${id}`, 'utf8')) {
+    h ^= byte;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % count;
+}

@@ -1,6 +1,7 @@
 import type { Clock } from '../platform/clock.js';
 import type { AggregateHost } from '../actors/host.js';
 import type { DriverDispatcher } from './dispatcher.js';
+import type { AggregateKind } from '../messages/wire.js';
 
 /**
  * The periodic datastore monitor (§11, §12.5) with W37 fixed: each datastore
@@ -16,6 +17,8 @@ export class MonitorTimer {
     private readonly dispatcher: DriverDispatcher,
     private readonly periodMs: number,
     private readonly clock: Clock,
+    /** Whether this manager holds the datastore's partition: only its holder probes it (at once when it takes it over). */
+    private readonly holds: (kind: AggregateKind, id: number) => boolean = () => true,
   ) {}
 
   async tick(): Promise<number> {
@@ -24,8 +27,8 @@ export class MonitorTimer {
     const into = now - period * this.periodMs;
     let sent = 0;
     for (const { agg } of this.host.allDatastores()) {
-      if (agg.state !== 'READY') continue;
       const id = agg.record.id;
+      if (agg.state !== 'READY' || !this.holds('datastore', id)) continue;
       const slot = slotOf(id, this.periodMs);
       // The first tick after a start probes at once (§11), then each datastore in its slot.
       const due = !this.done.has(id) || (into >= slot && this.done.get(id) !== period);

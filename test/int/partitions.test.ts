@@ -17,12 +17,15 @@ import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
 import { duplicateCommits } from '../support/replay.js';
 import { Manager } from '../../src/manager.js';
+import { MonitorTimer } from '../../src/reactors/monitor-timer.js';
+import type { DriverDispatcher } from '../../src/reactors/dispatcher.js';
+import { systemClock } from '../../src/platform/clock.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { ImgrMetrics } from '../../src/platform/metrics.js';
 import { BUCKETS, STREAMS, provision } from '../../src/store/provision.js';
 import { leaseKey } from '../../src/intake/partition-ownership.js';
-import { DEFAULT_PARTITIONS } from '../../src/messages/partitions.js';
+import { DEFAULT_PARTITIONS, partitionOf } from '../../src/messages/partitions.js';
 import { META_KEYS } from '../../src/messages/names.js';
 import type { CommandInput, Outcome } from '../../src/messages/wire.js';
 
@@ -112,6 +115,8 @@ describe('partitioned managers', () => {
         const partition = pub.split('.').at(-1) ?? '';
         expect(pub).toBe(`imgr.cmd.service.${kind}.${id}.${partition}`);
         expect(int).toBe(`imgr.int.${kind}.${id}.${partition}`);
+        // What managers compute for their timers is what the server decided.
+        expect(partitionOf(kind, id, DEFAULT_PARTITIONS)).toBe(Number(partition));
         seen.add(partition);
       }
     }
@@ -164,6 +169,22 @@ describe('partitioned managers', () => {
       expect(await total(metrics[0], 'imgr_commands_total')).toBeGreaterThan(decided[0] ?? 0);
       expect(await total(metrics[1], 'imgr_commands_total')).toBeGreaterThan(decided[1] ?? 0);
       expect((await conflicts()) - before).toBe(0);
+
+      // The timers act only for what each manager holds: every datastore is probed by exactly one of them.
+      for (let i = 0; i < 11; i++) {
+        const id = await client.nextId('datastore');
+        expect(await client.send({ type: 'datastore.create', datastoreId: id, template: { NAME: `timers-${id}`, DS_MAD: 'dummy', TM_MAD: 'dummy' } })).toMatchObject({ status: 'accepted' });
+      }
+      await eventually(() => [...a.host.allDatastores()].filter((d) => d.agg.state === 'READY').length === 12, 'the datastores READY');
+      const probed: Record<'a' | 'b', number[]> = { a: [], b: [] };
+      const timer = (m: Manager, into: number[]): MonitorTimer =>
+        new MonitorTimer(m.host, { monitor: (id: number) => Promise.resolve(void into.push(id)) } as unknown as DriverDispatcher, 60_000, systemClock, (kind, id) => m.holds(kind, id));
+      await timer(a, probed.a).tick();
+      await timer(b, probed.b).tick();
+      const datastores = [...a.host.allDatastores()].filter((d) => d.agg.state === 'READY').map((d) => d.agg.record.id);
+      expect([...probed.a, ...probed.b].sort((x, y) => x - y)).toEqual(datastores.sort((x, y) => x - y));
+      expect(probed.a.filter((id) => probed.b.includes(id))).toEqual([]);
+      expect(probed.a.length > 0 && probed.b.length > 0).toBe(true);
 
       // A stopping manager frees its leases: the other holds every partition at its next round, long before they would expire.
       await a.stop();
