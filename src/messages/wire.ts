@@ -15,10 +15,8 @@ export type AggregateKind = z.infer<typeof AggregateKindSchema>;
 export const subjects = {
   /** A principal's command: only that principal may publish under its name (nats.conf, generated users). */
   command: (principal: string, kind: AggregateKind, id: number): string => `imgr.cmd.${principal}.${kind}.${id}`,
-  commands: 'imgr.cmd.>',
   /** Commands only imgr sends (driver replies, follow-ups, timeouts): only the manager and driver hosts may publish here. */
   internal: (kind: AggregateKind, id: number): string => `imgr.int.${kind}.${id}`,
-  internals: 'imgr.int.>',
   event: (kind: AggregateKind, id: number): string => `imgr.evt.${kind}.${id}`,
   events: 'imgr.evt.>',
   driverRequest: (dsMad: string, action: string): string => `imgr.drv.${dsMad}.${action}`,

@@ -17,15 +17,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { NatsCluster, type ClusterNodeName } from '../../src/platform/nats-cluster.js';
-import { connectAs } from '../../src/platform/nats.js';
-import { publishPrincipals } from '../../src/platform/principals-file.js';
-import { BUCKETS, STREAMS, provision } from '../../src/store/provision.js';
+import type { NatsCluster, ClusterNodeName } from '../../src/platform/nats-cluster.js';
+import { BUCKETS, STREAMS } from '../../src/store/provision.js';
+import { TestCluster } from '../support/cluster.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { main as cli } from '../../src/cli/imgr.js';
 import { activeGeneration, viewBuckets } from '../../src/projections/projector.js';
 import { readBucket } from '../../src/store/kv.js';
-import { TEST_PRINCIPALS, testCredentials } from '../support/nats.js';
 import { RoleProcess } from '../support/manager-process.js';
 import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
@@ -37,6 +35,7 @@ const SENDERS = 8;
 const config = { ackWaitMs: 3_000, watchdogIntervalMs: 1_000 };
 
 let dir: string;
+let nodes: TestCluster;
 let cluster: NatsCluster;
 let nc: NatsConnection;
 const roles: RoleProcess[] = [];
@@ -44,17 +43,15 @@ const clients: ImgrClient[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'imgr-cluster-'));
-  cluster = await NatsCluster.start({ dir, principals: TEST_PRINCIPALS, credentials: testCredentials(), ports: 'free' });
-  nc = await connectAs('manager', cluster.urls, 'test-cluster');
-  await provision(nc);
-  await publishPrincipals(nc, TEST_PRINCIPALS);
+  nodes = await TestCluster.start();
+  cluster = nodes.cluster;
+  nc = await nodes.connect('manager');
 }, 120_000);
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.close()));
   await Promise.allSettled(roles.map((r) => r.stop()));
-  await nc.close();
-  await cluster.stop();
+  await nodes.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
 
