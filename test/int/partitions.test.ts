@@ -101,6 +101,20 @@ class Senders {
 
 const images: number[] = [];
 
+/** Sixteen READY images in a dummy datastore, made once for whichever test runs first. */
+async function ensureImages(): Promise<void> {
+  if (images.length > 0) return;
+  drivers = await DriverResponder.start(nats.url);
+  const ds = await client.nextId('datastore');
+  expect(await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'parts', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).toMatchObject({ status: 'accepted' });
+  for (let i = 0; i < 16; i++) {
+    const id = await client.nextId('image');
+    expect(await client.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `p${i}`, PATH: '/srv/p.img', SIZE: '1' } })).toMatchObject({ status: 'accepted' });
+    images.push(id);
+  }
+  await eventually(async () => ((await Promise.all(images.map((id) => client.image(id)))).every((v) => v?.state === 'READY') ? true : undefined), 'images READY');
+}
+
 describe('partitioned managers', () => {
   it('stores every command with its aggregate\'s partition, the same in both command streams', async () => {
     const service = jetstream(await nats.connect('service'));
@@ -144,14 +158,7 @@ describe('partitioned managers', () => {
       expect([...a.ownership.partitions, ...b.ownership.partitions].sort((x, y) => x - y)).toEqual(Array.from({ length: DEFAULT_PARTITIONS }, (_, i) => i));
       expect(await holders()).toEqual(Array.from({ length: DEFAULT_PARTITIONS }, (_, p) => (a.ownership.partitions.includes(p) ? a.ownership.managerId : b.ownership.managerId)));
 
-      drivers = await DriverResponder.start(nats.url);
-      const ds = await client.nextId('datastore');
-      expect(await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'parts', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).toMatchObject({ status: 'accepted' });
-      for (let i = 0; i < 16; i++) {
-        const id = await client.nextId('image');
-        expect(await client.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `p${i}`, PATH: '/srv/p.img', SIZE: '1' } })).toMatchObject({ status: 'accepted' });
-        images.push(id);
-      }
+      await ensureImages();
       await eventually(() => images.every((id) => a.host.image(id)?.state === 'READY' && b.host.image(id)?.state === 'READY'), 'images READY');
 
       const total = async (m: ImgrMetrics, name: string): Promise<number> => ((await m.registry.getSingleMetric(name)?.get())?.values ?? []).reduce((n, v) => n + v.value, 0);
@@ -205,6 +212,7 @@ describe('partitioned managers', () => {
         return h.filter(byPid(managers[0]?.pid ?? 0)).length === DEFAULT_PARTITIONS / 2 && h.filter(byPid(managers[1]?.pid ?? 0)).length === DEFAULT_PARTITIONS / 2 ? true : undefined;
       }, 'the two managers sharing the partitions');
 
+      await ensureImages();
       const load = new Senders();
       load.start(images, 8, 'failover');
       await load.until(200, 'load before the kill');
