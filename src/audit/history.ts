@@ -1,8 +1,9 @@
 import { redactSealed } from '../secrets/sealed.js';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { safeJson } from '../platform/json.js';
 import { STREAMS } from '../store/provision.js';
+import { readStream, streamMessages } from '../store/read-stream.js';
 import { RejectionRecordSchema, parseCommit, subjects, type AggregateKind, type Commit, type RejectionRecord } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';
@@ -31,18 +32,9 @@ interface Stored {
 
 /** Every message of one subject of a stream (an ordered, filtered read: auditors do this rarely). */
 async function readSubject(nc: NatsConnection, stream: string, subject: string): Promise<Stored[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(stream, { subjects_filter: subject });
-  const count = info.state.subjects?.[subject] ?? 0;
-  if (count === 0) return [];
-  const c = await jetstream(nc).consumers.get(stream, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
-  const out: Stored[] = [];
-  const iter = await c.fetch({ max_messages: count, expires: 10_000 });
-  for await (const m of iter) {
-    out.push({ seq: m.seq, text: m.string() });
-    if (m.info.pending === 0) break;
-  }
-  return out;
+  const info = await (await jetstreamManager(nc)).streams.info(stream, { subjects_filter: subject });
+  if ((info.state.subjects?.[subject] ?? 0) === 0) return [];
+  return (await readStream(nc, stream, { filter: subject })).map((m) => ({ seq: m.seq, text: new TextDecoder().decode(m.data) }));
 }
 
 export async function commitsOf(nc: NatsConnection, kind: AggregateKind, id: number): Promise<{ seq: number; commit: Commit }[]> {
@@ -111,14 +103,12 @@ export async function datastoreAt(nc: NatsConnection, id: number, until: { seq: 
 
 /** The whole log, or one aggregate, as NDJSON lines `{"seq":…,"subject":…,"commit":…}`. */
 export async function* exportNdjson(nc: NatsConnection, filter: string = subjects.events): AsyncGenerator<string> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(STREAMS.events, { subjects_filter: filter });
-  const total = filter === subjects.events ? info.state.messages : Object.values(info.state.subjects ?? {}).reduce((n, x) => n + x, 0);
-  if (total === 0) return;
-  const c = await jetstream(nc).consumers.get(STREAMS.events, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
-  const iter = await c.fetch({ max_messages: total, expires: 10_000 });
-  for await (const m of iter) {
-    yield `${JSON.stringify({ seq: m.seq, subject: m.subject, commit: redactSealed(JSON.parse(m.string()) as unknown) })}\n`;
-    if (m.info.pending === 0) break;
+  if (filter !== subjects.events) {
+    // A filter that matches nothing would hold the read for its whole expiry.
+    const info = await (await jetstreamManager(nc)).streams.info(STREAMS.events, { subjects_filter: filter });
+    if (Object.keys(info.state.subjects ?? {}).length === 0) return;
+  }
+  for await (const m of streamMessages(nc, STREAMS.events, { filter })) {
+    yield `${JSON.stringify({ seq: m.seq, subject: m.subject, commit: redactSealed(JSON.parse(new TextDecoder().decode(m.data)) as unknown) })}\n`;
   }
 }

@@ -1,7 +1,7 @@
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { commitHash } from '../store/event-store.js';
 import { STREAMS } from '../store/provision.js';
+import { readStream } from '../store/read-stream.js';
 import { parseCommit, subjects } from '../messages/wire.js';
 
 export interface LoggedMessage {
@@ -61,16 +61,6 @@ export function verifyChain(messages: Iterable<LoggedMessage>): Verification {
 
 /** Reads the whole event log (auditor role suffices) and verifies it. */
 export async function verifyLog(nc: NatsConnection, filter: string = subjects.events): Promise<Verification> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(STREAMS.events);
-  const messages: LoggedMessage[] = [];
-  if (info.state.messages > 0) {
-    const consumer = await jetstream(nc).consumers.get(STREAMS.events, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
-    const iter = await consumer.fetch({ max_messages: info.state.messages, expires: 10_000 });
-    for await (const m of iter) {
-      messages.push({ seq: m.seq, subject: m.subject, data: m.data });
-      if (m.info.pending === 0) break;
-    }
-  }
+  const messages: LoggedMessage[] = await readStream(nc, STREAMS.events, { filter });
   return verifyChain(messages);
 }

@@ -1,4 +1,5 @@
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { readStream } from '../../src/store/read-stream.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS } from '../../src/store/provision.js';
 import { RejectionRecordSchema, parseCommit, subjects, type Commit, type RejectionRecord } from '../../src/messages/wire.js';
@@ -8,20 +9,11 @@ import type { DatastoreFact } from '../../src/messages/datastore.js';
 
 /** Reads the whole event log (or one filter of it) as it is now. */
 export async function readLog(nc: NatsConnection, filter = 'imgr.evt.>'): Promise<{ seq: number; commit: Commit }[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(STREAMS.events, { subjects_filter: filter });
-  const last = info.state.last_seq;
-  const out: { seq: number; commit: Commit }[] = [];
-  if (info.state.messages === 0) return out;
-  const c = await jetstream(nc).consumers.get(STREAMS.events, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
-  const iter = await c.fetch({ max_messages: 1_000_000, expires: 5_000 });
-  for await (const m of iter) {
-    const commit = parseCommit(m.string());
+  return (await readStream(nc, STREAMS.events, { filter })).map((m) => {
+    const commit = parseCommit(new TextDecoder().decode(m.data));
     if ('unreadable' in commit) throw new Error(`unreadable commit at ${m.seq}`);
-    out.push({ seq: m.seq, commit });
-    if (m.info.pending === 0 || m.seq >= last) break;
-  }
-  return out;
+    return { seq: m.seq, commit };
+  });
 }
 
 /** Every fact of a log excerpt, in order. */

@@ -38,7 +38,7 @@ import { verifyLog } from '../../src/audit/verify.js';
 import { DEFAULT_DRIVER_TIMEOUTS } from '../../src/messages/driver.js';
 import { activeGeneration, viewBuckets } from '../../src/projections/projector.js';
 import { readBucket } from '../../src/store/kv.js';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { readStream } from '../../src/store/read-stream.js';
 import type { KV } from '@nats-io/kv';
 import type { CommandInput, Outcome, Commit } from '../../src/messages/wire.js';
 import type { ImageCommand } from '../../src/messages/image-commands.js';
@@ -322,14 +322,10 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
   /** Refusals the log keeps for imgr's own commands (driver replies, timeouts) that said an image does not exist. */
   async function internalNotFound(): Promise<string[]> {
     const nc = await nats.connect('manager');
-    const info = await (await jetstreamManager(nc)).streams.info(STREAMS.rejected);
-    if (info.state.messages === 0) return [];
-    const c = await jetstream(nc).consumers.get(STREAMS.rejected, { deliver_policy: DeliverPolicy.All });
     const out: string[] = [];
-    for await (const m of await c.fetch({ max_messages: info.state.messages, expires: 5_000 })) {
-      const r = m.json<{ subject: string; code: string; message: string; commandId: string | null }>();
+    for (const m of await readStream(nc, STREAMS.rejected)) {
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as { subject: string; code: string; message: string; commandId: string | null };
       if (r.subject.startsWith('imgr.int.') && r.code === 'IMG_ERR_NOT_FOUND') out.push(`${r.commandId ?? '?'}: ${r.message}`);
-      if (m.info.pending === 0) break;
     }
     return out;
   }
