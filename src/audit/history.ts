@@ -1,5 +1,4 @@
 import { redactSealed } from '../secrets/sealed.js';
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { safeJson } from '../platform/json.js';
 import { STREAMS } from '../store/provision.js';
@@ -32,9 +31,7 @@ interface Stored {
 
 /** Every message of one subject of a stream (an ordered, filtered read: auditors do this rarely). */
 async function readSubject(nc: NatsConnection, stream: string, subject: string): Promise<Stored[]> {
-  const info = await (await jetstreamManager(nc)).streams.info(stream, { subjects_filter: subject });
-  if ((info.state.subjects?.[subject] ?? 0) === 0) return [];
-  return (await readStream(nc, stream, { filter: subject })).map((m) => ({ seq: m.seq, text: new TextDecoder().decode(m.data) }));
+  return (await readStream(nc, stream, { filter: subject })).map((m) => ({ seq: m.seq, text: m.string() }));
 }
 
 export async function commitsOf(nc: NatsConnection, kind: AggregateKind, id: number): Promise<{ seq: number; commit: Commit }[]> {
@@ -103,12 +100,7 @@ export async function datastoreAt(nc: NatsConnection, id: number, until: { seq: 
 
 /** The whole log, or one aggregate, as NDJSON lines `{"seq":…,"subject":…,"commit":…}`. */
 export async function* exportNdjson(nc: NatsConnection, filter: string = subjects.events): AsyncGenerator<string> {
-  if (filter !== subjects.events) {
-    // A filter that matches nothing would hold the read for its whole expiry.
-    const info = await (await jetstreamManager(nc)).streams.info(STREAMS.events, { subjects_filter: filter });
-    if (Object.keys(info.state.subjects ?? {}).length === 0) return;
-  }
   for await (const m of streamMessages(nc, STREAMS.events, { filter })) {
-    yield `${JSON.stringify({ seq: m.seq, subject: m.subject, commit: redactSealed(JSON.parse(new TextDecoder().decode(m.data)) as unknown) })}\n`;
+    yield `${JSON.stringify({ seq: m.seq, subject: m.subject, commit: redactSealed(JSON.parse(m.string()) as unknown) })}\n`;
   }
 }

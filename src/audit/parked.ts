@@ -8,7 +8,7 @@ import { readStream } from '../store/read-stream.js';
 export async function listParked(nc: NatsConnection, limit = 1000): Promise<ParkedCommit[]> {
   const out: ParkedCommit[] = [];
   for (const m of await readStream(nc, STREAMS.parked, { filter: subjects.parkedAll, limit })) {
-    const p = ParkedCommitSchema.safeParse(safeJson(new TextDecoder().decode(m.data)));
+    const p = ParkedCommitSchema.safeParse(safeJson(m.string()));
     if (p.success) out.push(p.data);
   }
   return out;

@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
-import { readStream } from '../../src/store/read-stream.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS } from '../../src/store/provision.js';
+import { readStream } from '../../src/store/read-stream.js';
 import { RejectionRecordSchema, parseCommit, subjects, type Commit, type RejectionRecord } from '../../src/messages/wire.js';
 import { eventually } from './eventually.js';
 import type { ImageFact } from '../../src/messages/image-facts.js';
@@ -10,7 +10,7 @@ import type { DatastoreFact } from '../../src/messages/datastore.js';
 /** Reads the whole event log (or one filter of it) as it is now. */
 export async function readLog(nc: NatsConnection, filter = 'imgr.evt.>'): Promise<{ seq: number; commit: Commit }[]> {
   return (await readStream(nc, STREAMS.events, { filter })).map((m) => {
-    const commit = parseCommit(new TextDecoder().decode(m.data));
+    const commit = parseCommit(m.string());
     if ('unreadable' in commit) throw new Error(`unreadable commit at ${m.seq}`);
     return { seq: m.seq, commit };
   });
