@@ -1,5 +1,4 @@
 import { authorizeDatastore } from '../authorize.js';
-import { transition } from 'xstate';
 import {
   DatastoreLifecycleSchema,
   type DatastoreFact,
@@ -13,8 +12,11 @@ import { availableMb } from './validate.js';
 import { changedFields, definedFields } from '../shared/equal.js';
 import { singleOutcome } from '../shared/emitted.js';
 import { datastoreMachine } from './datastore.machine.js';
+import { pureTransition } from '../shared/pure-transition.js';
 import { emptyDatastore } from './record.js';
 import type { DatastoreEvent } from './events.js';
+
+const transition = pureTransition(datastoreMachine);
 
 export interface DatastoreAggregate {
   readonly state: DatastoreLifecycle;
@@ -30,7 +32,7 @@ export function decideDatastore(agg: DatastoreAggregate, event: DatastoreEvent):
   const denied = authorizeDatastore(event, event.meta);
   if (denied) return { ok: false, rejection: denied };
   const snapshot = datastoreMachine.resolveState({ value: agg.state, context: agg.record });
-  const [next, actions] = transition(datastoreMachine, snapshot, event);
+  const [next, actions] = transition(snapshot, event);
   const out = singleOutcome<DatastoreFact['type']>(actions, `datastore machine, ${event.type} in ${agg.state}`);
   if (out.type === 'rejected') return { ok: false, rejection: { code: out.code, message: out.message } };
   const state = DatastoreLifecycleSchema.parse(next.value);

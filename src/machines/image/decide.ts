@@ -1,14 +1,16 @@
 import { authorizeImage } from '../authorize.js';
-import { transition } from 'xstate';
 import type { ImageRecord, ImageView } from '../../messages/image-record.js';
 import type { ImageFact, ImageFactType } from '../../messages/image-facts.js';
 import { ImageLifecycleSchema, type ImageLifecycle } from '../../messages/states.js';
 import type { Rejection } from '../../messages/errors.js';
 import { imageMachine } from './image.machine.js';
+import { pureTransition } from '../shared/pure-transition.js';
 import type { ImageEvent } from './events.js';
 import { emptyImage } from './record.js';
 import { changedFields, definedFields } from '../shared/equal.js';
 import { singleOutcome } from '../shared/emitted.js';
+
+const transition = pureTransition(imageMachine);
 
 /** The resident, persisted form of one image: its state and its record (a few hundred bytes). */
 export interface ImageAggregate {
@@ -33,7 +35,7 @@ export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecisi
   const denied = authorizeImage(event, exists ? agg.record : null, event.meta, origin);
   if (denied) return { ok: false, rejection: denied };
   const snapshot = imageMachine.resolveState({ value: agg.state, context: agg.record });
-  const [next, actions] = transition(imageMachine, snapshot, event);
+  const [next, actions] = transition(snapshot, event);
   const out = singleOutcome<ImageFactType>(actions, `image machine, ${event.type} in ${agg.state}`);
   if (out.type === 'rejected') return { ok: false, rejection: { code: out.code, message: out.message } };
   const state = ImageLifecycleSchema.parse(next.value);
