@@ -43,6 +43,9 @@ export async function connectAs(role: string, servers: string, name = `imgr-${ro
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 10_000,
+    // The client otherwise builds an Error (a stack trace) ahead of every request and subscription timeout
+    // in case it fails: measured at about 6 % of the manager's CPU under load, for traces nobody reads.
+    noAsyncTraces: true,
   });
   try {
     assertServerVersion(nc.info?.version, nc.getServer());
