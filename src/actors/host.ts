@@ -16,7 +16,7 @@ import { ImgrError } from '../messages/failures.js';
 import { joinedCommand } from '../machines/effect-commands.js';
 import { DATASTORE, IMAGE } from '../machines/aggregates.js';
 import type { Meta } from '../machines/image/events.js';
-import type { EventStore, AtomicEntry, LoggedCommit, Tail } from '../store/event-store.js';
+import { aggregateOfSubject, type EventStore, type AtomicEntry, type LoggedCommit, type Tail } from '../store/event-store.js';
 import { isConcurrencyError } from '../store/errors.js';
 import { LogProgress } from '../store/progress.js';
 import { Mailboxes } from './mailbox.js';
@@ -289,8 +289,13 @@ export class AggregateHost {
    * commits and catch-ups fold into the state without moving it.
    */
   private onLogged(c: LoggedCommit): void {
-    if ('unreadable' in c.commit) this.log.error({ seq: c.seq, subject: c.subject, reason: c.commit.unreadable }, 'skipping an unreadable commit');
-    else this.state.apply(c.seq, c.commit, c.hash);
+    const target = aggregateOfSubject(c.subject);
+    // This manager's own commits (and those a catch-up read) are folded already: not even parsed again.
+    const folded = target !== undefined && this.state.last(target.kind, target.id).seq >= c.seq;
+    if (!folded) {
+      if ('unreadable' in c.commit) this.log.error({ seq: c.seq, subject: c.subject, reason: c.commit.unreadable }, 'skipping an unreadable commit');
+      else this.state.apply(c.seq, c.commit, c.hash);
+    }
     this.progress.advance(c.seq);
   }
 }

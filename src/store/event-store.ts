@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { DeliverPolicy, jetstream, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { EFFECTS_HEADER } from '../messages/names.js';
 import { parseCommit, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
 import { ConcurrencyError, isWrongLastSequence } from './errors.js';
 import { STREAMS } from './provision.js';
@@ -16,17 +17,32 @@ export interface Appended {
 
 const DECODER = new TextDecoder();
 
-/** A log message read: parsed at once; its hash (a SHA-256 the projections never read) only when asked for. */
+/**
+ * A log message read. It is parsed and hashed only when asked for: a
+ * manager's own commits come back through its tail already folded, and the
+ * projections never read the hash.
+ */
 function loggedCommit(seq: number, subject: string, data: Uint8Array): LoggedCommit {
   let hash: string | undefined;
+  let commit: LoggedCommit['commit'] | undefined;
   return {
     seq,
     subject,
-    commit: parseCommit(DECODER.decode(data)),
+    get commit(): LoggedCommit['commit'] {
+      return (commit ??= parseCommit(DECODER.decode(data)));
+    },
     get hash(): string {
       return (hash ??= commitHash(data));
     },
   };
+}
+
+/** The aggregate a log subject (`imgr.evt.<kind>.<id>`) belongs to, if it is one. */
+export function aggregateOfSubject(subject: string): { kind: AggregateKind; id: number } | undefined {
+  const [, , kind, idText, extra] = subject.split('.');
+  if (extra !== undefined || (kind !== 'image' && kind !== 'datastore')) return undefined;
+  const id = Number(idText);
+  return Number.isSafeInteger(id) && id >= 0 ? { kind, id } : undefined;
 }
 
 export interface LoggedCommit {
@@ -36,6 +52,13 @@ export interface LoggedCommit {
   readonly commit: Commit | { readonly unreadable: string };
   /** SHA-256 of the message as stored: the next commit of the aggregate names it as `prev`. */
   readonly hash: string;
+}
+
+/** Headers of a commit as appended: how many effects it carries (EFFECTS_HEADER). */
+function effectsHeader(commit: Commit): MsgHdrs {
+  const h = headers();
+  h.set(EFFECTS_HEADER, String(commit.facts.reduce((n, f) => n + f.effects.length, 0)));
+  return h;
 }
 
 export const commitHash = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
@@ -63,6 +86,7 @@ export class EventStore {
       const ack = await this.js.publish(subject, data, {
         msgID: commit.commandId,
         expect: { lastSubjectSequence: expectedSeq },
+        headers: effectsHeader(commit),
       });
       return { seq: ack.seq, duplicate: ack.duplicate, hash: commitHash(data) };
     } catch (e) {
@@ -83,7 +107,7 @@ export class EventStore {
     const data = entries.map((e) => JSON.stringify(e.commit));
     const answers: Promise<unknown>[] = [];
     for (const [i, e] of entries.entries()) {
-      const h = headers();
+      const h = effectsHeader(e.commit);
       h.set('Nats-Batch-Id', batch);
       h.set('Nats-Batch-Sequence', String(i + 1));
       h.set('Nats-Expected-Last-Subject-Sequence', String(e.expectedSeq));
