@@ -20,3 +20,11 @@ export const META_KEYS = { publicKey: 'secrets.publicKey', secretAttributes: 'se
  * refused as a reuse.
  */
 export const MINTED_ID_HEADER = 'Imgr-Id-Minted';
+
+/**
+ * On every commit imgr appends: how many effects its facts ask for. The
+ * reactors acknowledge a commit that says 0 (most of an acquire/release
+ * load) without reading it; a commit without the header (an older log) is
+ * read as before.
+ */
+export const EFFECTS_HEADER = 'Imgr-Effects';

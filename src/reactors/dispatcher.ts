@@ -22,6 +22,7 @@ export const DISPATCH_DURABLE = 'imgr-dispatch';
  */
 export class DriverDispatcher extends LogReactor {
   readonly name = DISPATCH_DURABLE;
+  protected override readonly effectsOnly = true;
   private readonly out: Publisher;
   private readonly monitors: MonitorCoalescer;
 

@@ -6,6 +6,7 @@ import { parseCommit, subjects, type Commit, type ParkedCommit } from '../messag
 import { STREAMS } from '../store/provision.js';
 import type { AggregateHost } from '../actors/host.js';
 import { Lanes } from './lanes.js';
+import { EFFECTS_HEADER } from '../messages/names.js';
 import type { ImgrMetrics } from '../platform/metrics.js';
 
 export interface ReactorContext {
@@ -61,6 +62,8 @@ interface InFlight {
  */
 export abstract class LogReactor {
   abstract readonly name: string;
+  /** A reactor that acts only on effects acknowledges commits whose EFFECTS_HEADER says 0 without reading them. */
+  protected readonly effectsOnly: boolean = false;
   private stopping = false;
   private follower: Follower | undefined;
   private readonly inFlight = new Map<number, InFlight>();
@@ -117,6 +120,12 @@ export abstract class LogReactor {
 
   private accept(m: JsMsg): void {
     if (this.stopping) return;
+    if (this.effectsOnly && m.headers?.get(EFFECTS_HEADER) === '0') {
+      // Nothing to react to: acknowledged without being read.
+      m.ack();
+      this.ctx.metrics.reactions.inc({ reactor: this.name });
+      return;
+    }
     const known = this.inFlight.get(m.seq);
     if (known) {
       // Redelivered while waiting in its lane (a long retry ahead of it): acknowledge through the latest delivery.

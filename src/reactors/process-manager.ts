@@ -17,6 +17,7 @@ export const PROCESS_DURABLE = 'imgr-process';
  */
 export class ProcessManager extends LogReactor {
   readonly name = PROCESS_DURABLE;
+  protected override readonly effectsOnly = true;
   private readonly out: Publisher;
 
   constructor(
