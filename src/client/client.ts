@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { createInbox, headers, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { headers, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { ReplyInbox } from './reply-inbox.js';
 import { connectAs, inboxPrefixFor, type Role } from '../platform/nats.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
 import { sealingInfo } from './sealing.js';
@@ -61,6 +62,7 @@ export class ImgrClient {
   private outcomes: Promise<KV> | undefined;
   private sealing: Promise<{ publicKeyPem: string | null; attributes: string[] }> | undefined;
   private order: Promise<void> = Promise.resolve();
+  private readonly replies: ReplyInbox;
 
   constructor(
     readonly nc: NatsConnection,
@@ -71,6 +73,7 @@ export class ImgrClient {
     readonly principal: string = 'service',
   ) {
     this.js = jetstream(nc);
+    this.replies = new ReplyInbox(nc, inboxPrefix);
   }
 
   /**
@@ -101,8 +104,7 @@ export class ImgrClient {
     const commandId = o.internal === true && !given.startsWith(INTERNAL_ID_PREFIX) ? `${INTERNAL_ID_PREFIX}${given}` : given;
     const timeoutMs = o.timeoutMs ?? 30_000;
     const { kind, id } = aggregateOfCommand(command);
-    const inbox = createInbox(this.inboxPrefix);
-    const sub = this.nc.subscribe(inbox, { max: 1, timeout: timeoutMs });
+    const waiting = this.replies.expect(timeoutMs);
     const message: CommandMessage = {
       envelope: {
         commandId: commandId as CommandMessage['envelope']['commandId'],
@@ -112,7 +114,7 @@ export class ImgrClient {
         at: Date.now(),
       },
       command,
-      replyTo: inbox,
+      replyTo: waiting.subject,
     };
     try {
       const subject = o.internal === true ? subjects.internal(kind, id) : subjects.command(this.principal, kind, id);
@@ -122,19 +124,20 @@ export class ImgrClient {
       if (ack.duplicate) {
         // JetStream dropped the message as a duplicate id: the stored outcome is the first command's,
         // which is this one's only if the fingerprints agree.
-        sub.unsubscribe();
+        waiting.cancel();
         const first = await this.storedOutcome(commandId, timeoutMs);
         const mine = fingerprintOf(command, message.envelope.actor);
         if (first.fingerprint === undefined || first.fingerprint === mine) return first;
         return { status: 'rejected', commandId, ...rejection('CMD_ERR_ID_REUSED', { id: commandId }), fingerprint: mine };
       }
-      for await (const m of sub) return OutcomeSchema.parse(m.json());
-      throw new ImgrTimeoutError(commandId, timeoutMs);
+      const reply = await waiting.reply;
+      if (reply === undefined) throw new ImgrTimeoutError(commandId, timeoutMs);
+      return OutcomeSchema.parse(reply.json());
     } catch (e) {
       if (isTimeout(e)) throw new ImgrTimeoutError(commandId, timeoutMs);
       throw e;
     } finally {
-      sub.unsubscribe();
+      waiting.cancel();
     }
   }
 
