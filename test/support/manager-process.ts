@@ -19,7 +19,10 @@ export class RoleProcess {
   ) {}
 
   static async start(role: RoleName, natsUrl: string, env: NodeJS.ProcessEnv = {}): Promise<RoleProcess> {
-    const child = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/main.ts', role], {
+    // IMGR_PROFILE_DIR: each role writes a CPU profile there when it stops (benchmarks, profiling).
+    const profile = process.env['IMGR_PROFILE_DIR'];
+    const profiling = profile !== undefined && profile !== '' ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${role}-${Date.now()}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...profiling, '--unhandled-rejections=strict', '--import', 'tsx', 'src/main.ts', role], {
       cwd: ROOT,
       env: { ...process.env, NATS_URL: natsUrl, IMGR_LOG_LEVEL: 'warn', IMGR_METRICS_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
