@@ -57,6 +57,7 @@ export class DecisionContexts {
       drivers: this.config.drivers,
       capacityCheck: this.config.capacityCheck,
       images: this.state.imagesIn(c.datastoreId),
+      reservedMb: this.state.reservedIn(c.datastoreId),
       ...(c.type === 'datastore.swept' ? { sweep: this.sweep(c.datastoreId) } : {}),
     };
   }
@@ -64,7 +65,7 @@ export class DecisionContexts {
   /** A datastore as image decisions see it; null when it does not exist (or no longer does). */
   datastoreInfo(id: number): DatastoreInfo | null {
     const r = this.state.residentDatastore(id);
-    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record, this.config.capacityCheck) : null;
+    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record, this.config.capacityCheck, this.state.reservedIn(id)) : null;
   }
 
   /** What a sweep compares the files with: a scan of the pool, once per monitor period, never per command. */

@@ -92,6 +92,11 @@ export class AggregateHost {
     return this.state.imagesIn(datastoreId);
   }
 
+  /** Which images being created hold space in a datastore (W38), counted from the images' records. */
+  reservationsIn(datastoreId: number): { imageId: number; sizeMb: number }[] {
+    return this.state.reservationsIn(datastoreId);
+  }
+
   allImages(): IterableIterator<ResidentImage> {
     return this.state.allImages();
   }
@@ -133,6 +138,7 @@ export class AggregateHost {
     // (a creation's reservation) is decided after that datastore's earlier commands, not raced against them.
     const keys = [[kind, id] as const, ...contextAggregates(msg.command)].map(([k, i]) => `${k}.${i}`);
     return this.mailboxes.run(keys, async () => {
+      let countsCurrent = false;
       for (let attempt = 1; ; attempt++) {
         const outcome = await this.decideAndCommit(msg, lookups);
         if (outcome.status === 'accepted') return outcome;
@@ -148,7 +154,17 @@ export class AggregateHost {
           const lastSeq = k === kind && i === id ? (last?.seq ?? 0) : await this.store.lastSeqOf(k, i);
           if (lastSeq > this.state.last(k, i).seq) lagging.push([k, i, lastSeq]);
         }
-        if (lagging.length === 0) return outcome;
+        if (lagging.length === 0) {
+          // A refusal on a datastore's counts (its images, the space they hold) rests on every image's commits,
+          // another manager's included: it is final once the tail has read the log as far as it went at the refusal.
+          if (countsCurrent || !COUNTED_REFUSALS.has(outcome.code)) return outcome;
+          countsCurrent = true;
+          const end = await this.store.lastSeq();
+          if (end <= this.progress.applied) return outcome;
+          this.log.info({ kind, id, code: outcome.code, applied: this.progress.applied, end }, 'refusal on datastore counts while the tail lags; deciding again once it has read the log');
+          await this.waitFor(end);
+          continue;
+        }
         this.log.info({ kind, id, lagging: lagging.map(([k, i, s]) => `${k}.${i}@${s}`) }, 'refusal decided on a lagging state; reading the aggregates and deciding again');
         for (const [k, i, upTo] of lagging) await this.catchUp(k, i, upTo);
       }
@@ -224,6 +240,9 @@ export class AggregateHost {
           const last = await this.store.lastSeqOf(p.kind, p.id);
           this.log.debug({ kind: p.kind, id: p.id, last, attempt }, 'append conflict, catching up');
           await this.catchUp(p.kind, p.id, last);
+          // A datastore's commit is joined to its images' (a creation's grant): the space those images hold is
+          // counted from their own commits, which the tail brings; they precede it in the batch.
+          if (p.kind === 'datastore') await this.waitFor(last);
         }
         // Jitter keeps two managers from colliding on the same aggregate in lockstep.
         await sleep(Math.random() * 5 * attempt);
@@ -299,6 +318,9 @@ export class AggregateHost {
     this.progress.advance(c.seq);
   }
 }
+
+/** Refusals decided on a datastore's counts of its images (members, the space creations hold). */
+const COUNTED_REFUSALS: ReadonlySet<string> = new Set(['DS_ERR_NO_SPACE', 'DS_ERR_NOT_EMPTY']);
 
 /** What the machines decided for a command, before any commit. */
 export type Decision = { readonly ok: true; readonly kind: 'image'; readonly fact: ImageFact } | { readonly ok: true; readonly kind: 'datastore'; readonly fact: DatastoreFact } | { readonly ok: false; readonly rejection: Rejection };

@@ -41,6 +41,8 @@ export class ResidentState {
   private readonly recent = new RecentCommits<Committed>(100_000);
   /** Datastore id → how many of its images live: membership counted from the images' own facts. */
   private readonly members = new Map<number, number>();
+  /** Datastore id → image id → the space that image's creation holds (W38), from the images' own records. */
+  private readonly reserved = new Map<number, Map<number, number>>();
   /** Keys (`image.<id>`, `datastore.<id>`) changed since the last checkpoint took them. */
   private readonly dirty = new Set<string>();
 
@@ -89,6 +91,18 @@ export class ResidentState {
     return this.members.get(datastoreId) ?? 0;
   }
 
+  /** The space the datastore's images being created hold (W38). */
+  reservedIn(datastoreId: number): number {
+    let mb = 0;
+    for (const n of this.reserved.get(datastoreId)?.values() ?? []) mb += n;
+    return mb;
+  }
+
+  /** Which of the datastore's images hold space, and how much (bounded by the creations running, not by the pool). */
+  reservationsIn(datastoreId: number): { imageId: number; sizeMb: number }[] {
+    return [...(this.reserved.get(datastoreId) ?? [])].map(([imageId, sizeMb]) => ({ imageId, sizeMb })).sort((a, b) => a.imageId - b.imageId);
+  }
+
   datastoreNamed(name: string): number | null {
     return this.datastoreNames.get(name) ?? null;
   }
@@ -105,9 +119,9 @@ export class ResidentState {
       const r = this.images.get(commit.id) ?? { agg: IMAGE.initial(commit.id), seq: 0, hash: '' };
       if (seq <= r.seq) return;
       const before = r.agg.record;
-      this.countMember(r.agg, -1);
+      this.count(r.agg, -1);
       r.agg = IMAGE.fromView(foldCommit(IMAGE.toView(r.agg), commit));
-      this.countMember(r.agg, 1);
+      this.count(r.agg, 1);
       r.seq = seq;
       r.hash = hash;
       this.images.set(commit.id, r);
@@ -127,12 +141,19 @@ export class ResidentState {
     if (last) this.recent.set(commit.commandId, { kind: commit.aggregate, id: commit.id, seq, fact: last.type, state: last.state, by: actorKey(commit.actor) });
   }
 
-  private countMember(agg: ImageAggregate, sign: 1 | -1): void {
+  /** Takes an image out of (-1) or into (+1) its datastore's counts: membership and the space it holds. */
+  private count(agg: ImageAggregate, sign: 1 | -1): void {
     if (agg.state === 'INIT' || agg.state === 'REMOVED') return;
     const ds = agg.record.datastore.id;
     const n = (this.members.get(ds) ?? 0) + sign;
     if (n > 0) this.members.set(ds, n);
     else this.members.delete(ds);
+    if (agg.record.reservedMb <= 0) return;
+    const held = this.reserved.get(ds) ?? new Map<number, number>();
+    if (sign > 0) held.set(agg.record.id, agg.record.reservedMb);
+    else held.delete(agg.record.id);
+    if (held.size > 0) this.reserved.set(ds, held);
+    else this.reserved.delete(ds);
   }
 
   private indexImageName(uid: number, name: string, agg: ImageAggregate): void {
@@ -171,8 +192,8 @@ export class ResidentState {
     if (s.data.kind === 'image') {
       const agg = IMAGE.fromView(s.data.view);
       const replaced = this.images.get(agg.record.id);
-      if (replaced) this.countMember(replaced.agg, -1);
-      this.countMember(agg, 1);
+      if (replaced) this.count(replaced.agg, -1);
+      this.count(agg, 1);
       this.images.set(agg.record.id, { agg, seq: s.data.seq, hash: s.data.hash });
       this.indexImageName(agg.record.uid, agg.record.name, agg);
     } else {

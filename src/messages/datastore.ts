@@ -47,8 +47,6 @@ export const DatastoreRecordSchema = z.object({
   monitoredAt: int.nullable(),
   /** W39: why the last monitor was not applied, until one succeeds. */
   monitorError: z.string().nullable(),
-  /** W38: space promised to images whose creation is still running. */
-  reservations: z.array(z.object({ imageId: int.nonnegative(), sizeMb: int.nonnegative() })),
   /** Driver flags copied at creation: they decide image rules later. */
   persistentOnly: z.boolean(),
   template: z.record(z.string(), z.string()),
@@ -66,7 +64,12 @@ export const DatastoreCommandSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('datastore.enable'), ...base }),
   z.object({ type: z.literal('datastore.disable'), ...base }),
   z.object({ type: z.literal('datastore.delete'), ...base }),
-  /** §13.1 with W38: checks capacity and holds the space for a creation about to start. */
+  /**
+   * §13.1 with W38: checks capacity for a creation about to start, joined to
+   * it in one atomic commit. The space stays held by the image's own record
+   * (`reservedMb`) until it leaves LOCKED; this commit on the datastore's
+   * subject is what orders creations into one datastore across managers.
+   */
   z.object({
     type: z.literal('datastore.reserve'),
     ...base,
@@ -74,7 +77,7 @@ export const DatastoreCommandSchema = z.discriminatedUnion('type', [
     sizeMb: int.nonnegative(),
     skipCapacityCheck: z.boolean().default(false),
   }),
-  /** The creation ended (success, failure or removal): its space now shows in the monitor. */
+  /** Sent by earlier versions when a creation ended; decided (and recorded) still, it changes nothing now. */
   z.object({ type: z.literal('datastore.settle'), ...base, imageId: int.nonnegative() }),
   /** A MONITOR reply: INFO is base64 of KEY=VALUE lines (§9.2). */
   z.object({ type: z.literal('datastore.monitored'), ...base, result: DriverResultSchema, info: InfoText }),

@@ -89,7 +89,7 @@ describe('imgr CLI', () => {
     expect(r.err).toBe('imgr: Not enough space in datastore (DS_ERR_NO_SPACE)\nhint: imgr datastore monitor <id> shows the free space\n');
     // The refusal held nothing back: a fitting image still registers, and its reservation settles.
     expect((await imgr('image', 'create', '--datastore', String(ds), '--name', 'fits', '--path', '/tmp/f.img', '--size', '800', '--wait')).out).toMatch(/READY/);
-    await eventually(() => manager.host.datastore(ds)?.reservations.length === 0, 'reservation settled');
+    await eventually(() => manager.host.reservationsIn(ds).length === 0, 'reservation settled');
   });
 
   it('image list with filters, as a table and as JSON', async () => {

@@ -14,6 +14,13 @@ import { INTERNAL_COMMANDS, type CommandInput, type Outcome } from '../../src/me
 import { TWO_SNAPSHOTS } from '../support/image-states.js';
 import { jetstream } from '@nats-io/jetstream';
 import { factsIn, readLog } from '../support/log.js';
+import { provision, STREAMS } from '../../src/store/provision.js';
+import { EventStore, commitHash } from '../../src/store/event-store.js';
+import { readStream } from '../../src/store/read-stream.js';
+import { AggregateHost } from '../../src/actors/host.js';
+import { ManagerConfigSchema } from '../../src/platform/config.js';
+import { systemClock } from '../../src/platform/clock.js';
+import { CommandMessageSchema, parseCommit } from '../../src/messages/wire.js';
 
 let nats: TestNats;
 let manager: Manager;
@@ -149,7 +156,7 @@ describe('§7 operations through NATS', () => {
     drivers.set('CP', 'silent');
     const big = await c.nextId('image');
     const other = await c.nextId('image');
-    const reservations = () => manager.host.datastore(ds)?.reservations.filter((r) => r.imageId === big || r.imageId === other);
+    const reservations = () => manager.host.reservationsIn(ds).filter((r) => r.imageId === big || r.imageId === other);
     try {
       // The monitor says 900 MB free.
       expect(await allocate(big, 901)).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE', message: 'Not enough space in datastore' });
@@ -169,9 +176,51 @@ describe('§7 operations through NATS', () => {
     }
     const cp = drivers.seen.find((r) => r.action === 'CP' && r.imageId === big);
     await ok({ type: 'driver.reply', imageId: big, requestId: cp?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: `/var/lib/one/datastores/${ds}/big raw` });
-    await eventually(() => reservations()?.length === 0, 'the reservation given back when the copy ended');
+    await eventually(() => reservations().length === 0, 'the reservation given back when the copy ended');
     expect(manager.host.image(big)).toMatchObject({ state: 'READY', reservedMb: 0 });
     await ok({ type: 'image.allocate', imageId: other, datastoreId: ds, template: { NAME: `sized-${other}`, PATH: '/tmp/big', SIZE: '200' } });
+  });
+
+  it('capacity across managers: a refusal for room rests on every image\'s commits, so a host whose tail lags reads on before it refuses', async () => {
+    drivers.set('CP', 'silent');
+    const [big, other] = [await c.nextId('image'), await c.nextId('image')];
+    const nc = await nats.connect('manager');
+    const p = await provision(nc);
+    const store = new EventStore(nc, p.jsm);
+    // A second host, fed the log by hand: it follows exactly as far as this test lets it.
+    const lagging = new AggregateHost(store, p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger());
+    let fed = 0;
+    const feed = async (): Promise<void> => {
+      for (const m of await readStream(nc, STREAMS.events, {})) {
+        if (m.seq <= fed) continue;
+        lagging.fold({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) });
+        fed = m.seq;
+      }
+    };
+    try {
+      await ok({ type: 'image.allocate', imageId: big, datastoreId: ds, template: { NAME: `held-${big}`, PATH: '/tmp/big', SIZE: '800' } });
+      await feed();
+      expect(lagging.reservationsIn(ds)).toContainEqual({ imageId: big, sizeMb: 800 });
+      // The copy ends on the first manager: the image leaves LOCKED and holds nothing; the lagging host has not read it.
+      const cp = drivers.seen.find((r) => r.action === 'CP' && r.imageId === big);
+      await ok({ type: 'driver.reply', imageId: big, requestId: cp?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: `/var/lib/one/datastores/${ds}/held raw` });
+      await eventually(() => manager.host.image(big)?.state === 'READY', 'READY');
+      const command = CommandMessageSchema.parse({
+        envelope: { commandId: `lag-${other}`, correlationId: `lag-${other}`, causationId: null, actor: { uid: 0, gid: 0, name: 'oneadmin' }, at: Date.now() },
+        command: { type: 'image.allocate', imageId: other, datastoreId: ds, template: { NAME: `after-${other}`, PATH: '/tmp/big', SIZE: '500' } },
+      });
+      const decided = lagging.execute(command);
+      let settled = false;
+      void decided.finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 500));
+      // Not refused on the stale count: it waits for the tail to reach where the log stood.
+      expect(settled).toBe(false);
+      await feed();
+      expect(await decided).toMatchObject({ status: 'accepted', state: 'LOCKED' });
+    } finally {
+      drivers.set('CP', 'succeed');
+      await nc.close();
+    }
   });
 
   it('capacity: a failed copy gives its reservation back too', async () => {
@@ -180,7 +229,7 @@ describe('§7 operations through NATS', () => {
       const id = await c.nextId('image');
       await ok({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `failing-${id}`, PATH: '/tmp/big', SIZE: '500' } });
       await eventually(() => stateOf(id) === 'ERROR', 'ERROR');
-      await eventually(() => manager.host.datastore(ds)?.reservations.every((r) => r.imageId !== id), 'reservation released');
+      await eventually(() => manager.host.reservationsIn(ds).every((r) => r.imageId !== id), 'reservation released');
     } finally {
       drivers.set('CP', 'succeed');
     }
@@ -214,7 +263,7 @@ describe('§7 operations through NATS', () => {
     expect(await send(statted, { NAME: 'raw-statted', PATH: '/tmp/big' })).toMatchObject({ status: 'rejected', code: 'DS_ERR_NO_SPACE' });
     expect(manager.host.image(sized)).toBeUndefined();
     expect(manager.host.image(statted)).toBeUndefined();
-    expect(manager.host.datastore(tight)?.reservations).toEqual([]);
+    expect(manager.host.reservationsIn(tight)).toEqual([]);
     await stats.close();
   });
 

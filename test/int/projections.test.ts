@@ -84,7 +84,7 @@ describe('projections', () => {
     await caughtUp(projector);
     const kv = await new Kvm(await nats.connect('dashboard')).open(VIEW_BUCKETS.datastores);
     const stored = (await kv.get(String(ds)))?.json<{ summary: { imagesByState: Record<string, number>; pendingOperations: unknown[] } }>();
-    expect(stored?.summary).toEqual({ imagesByState: { DISABLED: 1, READY: 4 }, pendingOperations: [] });
+    expect(stored?.summary).toEqual({ imagesByState: { DISABLED: 1, READY: 4 }, pendingOperations: [], reservations: [] });
   });
 
   it('count usage per owner and datastore (quota figures of §13.2)', async () => {

@@ -372,13 +372,13 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
       expect(wrongRefusals).toEqual([]);
       expect(await internalNotFound()).toEqual([]);
       expect([...views.images.values()].filter((v) => TRANSIENT.has(v.state)).map((v) => `${v.id} ${v.state}`)).toEqual([]);
-      // A reservation left says with the image's and its datastore's commits that name it, to find which step went missing.
-      const leftOver = [...views.datastores.values()].flatMap((d) =>
-        d.reservations.map((r) => {
-          const about = log.filter((l) => (l.commit.aggregate === 'image' && l.commit.id === r.imageId) || (l.commit.aggregate === 'datastore' && l.commit.id === d.id && JSON.stringify(l.commit.facts).includes(`"imageId":${r.imageId}`)));
-          return `ds ${d.id}: image ${r.imageId} ${r.sizeMb} MB; ${about.map((l) => `${l.seq} ${l.commit.aggregate} ${l.commit.commandId}: ${l.commit.facts.map((f) => `${f.type}->${f.state} ${JSON.stringify(f.effects)}`).join(', ')}`).join(' | ')}`;
-        }),
-      );
+      // A reservation left (an image still holding space, W38) says with the image's commits, to find which step went missing.
+      const leftOver = [...views.images.values()]
+        .filter((v) => v.reservedMb > 0)
+        .map((v) => {
+          const about = log.filter((l) => l.commit.aggregate === 'image' && l.commit.id === v.id);
+          return `ds ${v.datastore.id}: image ${v.id} ${v.reservedMb} MB in ${v.state}; ${about.map((l) => `${l.seq} ${l.commit.commandId}: ${l.commit.facts.map((f) => `${f.type}->${f.state}`).join(', ')}`).join(' | ')}`;
+        });
       expect(leftOver).toEqual([]);
       // Every clone ended, so no origin is still held for one.
       expect([...views.images.values()].filter((v) => v.state !== 'REMOVED' && v.clones.length > 0).map((v) => `${v.id} ${v.state} holds ${v.clones.join(',')}`)).toEqual([]);

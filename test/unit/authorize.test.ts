@@ -68,7 +68,7 @@ describe('authorisation of datastore commands', () => {
     decideDatastore(initialDatastore(3), {
       ...DatastoreCommandSchema.parse(command),
       meta: { commandId: 'c', at: 1, actor },
-      ctx: { nameTakenBy: null, drivers: BUNDLED_DRIVERS, capacityCheck: true, images: 0 },
+      ctx: { nameTakenBy: null, drivers: BUNDLED_DRIVERS, capacityCheck: true, images: 0, reservedMb: 0 },
     });
 
   it.each([

@@ -19,7 +19,7 @@ const ev = (c: DatastoreCommandInput, ctx: Partial<DatastoreDecisionContext> = {
   return {
     ...DatastoreCommandSchema.parse(c),
     meta: { commandId: `ds-${seq}`, at: T0 + seq, actor: ADMIN },
-    ctx: { nameTakenBy: null, drivers, capacityCheck: true, images: 0, ...ctx },
+    ctx: { nameTakenBy: null, drivers, capacityCheck: true, images: 0, reservedMb: 0, ...ctx },
   };
 };
 const DS = 100;
@@ -49,7 +49,7 @@ describe('§12.3 create', () => {
     expect(d.next.record).toMatchObject({ type: 'IMAGE_DS', dsMad: 'fs', tmMad: 'qcow2', basePath: '/var/lib/imgr/datastores/100', diskType: 'FILE' });
     expect(d.next.record.template).toMatchObject({ DRIVER: 'qcow2', LN_TARGET: 'NONE', CLONE_TARGET: 'SYSTEM', ALLOW_ORPHANS: 'NO', PERSISTENT_SNAPSHOTS: 'YES', SAFE_DIRS: '/var/tmp', RESTRICTED_DIRS: '/' });
     expect(d.fact.effects).toEqual([{ kind: 'datastore.monitor', datastoreId: DS }]);
-    expect(datastoreInfo(d.next.record, true)).toEqual({ id: DS, name: 'images', type: 'IMAGE_DS', dsMad: 'fs', tmMad: 'qcow2', diskType: 'FILE', driver: 'qcow2', persistentOnly: false, availableMb: null, bridgeList: '', keepLast: null });
+    expect(datastoreInfo(d.next.record, true, 0)).toEqual({ id: DS, name: 'images', type: 'IMAGE_DS', dsMad: 'fs', tmMad: 'qcow2', diskType: 'FILE', driver: 'qcow2', persistentOnly: false, availableMb: null, bridgeList: '', keepLast: null });
   });
   it('an unknown TYPE means IMAGE_DS; BACKUP_DS needs no TM_MAD and stores "-"', () => {
     const d = create({ NAME: 'b', TYPE: 'backup_ds', DS_MAD: 'rsync' });
@@ -117,8 +117,8 @@ describe('§13.1 capacity with W38', () => {
     if (!d.ok) throw new Error(d.rejection.message);
     return run(d.next, monitor(text));
   };
-  const reserve = (a: DatastoreAggregate, sizeMb: number, imageId = 1, skipCapacityCheck = false) =>
-    decideDatastore(a, ev({ type: 'datastore.reserve', datastoreId: DS, imageId, sizeMb, skipCapacityCheck }));
+  const reserve = (a: DatastoreAggregate, sizeMb: number, imageId = 1, skipCapacityCheck = false, reservedMb = 0) =>
+    decideDatastore(a, ev({ type: 'datastore.reserve', datastoreId: DS, imageId, sizeMb, skipCapacityCheck }, { reservedMb }));
   const NO_SPACE = { code: 'DS_ERR_NO_SPACE', message: 'Not enough space in datastore' };
 
   it('refuses a size above FREE_MB', () => {
@@ -126,13 +126,23 @@ describe('§13.1 capacity with W38', () => {
     expect(reserve(a, 100).ok).toBe(true);
     expect(refused(reserve(a, 101))).toEqual(NO_SPACE);
   });
-  it('reservations of pending creations count against the space', () => {
+  it('reservations of pending creations (what their images hold) count against the space', () => {
     const a = monitored('TOTAL_MB=1000\nFREE_MB=100\nUSED_MB=900');
     const r = reserve(a, 60, 1);
     if (!r.ok) throw new Error('reserve');
-    expect(refused(reserve(r.next, 60, 2))).toEqual(NO_SPACE);
-    const settled = run(r.next, ev({ type: 'datastore.settle', datastoreId: DS, imageId: 1 }));
-    expect(reserve(settled, 60, 2).ok).toBe(true);
+    // The grant changes nothing on the datastore: the image's record holds the space.
+    expect(r.fact).toMatchObject({ type: 'datastore.spaceReserved', changes: {}, detail: { imageId: 1, sizeMb: 60 } });
+    expect(refused(reserve(r.next, 60, 2, false, 60))).toEqual(NO_SPACE);
+    expect(reserve(r.next, 40, 2, false, 60).ok).toBe(true);
+    // Image 1 left LOCKED: it holds nothing any more.
+    expect(reserve(r.next, 60, 2, false, 0).ok).toBe(true);
+    // An earlier version's settle is still decided, and changes nothing.
+    const settled = decideDatastore(r.next, ev({ type: 'datastore.settle', datastoreId: DS, imageId: 1 }));
+    expect(settled.ok && settled.fact).toMatchObject({ type: 'datastore.reservationSettled', changes: {} });
+  });
+  it('an older log\'s reservation list is not read: a fact that carries one changes no view', () => {
+    const old = DatastoreFactSchema.parse({ type: 'datastore.spaceReserved', datastoreId: DS, state: 'READY', prevState: 'READY', changes: { reservations: [{ imageId: 1, sizeMb: 60 }] }, detail: {}, effects: [] });
+    expect(old.changes).toEqual({});
   });
   it('LIMIT_MB is a ceiling, not a replacement: min(FREE_MB, LIMIT_MB − USED_MB)', () => {
     const a = monitored('TOTAL_MB=1000\nFREE_MB=50\nUSED_MB=950', { LIMIT_MB: '5000' });

@@ -65,20 +65,26 @@ describe('a reservation ends when its creation does', () => {
     ['the copy fails', (f: ImageFact[]) => reply(f, 'FAILURE'), 'ERROR'],
     ['the copy times out', (f: ImageFact[]) => event({ type: 'driver.timeout', imageId: ID, requestId: requestId(f) }), 'ERROR'],
   ] as const) {
-    it(`when ${how}, the fact gives the space back (→ ${state})`, () => {
+    it(`when ${how}, the fact gives the space back (→ ${state}) in itself: no follow-up on the datastore`, () => {
       const facts = locked();
       const f = given(facts).when(ev(facts)).thenState(state);
-      expect(f.effects).toContainEqual({ kind: 'datastore.releaseSpace', datastoreId: 1, imageId: ID });
       expect(f.changes.reservedMb).toBe(0);
-      expect(followUpCommand({ kind: 'datastore.releaseSpace', datastoreId: 1, imageId: ID })?.command).toEqual({ type: 'datastore.settle', datastoreId: 1, imageId: ID });
+      expect(kinds(f)).not.toContain('datastore.releaseSpace');
+      expect(replay([...facts, f])?.reservedMb).toBe(0);
     });
   }
+  it('the image holds the space for as long as it stays LOCKED', () => {
+    const facts = locked();
+    expect(replay(facts)).toMatchObject({ state: 'LOCKED', reservedMb: 800 });
+  });
   it('a later fact of the image gives nothing back twice', () => {
     const facts = locked();
     const ready = given(facts).when(reply(facts, 'SUCCESS')).thenState('READY');
     const f = given([...facts, ready]).when(event({ type: 'image.disable', imageId: ID })).thenState('DISABLED');
-    expect(kinds(f)).not.toContain('datastore.releaseSpace');
+    expect(f.changes.reservedMb).toBeUndefined();
   });
+  it('an earlier version\'s release effect still maps to its settle command (commits of older logs)', () =>
+    expect(followUpCommand({ kind: 'datastore.releaseSpace', datastoreId: 1, imageId: ID })?.command).toEqual({ type: 'datastore.settle', datastoreId: 1, imageId: ID }));
 });
 
 describe('§7.4 clone as one operation', () => {

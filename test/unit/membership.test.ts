@@ -12,12 +12,12 @@ import { ImageCommandSchema, type ImageCommandInput } from '../../src/messages/i
 import type { Commit } from '../../src/messages/wire.js';
 import { ADMIN, T0 } from '../support/fixtures.js';
 
-const dsInfo = (id: number) => ({ id, name: `ds${id}`, type: 'IMAGE_DS' as const, dsMad: 'dummy', tmMad: 'shared', diskType: 'FILE', driver: '', persistentOnly: false, availableMb: null, bridgeList: '', keepLast: null });
+const dsInfo = (id: number, availableMb: number | null = null) => ({ id, name: `ds${id}`, type: 'IMAGE_DS' as const, dsMad: 'dummy', tmMad: 'shared', diskType: 'FILE', driver: '', persistentOnly: false, availableMb, bridgeList: '', keepLast: null });
 let n = 0;
-function commitOf(agg: ImageAggregate, input: ImageCommandInput, datastoreId: number): { commit: Commit; next: ImageAggregate } {
+function commitOf(agg: ImageAggregate, input: ImageCommandInput, datastoreId: number, availableMb: number | null = null): { commit: Commit; next: ImageAggregate } {
   n += 1;
   const meta = { commandId: `m-${n}`, at: T0 + n, actor: ADMIN };
-  const d = decideImage(agg, { ...ImageCommandSchema.parse(input), meta, ctx: decisionContext({ datastore: dsInfo(datastoreId) }) });
+  const d = decideImage(agg, { ...ImageCommandSchema.parse(input), meta, ctx: decisionContext({ datastore: dsInfo(datastoreId, availableMb) }) });
   if (!d.ok) throw new Error(d.rejection.message);
   return { commit: { v: 1, aggregate: 'image', id: agg.record.id, commandId: meta.commandId, correlationId: meta.commandId, causationId: null, actor: ADMIN, at: meta.at, prev: '', facts: [d.fact] }, next: d.next };
 }
@@ -55,5 +55,30 @@ describe('membership counted from image facts', () => {
     const gone = { ...viewOf(deleting.next), state: 'REMOVED' as const };
     expect(state.loadSnapshot(JSON.stringify({ kind: 'image', seq: 3, hash: 'h', view: gone }))).toBe(true);
     expect(state.imagesIn(10)).toBe(0);
+  });
+
+  it('counts the space creations hold (W38) from the images alike: held while LOCKED, given back by the fact that leaves it', () => {
+    const state = new ResidentState();
+    const copy = (id: number, sizeMb: number) =>
+      commitOf(initialImage(id), { type: 'image.allocate', imageId: id, datastoreId: 10, template: { NAME: `c${id}`, PATH: `/tmp/${id}`, SIZE: String(sizeMb) } }, 10, 1000);
+    const a = copy(1, 300);
+    const b = copy(2, 200);
+    state.apply(1, a.commit, 'h');
+    state.apply(2, b.commit, 'h');
+    expect(state.reservedIn(10)).toBe(500);
+    expect(state.reservationsIn(10)).toEqual([{ imageId: 1, sizeMb: 300 }, { imageId: 2, sizeMb: 200 }]);
+    const requestId = a.next.record.pending?.requestId ?? '';
+    const done = commitOf(a.next, { type: 'driver.reply', imageId: 1, requestId, action: 'CP', result: 'SUCCESS', info: '/d/1 raw' }, 10, 1000);
+    expect(done.next.state).toBe('READY');
+    state.apply(3, done.commit, 'h');
+    state.apply(3, done.commit, 'h');
+    expect(state.reservationsIn(10)).toEqual([{ imageId: 2, sizeMb: 200 }]);
+    // A snapshot replacing the image counts what it holds, not twice.
+    expect(state.loadSnapshot(JSON.stringify({ kind: 'image', seq: 4, hash: 'h', view: viewOf(b.next) }))).toBe(true);
+    expect(state.reservedIn(10)).toBe(200);
+    const deleted = commitOf(b.next, { type: 'image.delete', imageId: 2, force: true }, 10, 1000);
+    state.apply(5, deleted.commit, 'h');
+    expect(state.reservedIn(10)).toBe(0);
+    expect(state.reservationsIn(10)).toEqual([]);
   });
 });

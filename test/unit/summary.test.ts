@@ -13,13 +13,16 @@ import { IMAGE_STATES } from '../../src/messages/states.js';
 function recount(images: Iterable<ImageView>, datastoreId: number): DatastoreSummary {
   const imagesByState: Record<string, number> = {};
   const pendingOperations: DatastoreSummary['pendingOperations'] = [];
+  const reservations: DatastoreSummary['reservations'] = [];
   for (const v of images) {
     if (v.datastore.id !== datastoreId || v.state === 'REMOVED') continue;
     imagesByState[v.state] = (imagesByState[v.state] ?? 0) + 1;
     if (v.pending) pendingOperations.push({ imageId: v.id, action: v.pending.action, requestId: v.pending.requestId, deadline: v.pending.deadline });
+    if (v.reservedMb > 0) reservations.push({ imageId: v.id, sizeMb: v.reservedMb });
   }
   pendingOperations.sort((a, b) => a.imageId - b.imageId);
-  return { imagesByState, pendingOperations };
+  reservations.sort((a, b) => a.imageId - b.imageId);
+  return { imagesByState, pendingOperations, reservations };
 }
 
 const STATES = [...IMAGE_STATES, 'REMOVED'] as const;
@@ -28,6 +31,7 @@ const change = fc.record({
   datastore: fc.integer({ min: 1, max: 3 }),
   state: fc.constantFrom(...STATES),
   pending: fc.boolean(),
+  reservedMb: fc.constantFrom(0, 0, 5, 800),
 });
 
 describe('datastore summaries, image by image', () => {
@@ -45,6 +49,7 @@ describe('datastore summaries, image by image', () => {
             datastore: { id: ds, name: '', type: 'IMAGE_DS', dsMad: 'fs' },
             state: c.state,
             pending: c.pending ? { requestId: `r-${c.id}`, action: 'CP', issuedAt: 0, deadline: 1 } : null,
+            reservedMb: c.reservedMb,
           };
           summaries.change(before, after);
           if (after.state === 'REMOVED') pool.delete(c.id);
@@ -59,8 +64,8 @@ describe('datastore summaries, image by image', () => {
     const v = (state: ImageView['state']): ImageView => ({ ...emptyImage(1), datastore: { id: 7, name: '', type: 'IMAGE_DS', dsMad: 'fs' }, state });
     expect(s.change(undefined, v('LOCKED'))).toEqual([7]);
     expect(s.change(v('LOCKED'), v('READY'))).toEqual([7]);
-    expect(s.of(7)).toEqual({ imagesByState: { READY: 1 }, pendingOperations: [] });
+    expect(s.of(7)).toEqual({ imagesByState: { READY: 1 }, pendingOperations: [], reservations: [] });
     expect(s.change(v('READY'), v('REMOVED'))).toEqual([7]);
-    expect(s.of(7)).toEqual({ imagesByState: {}, pendingOperations: [] });
+    expect(s.of(7)).toEqual({ imagesByState: {}, pendingOperations: [], reservations: [] });
   });
 });

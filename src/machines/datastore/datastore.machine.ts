@@ -63,17 +63,14 @@ const onlySystem = (r: R): Rejection | undefined => (r.type === 'SYSTEM_DS' ? un
 
 const reserveRefusal = (r: R, ev: E): Rejection | undefined => {
   const c = of(ev, 'datastore.reserve');
-  return capacityRefusal(r, c.sizeMb, c.skipCapacityCheck, ev.ctx.capacityCheck);
+  return capacityRefusal(r, c.sizeMb, c.skipCapacityCheck, ev.ctx.capacityCheck, ev.ctx.reservedMb);
 };
-const reserved = (r: R, ev: E): Step => {
+/** The image's record holds the space (`reservedMb`); the datastore records that it granted it, and changes nothing. */
+const reserved = (_r: R, ev: E): Step => {
   const c = of(ev, 'datastore.reserve');
-  const reservations = [...r.reservations.filter((x) => x.imageId !== c.imageId), { imageId: c.imageId, sizeMb: c.sizeMb }];
-  return { fact: 'datastore.spaceReserved', changes: { reservations }, detail: { imageId: c.imageId, sizeMb: c.sizeMb } };
+  return { fact: 'datastore.spaceReserved', changes: {}, detail: { imageId: c.imageId, sizeMb: c.sizeMb } };
 };
-const settled = (r: R, ev: E): Step => {
-  const id = of(ev, 'datastore.settle').imageId;
-  return { fact: 'datastore.reservationSettled', changes: { reservations: r.reservations.filter((x) => x.imageId !== id) }, detail: { imageId: id } };
-};
+const settled = (_r: R, ev: E): Step => ({ fact: 'datastore.reservationSettled', changes: {}, detail: { imageId: of(ev, 'datastore.settle').imageId } });
 const monitorApplies = (_r: R, ev: E): boolean => {
   const m = of(ev, 'datastore.monitored');
   return m.result === 'SUCCESS' && !('error' in parseMonitor(m.info));

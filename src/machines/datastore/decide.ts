@@ -56,8 +56,12 @@ export function evolveDatastore(view: DatastoreView | null, fact: DatastoreFact)
   return { ...base, ...definedFields(fact.changes), state: fact.state };
 }
 
-/** The picture of a datastore that image decisions get (see DecisionContext); `capacityCheck` is the global setting. */
-export function datastoreInfo(d: DatastoreRecord, capacityCheck: boolean): DatastoreInfo {
+/**
+ * The picture of a datastore that image decisions get (see DecisionContext);
+ * `capacityCheck` is the global setting, `reservedMb` what its images being
+ * created hold.
+ */
+export function datastoreInfo(d: DatastoreRecord, capacityCheck: boolean, reservedMb: number): DatastoreInfo {
   const keepLast = Number.parseInt(d.template['KEEP_LAST'] ?? '', 10);
   return {
     id: d.id,
@@ -68,7 +72,7 @@ export function datastoreInfo(d: DatastoreRecord, capacityCheck: boolean): Datas
     diskType: d.diskType,
     driver: d.template['DRIVER'] ?? '',
     persistentOnly: d.persistentOnly,
-    availableMb: availableMb(d, capacityCheck),
+    availableMb: availableMb(d, capacityCheck, reservedMb),
     bridgeList: (d.template['BRIDGE_LIST'] ?? '').trim(),
     keepLast: keepLast > 0 ? keepLast : null,
   };

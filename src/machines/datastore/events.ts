@@ -15,6 +15,11 @@ export interface DatastoreDecisionContext {
    */
   readonly images: number;
   /**
+   * W38: the space its images still being created hold (their `reservedMb`),
+   * counted from the images' facts like membership.
+   */
+  readonly reservedMb: number;
+  /**
    * For a sweep: every SOURCE and PATH the datastore's images name, and how
    * old an unnamed file must be before it is nobody's (older than any
    * creation may run). Absent: a sweep reclaims nothing.

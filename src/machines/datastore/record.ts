@@ -17,7 +17,6 @@ export function emptyDatastore(id: number): DatastoreRecord {
     usedMb: 0,
     monitoredAt: null,
     monitorError: null,
-    reservations: [],
     persistentOnly: false,
     template: {},
   };

@@ -94,21 +94,20 @@ export function validateCreate(ev: DatastoreEventOf<'datastore.create'>, drivers
 
 /**
  * §13.1 with W38: available = min(FREE_MB, LIMIT_MB − USED_MB) minus what
- * pending creations hold; null when the check is off, or the datastore was
- * never monitored (no data to refuse on).
+ * pending creations hold (`reservedMb`, counted from the images); null when
+ * the check is off, or the datastore was never monitored (no data to refuse on).
  */
-export function availableMb(r: DatastoreRecord, globalCheck: boolean): number | null {
+export function availableMb(r: DatastoreRecord, globalCheck: boolean, reservedMb: number): number | null {
   const flag = (r.template['DATASTORE_CAPACITY_CHECK'] ?? '').toUpperCase();
   const enabled = flag === '' ? globalCheck : flag === 'YES';
   if (!enabled || r.monitoredAt === null) return null;
   const limit = Number.parseInt(r.template['LIMIT_MB'] ?? '', 10);
   const ceiling = Number.isFinite(limit) ? Math.min(r.freeMb, limit - r.usedMb) : r.freeMb;
-  const reserved = r.reservations.reduce((n, x) => n + x.sizeMb, 0);
-  return Math.max(0, ceiling - reserved);
+  return Math.max(0, ceiling - reservedMb);
 }
 
-export function capacityRefusal(r: DatastoreRecord, sizeMb: number, skip: boolean, globalCheck: boolean): Rejection | undefined {
-  const room = skip ? null : availableMb(r, globalCheck);
+export function capacityRefusal(r: DatastoreRecord, sizeMb: number, skip: boolean, globalCheck: boolean, reservedMb: number): Rejection | undefined {
+  const room = skip ? null : availableMb(r, globalCheck, reservedMb);
   return room !== null && sizeMb > room ? rejection('DS_ERR_NO_SPACE') : undefined;
 }
 

@@ -41,11 +41,9 @@ export function decideImage(agg: ImageAggregate, event: ImageEvent): ImageDecisi
   const state = ImageLifecycleSchema.parse(next.value);
   const effects = [...out.effects];
   let record = next.context;
-  // W38: the space a creation reserved is given back the moment the image leaves LOCKED, whichever way.
-  if (agg.record.reservedMb > 0 && state !== 'LOCKED') {
-    effects.push({ kind: 'datastore.releaseSpace', datastoreId: record.datastore.id, imageId: record.id });
-    record = { ...record, reservedMb: 0 };
-  }
+  // W38: the space a creation reserved is given back the moment the image leaves LOCKED, whichever way:
+  // its record stops holding it, and every count of the datastore's reservations follows the image's facts.
+  if (agg.record.reservedMb > 0 && state !== 'LOCKED') record = { ...record, reservedMb: 0 };
   const fact: ImageFact = {
     type: out.fact,
     imageId: record.id,
