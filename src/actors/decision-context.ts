@@ -9,6 +9,43 @@ import { datastoreInfo } from '../machines/datastore/decide.js';
 import type { ResidentState } from './resident-state.js';
 
 /**
+ * Creations decided but not committed yet: a group of allocations into one
+ * datastore is decided one after another and committed together, so each
+ * decision must see the names taken and the space held by those before it.
+ */
+export class PendingCreations {
+  private reserved = 0;
+  private members = 0;
+  private readonly names = new Map<string, number>();
+
+  constructor(readonly datastoreId: number) {}
+
+  add(image: { id: number; uid: number; name: string; reservedMb: number }): void {
+    this.reserved += image.reservedMb;
+    this.members += 1;
+    this.names.set(`${image.uid}\u0000${image.name}`, image.id);
+  }
+
+  get empty(): boolean {
+    return this.members === 0;
+  }
+
+  reservedIn(datastoreId: number): number {
+    return datastoreId === this.datastoreId ? this.reserved : 0;
+  }
+
+  imagesIn(datastoreId: number): number {
+    return datastoreId === this.datastoreId ? this.members : 0;
+  }
+
+  imageNamed(uid: number, name: string): number | null {
+    return this.names.get(`${uid}\u0000${name}`) ?? null;
+  }
+}
+
+const NOTHING_PENDING = new PendingCreations(-1);
+
+/**
  * What a decision reads of other aggregates and of the configuration, taken
  * from the resident state so that the machines stay pure. `contextAggregates`
  * names the same aggregates, for the host's check that none of them lagged.
@@ -19,53 +56,54 @@ export class DecisionContexts {
     private readonly config: ManagerConfig,
   ) {}
 
-  image(c: ImageCommand, meta: Meta): DecisionContext {
+  image(c: ImageCommand, meta: Meta, pending: PendingCreations = NOTHING_PENDING): DecisionContext {
     const base = { defaults: this.config.defaults, timeouts: this.config.timeouts };
-    const taken = (name: string) => this.state.imageNamed(meta.actor.uid, name);
+    const taken = (name: string) => this.state.imageNamed(meta.actor.uid, name) ?? pending.imageNamed(meta.actor.uid, name);
+    const datastore = (id: number): DatastoreInfo | null => this.datastoreInfo(id, pending);
     switch (c.type) {
       case 'image.allocate':
-        return decisionContext({ ...base, datastore: this.datastoreInfo(c.datastoreId), nameTakenBy: taken(nameIn(c.template)) });
+        return decisionContext({ ...base, datastore: datastore(c.datastoreId), nameTakenBy: taken(nameIn(c.template)) });
       case 'image.clone': {
         const origin = this.state.image(c.originId) ?? null;
         return decisionContext({
           ...base,
-          datastore: this.datastoreInfo(c.datastoreId),
+          datastore: datastore(c.datastoreId),
           origin,
-          originDatastore: origin ? this.datastoreInfo(origin.datastore.id) : null,
+          originDatastore: origin ? datastore(origin.datastore.id) : null,
           nameTakenBy: taken(c.name),
         });
       }
       case 'image.allocateSaveAs': {
         const origin = this.state.image(c.originImageId);
-        return decisionContext({ ...base, datastore: origin ? this.datastoreInfo(origin.datastore.id) : null, nameTakenBy: taken(c.name) });
+        return decisionContext({ ...base, datastore: origin ? datastore(origin.datastore.id) : null, nameTakenBy: taken(c.name) });
       }
       case 'image.allocateBackup':
       case 'image.restore':
-        return decisionContext({ ...base, datastore: this.datastoreInfo(c.datastoreId) });
+        return decisionContext({ ...base, datastore: datastore(c.datastoreId) });
       case 'image.backup':
-        return decisionContext({ ...base, datastore: this.datastoreInfo(c.backupDatastoreId) });
+        return decisionContext({ ...base, datastore: datastore(c.backupDatastoreId) });
       default: {
         const own = this.state.image(c.imageId);
-        return decisionContext({ ...base, datastore: own ? this.datastoreInfo(own.datastore.id) : null });
+        return decisionContext({ ...base, datastore: own ? datastore(own.datastore.id) : null });
       }
     }
   }
 
-  datastore(c: DatastoreCommand): DatastoreDecisionContext {
+  datastore(c: DatastoreCommand, pending: PendingCreations = NOTHING_PENDING): DatastoreDecisionContext {
     return {
       nameTakenBy: c.type === 'datastore.create' ? this.state.datastoreNamed(nameIn(c.template)) : null,
       drivers: this.config.drivers,
       capacityCheck: this.config.capacityCheck,
-      images: this.state.imagesIn(c.datastoreId),
-      reservedMb: this.state.reservedIn(c.datastoreId),
+      images: this.state.imagesIn(c.datastoreId) + pending.imagesIn(c.datastoreId),
+      reservedMb: this.state.reservedIn(c.datastoreId) + pending.reservedIn(c.datastoreId),
       ...(c.type === 'datastore.swept' ? { sweep: this.sweep(c.datastoreId) } : {}),
     };
   }
 
   /** A datastore as image decisions see it; null when it does not exist (or no longer does). */
-  datastoreInfo(id: number): DatastoreInfo | null {
+  datastoreInfo(id: number, pending: PendingCreations = NOTHING_PENDING): DatastoreInfo | null {
     const r = this.state.residentDatastore(id);
-    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record, this.config.capacityCheck, this.state.reservedIn(id)) : null;
+    return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record, this.config.capacityCheck, this.state.reservedIn(id) + pending.reservedIn(id)) : null;
   }
 
   /** What a sweep compares the files with: a scan of the pool, once per monitor period, never per command. */

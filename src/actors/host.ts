@@ -16,12 +16,13 @@ import { ImgrError } from '../messages/failures.js';
 import { joinedCommand } from '../machines/effect-commands.js';
 import { DATASTORE, IMAGE } from '../machines/aggregates.js';
 import type { Meta } from '../machines/image/events.js';
-import { aggregateOfSubject, type EventStore, type AtomicEntry, type LoggedCommit, type Tail } from '../store/event-store.js';
+import { aggregateOfSubject, commitHash, type EventStore, type AtomicEntry, type LoggedCommit, type Tail } from '../store/event-store.js';
 import { isConcurrencyError } from '../store/errors.js';
 import { LogProgress } from '../store/progress.js';
 import { Mailboxes } from './mailbox.js';
 import { ResidentState, actorKey, type Committed } from './resident-state.js';
-import { DecisionContexts, contextAggregates } from './decision-context.js';
+import { DecisionContexts, PendingCreations, contextAggregates } from './decision-context.js';
+import { AllocationGroups, type GroupMember } from './allocation-groups.js';
 import { Checkpoints } from './checkpoints.js';
 import { NO_LOOKUPS, OutsideLookups, noIds, noStat, type IdSource, type Lookups, type StatProbe } from './lookups.js';
 import type { ResidentDatastore, ResidentImage } from './resident.js';
@@ -39,6 +40,7 @@ export class AggregateHost {
   private readonly lookups: OutsideLookups;
   private readonly checkpoints: Checkpoints;
   private readonly mailboxes = new Mailboxes();
+  private readonly groups = new AllocationGroups(this.mailboxes, (ds, members) => this.commitGroup(ds, members));
   private readonly progress = new LogProgress();
   private tail: Tail | undefined;
 
@@ -136,39 +138,125 @@ export class AggregateHost {
     const lookups = this.state.committed(commandId) ? NO_LOOKUPS : await this.lookups.for(msg.command, commandId, this.progress.applied);
     // The command waits for the earlier ones of every aggregate it reads: one that joins a datastore
     // (a creation's reservation) is decided after that datastore's earlier commands, not raced against them.
+    // Creations into one datastore that queue meanwhile are decided and committed together.
+    if (msg.command.type === 'image.allocate') return this.groups.submit(`${kind}.${id}`, msg.command.datastoreId, msg, lookups);
     const keys = [[kind, id] as const, ...contextAggregates(msg.command)].map(([k, i]) => `${k}.${i}`);
-    return this.mailboxes.run(keys, async () => {
-      let countsCurrent = false;
-      for (let attempt = 1; ; attempt++) {
-        const outcome = await this.decideAndCommit(msg, lookups);
-        if (outcome.status === 'accepted') return outcome;
-        const last = await this.store.lastCommitOf(kind, id);
-        const fact = last?.commit.facts.at(-1);
-        if (last && fact && last.commit.commandId === commandId) {
-          return actorKey(last.commit.actor) === actorKey(msg.envelope.actor) ? accepted(commandId, { kind, id, seq: last.seq, fact: fact.type, state: fact.state }) : reused(commandId);
-        }
-        if (attempt >= this.config.conflictRetries) return outcome;
-        // The decision read the aggregate and those its context names (origin, datastore): any of them may lag.
-        const lagging: [AggregateKind, number, number][] = [];
-        for (const [k, i] of [[kind, id] as const, ...contextAggregates(msg.command)]) {
-          const lastSeq = k === kind && i === id ? (last?.seq ?? 0) : await this.store.lastSeqOf(k, i);
-          if (lastSeq > this.state.last(k, i).seq) lagging.push([k, i, lastSeq]);
-        }
-        if (lagging.length === 0) {
-          // A refusal on a datastore's counts (its images, the space they hold) rests on every image's commits,
-          // another manager's included: it is final once the tail has read the log as far as it went at the refusal.
-          if (countsCurrent || !COUNTED_REFUSALS.has(outcome.code)) return outcome;
-          countsCurrent = true;
-          const end = await this.store.lastSeq();
-          if (end <= this.progress.applied) return outcome;
-          this.log.info({ kind, id, code: outcome.code, applied: this.progress.applied, end }, 'refusal on datastore counts while the tail lags; deciding again once it has read the log');
-          await this.waitFor(end);
-          continue;
-        }
-        this.log.info({ kind, id, lagging: lagging.map(([k, i, s]) => `${k}.${i}@${s}`) }, 'refusal decided on a lagging state; reading the aggregates and deciding again');
-        for (const [k, i, upTo] of lagging) await this.catchUp(k, i, upTo);
+    return this.mailboxes.run(keys, () => this.settle(msg, lookups));
+  }
+
+  /** Decides and commits one command until its outcome is final; the caller holds its mailboxes. */
+  private async settle(msg: CommandMessage, lookups: Lookups): Promise<Outcome> {
+    const { kind, id } = aggregateOfCommand(msg.command);
+    const commandId = msg.envelope.commandId;
+    let countsCurrent = false;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.decideAndCommit(msg, lookups);
+      if (outcome.status === 'accepted') return outcome;
+      const last = await this.store.lastCommitOf(kind, id);
+      const fact = last?.commit.facts.at(-1);
+      if (last && fact && last.commit.commandId === commandId) {
+        return actorKey(last.commit.actor) === actorKey(msg.envelope.actor) ? accepted(commandId, { kind, id, seq: last.seq, fact: fact.type, state: fact.state }) : reused(commandId);
       }
-    });
+      if (attempt >= this.config.conflictRetries) return outcome;
+      // The decision read the aggregate and those its context names (origin, datastore): any of them may lag.
+      const lagging: [AggregateKind, number, number][] = [];
+      for (const [k, i] of [[kind, id] as const, ...contextAggregates(msg.command)]) {
+        const lastSeq = k === kind && i === id ? (last?.seq ?? 0) : await this.store.lastSeqOf(k, i);
+        if (lastSeq > this.state.last(k, i).seq) lagging.push([k, i, lastSeq]);
+      }
+      if (lagging.length === 0) {
+        // A refusal on a datastore's counts (its images, the space they hold) rests on every image's commits,
+        // another manager's included: it is final once the tail has read the log as far as it went at the refusal.
+        if (countsCurrent || !COUNTED_REFUSALS.has(outcome.code)) return outcome;
+        countsCurrent = true;
+        const end = await this.store.lastSeq();
+        if (end <= this.progress.applied) return outcome;
+        this.log.info({ kind, id, code: outcome.code, applied: this.progress.applied, end }, 'refusal on datastore counts while the tail lags; deciding again once it has read the log');
+        await this.waitFor(end);
+        continue;
+      }
+      this.log.info({ kind, id, lagging: lagging.map(([k, i, s]) => `${k}.${i}@${s}`) }, 'refusal decided on a lagging state; reading the aggregates and deciding again');
+      for (const [k, i, upTo] of lagging) await this.catchUp(k, i, upTo);
+    }
+  }
+
+  /**
+   * A group of creations into one datastore (AllocationGroups), decided one
+   * after another, each seeing the names and space the ones before it took,
+   * and committed as one atomic batch: each image's commit with its own
+   * expectation, the datastore's grants chained after its last commit, the
+   * first of them with its expectation. A member refused, or one repeated,
+   * is decided on its own afterwards (the usual checks: lagging state,
+   * its own earlier commit); after a conflict every member is.
+   */
+  private async commitGroup(datastoreId: number, members: readonly GroupMember[]): Promise<void> {
+    const pending = new PendingCreations(datastoreId);
+    const decided: { member: GroupMember; parts: Part[]; meta: Meta; mine: Omit<Committed, 'by' | 'seq'> }[] = [];
+    const alone: GroupMember[] = [];
+    for (const member of members) {
+      const { envelope, command } = member.msg;
+      const commandId = envelope.commandId;
+      const meta: Meta = { commandId, at: this.clock.now(), actor: envelope.actor };
+      const decision = members.length > 1 && !this.state.committed(commandId) ? this.decide(command, meta, member.lookups, pending) : undefined;
+      if (decision?.ok !== true || decision.kind !== 'image') {
+        alone.push(member);
+        continue;
+      }
+      const joined = this.decideJoined(decision.fact.effects, meta, pending);
+      if (!joined.ok) {
+        alone.push(member);
+        continue;
+      }
+      const { imageId } = decision.fact;
+      const created = decision.fact.changes;
+      pending.add({ id: imageId, uid: created.uid ?? envelope.actor.uid, name: created.name ?? '', reservedMb: created.reservedMb ?? 0 });
+      decided.push({ member, meta, parts: [partOf(decision, imageId, commandId), ...joined.parts], mine: { kind: 'image', id: imageId, fact: decision.fact.type, state: decision.fact.state } });
+    }
+    if (decided.length === 1) alone.unshift(...decided.splice(0).map((d) => d.member));
+    if (decided.length > 1) {
+      const heads = new Map<string, string>();
+      const entries = decided.flatMap(({ member, parts, meta }) =>
+        parts.map((p) => {
+          const e = this.commitOf(p, member.msg.envelope, meta.at, p.commandId === meta.commandId ? member.msg.envelope.causationId : meta.commandId);
+          const key = `${p.kind}.${p.id}`;
+          const prev = heads.get(key);
+          // A later commit of the same aggregate in the batch chains to the one before it and carries no
+          // expectation (the server takes one per subject, on its first message of the batch).
+          const entry: AtomicEntry = prev === undefined ? e : { kind: e.kind, id: e.id, commit: { ...e.commit, prev } };
+          heads.set(key, commitHash(JSON.stringify(entry.commit)));
+          return entry;
+        }),
+      );
+      try {
+        failpoint('before-commit:image.allocate');
+        const committing = performance.now();
+        const appended = await this.store.appendAtomically(entries);
+        this.metrics.commitSeconds.observe({ aggregate: 'image' }, (performance.now() - committing) / 1000);
+        failpoint('after-commit:image.allocate');
+        const seqOf = new Map<string, number>();
+        for (const [i, r] of appended.entries()) {
+          const e = entries[i];
+          if (!e) continue;
+          this.state.apply(r.seq, e.commit, r.hash);
+          seqOf.set(e.commit.commandId, r.seq);
+        }
+        for (const d of decided) d.member.resolve(accepted(d.meta.commandId, { ...d.mine, seq: seqOf.get(d.meta.commandId) ?? 0 }));
+      } catch (e) {
+        if (!isConcurrencyError(e)) {
+          for (const d of decided) d.member.reject(e);
+        } else {
+          this.metrics.appendConflicts.inc({ aggregate: 'datastore' });
+          alone.unshift(...decided.map((d) => d.member));
+        }
+      }
+    }
+    for (const member of alone) {
+      try {
+        member.resolve(await this.settle(member.msg, member.lookups));
+      } catch (e) {
+        member.reject(e);
+      }
+    }
   }
 
   /**
@@ -257,11 +345,11 @@ export class AggregateHost {
    * origin, a creation's reservation), decided by their machines on their
    * resident state, as the actor of the command; one refusal refuses all.
    */
-  private decideJoined(effects: readonly Effect[], meta: Meta): { ok: true; parts: Part[] } | { ok: false; rejection: Rejection } {
+  private decideJoined(effects: readonly Effect[], meta: Meta, pending?: PendingCreations): { ok: true; parts: Part[] } | { ok: false; rejection: Rejection } {
     const parts: Part[] = [];
     for (const e of effects.filter(isJoined)) {
       const command = joinedCommand(e);
-      const d = this.decide(command, meta);
+      const d = this.decide(command, meta, NO_LOOKUPS, pending);
       if (!d.ok) return d;
       const { kind, id } = aggregateOfCommand(command);
       parts.push(partOf(d, id, `${INTERNAL_ID_PREFIX}with-${meta.commandId}-${kind}-${id}`));
@@ -270,7 +358,7 @@ export class AggregateHost {
   }
 
   /** One aggregate's commit of a decision, chained to its last commit. */
-  private commitOf(p: Part, envelope: CommandMessage['envelope'], at: number, causationId: string | null): AtomicEntry {
+  private commitOf(p: Part, envelope: CommandMessage['envelope'], at: number, causationId: string | null): AtomicEntry & { readonly expectedSeq: number } {
     const last = this.state.last(p.kind, p.id);
     const base = { v: 1 as const, id: p.id, commandId: p.commandId, correlationId: envelope.correlationId, causationId, actor: envelope.actor, at, prev: last.hash };
     const commit: Commit = p.kind === 'image' ? { ...base, aggregate: 'image', facts: [p.fact] } : { ...base, aggregate: 'datastore', facts: [p.fact] };
@@ -290,14 +378,14 @@ export class AggregateHost {
     this.onLogged(c);
   }
 
-  private decide(command: ImageCommand | DatastoreCommand, meta: Meta, lookups: Lookups = NO_LOOKUPS): Decision {
+  private decide(command: ImageCommand | DatastoreCommand, meta: Meta, lookups: Lookups = NO_LOOKUPS, pending?: PendingCreations): Decision {
     if (isImageCommand(command)) {
       const agg = this.state.residentImage(command.imageId)?.agg ?? IMAGE.initial(command.imageId);
-      const d = IMAGE.decide(agg, { ...command, meta, ctx: { ...this.contexts.image(command, meta), ...lookups } });
+      const d = IMAGE.decide(agg, { ...command, meta, ctx: { ...this.contexts.image(command, meta, pending), ...lookups } });
       return d.ok ? { ok: true, kind: 'image', fact: d.fact } : d;
     }
     const agg = this.state.residentDatastore(command.datastoreId)?.agg ?? DATASTORE.initial(command.datastoreId);
-    const d = DATASTORE.decide(agg, { ...command, meta, ctx: this.contexts.datastore(command) });
+    const d = DATASTORE.decide(agg, { ...command, meta, ctx: this.contexts.datastore(command, pending) });
     return d.ok ? { ok: true, kind: 'datastore', fact: d.fact } : d;
   }
 

@@ -110,7 +110,7 @@ export class EventStore {
       const h = effectsHeader(e.commit);
       h.set('Nats-Batch-Id', batch);
       h.set('Nats-Batch-Sequence', String(i + 1));
-      h.set('Nats-Expected-Last-Subject-Sequence', String(e.expectedSeq));
+      if (e.expectedSeq !== undefined) h.set('Nats-Expected-Last-Subject-Sequence', String(e.expectedSeq));
       const last = i === entries.length - 1;
       if (last) h.set('Nats-Batch-Commit', '1');
       const subject = subjects.event(e.kind, e.id);
@@ -198,7 +198,8 @@ export interface AtomicEntry {
   readonly kind: AggregateKind;
   readonly id: number;
   readonly commit: Commit;
-  readonly expectedSeq: number;
+  /** Absent on a later commit of an aggregate already in the batch: the server checks the first one only. */
+  readonly expectedSeq?: number;
 }
 const WRONG_LAST_SEQUENCE = 10071;
 const BatchErrorSchema = z.object({ error: z.object({ err_code: z.number(), description: z.string() }) });

@@ -21,6 +21,7 @@ import { AggregateHost } from '../../src/actors/host.js';
 import { ManagerConfigSchema } from '../../src/platform/config.js';
 import { systemClock } from '../../src/platform/clock.js';
 import { CommandMessageSchema, parseCommit } from '../../src/messages/wire.js';
+import { main } from '../../src/cli/imgr.js';
 
 let nats: TestNats;
 let manager: Manager;
@@ -198,6 +199,8 @@ describe('§7 operations through NATS', () => {
       }
     };
     try {
+      // Copies of earlier tests hold nothing any more.
+      await eventually(() => manager.host.reservationsIn(ds).length === 0, 'earlier reservations given back');
       await ok({ type: 'image.allocate', imageId: big, datastoreId: ds, template: { NAME: `held-${big}`, PATH: '/tmp/big', SIZE: '800' } });
       await feed();
       expect(lagging.reservationsIn(ds)).toContainEqual({ imageId: big, sizeMb: 800 });
@@ -220,6 +223,33 @@ describe('§7 operations through NATS', () => {
     } finally {
       drivers.set('CP', 'succeed');
       await nc.close();
+    }
+  });
+
+  it('creations into one datastore sent together are committed as groups, each decided on the space and names those before it took', async () => {
+    const group = await c.nextId('datastore');
+    await ok({ type: 'datastore.create', datastoreId: group, template: { NAME: `group-${group}`, DS_MAD: 'fs', TM_MAD: 'shared' } });
+    await eventually(() => manager.host.datastore(group)?.monitoredAt !== null, 'monitored');
+    drivers.set('CP', 'silent');
+    try {
+      const ids = await Promise.all(Array.from({ length: 12 }, () => c.nextId('image')));
+      // 900 MB free: nine copies of 100 MB fit; two of them ask for one name.
+      const outcomes = await Promise.all(
+        ids.map((id, i) => c.send({ type: 'image.allocate', imageId: id, datastoreId: group, template: { NAME: i < 2 ? `twin-${group}` : `g-${id}`, PATH: '/tmp/big', SIZE: '100' } })),
+      );
+      expect(outcomes.filter((o) => o.status === 'accepted')).toHaveLength(9);
+      expect(outcomes.flatMap((o) => (o.status === 'rejected' ? [o.code] : [])).sort()).toEqual(['DS_ERR_NO_SPACE', 'DS_ERR_NO_SPACE', 'IMG_ERR_NAME_TAKEN']);
+      expect(manager.host.reservationsIn(group).map((r) => r.sizeMb)).toEqual(Array.from({ length: 9 }, () => 100));
+      const log = await readLog(await nats.connect('manager'));
+      // Each accepted creation has its image commit and its grant, chained on the datastore (audit verify checks the chain).
+      const grants = log.filter((e) => e.commit.aggregate === 'datastore' && e.commit.id === group && e.commit.facts.some((f) => f.type === 'datastore.spaceReserved')).map((e) => e.seq);
+      expect(grants).toHaveLength(9);
+      // At least one batch held several creations: grants two apart, the next creation's image between them.
+      expect(grants.some((seq, i) => i > 0 && seq - (grants[i - 1] ?? 0) === 2)).toBe(true);
+      let out = '';
+      expect(await main(['--nats', nats.url, 'audit', 'verify'], (s) => (out += s), () => undefined, false)).toBe(0);
+    } finally {
+      drivers.set('CP', 'succeed');
     }
   });
 
