@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { natsServerBinary, startNatsServer, type NatsServer } from '../src/platform/nats-server.js';
 import { writeServerConfig } from '../src/platform/nats-auth.js';
 import type { Principals } from '../src/platform/principals.js';
+import { runScript } from '../src/driver-host/run.js';
 
 export interface Result {
   readonly scenario: string;
@@ -65,3 +66,29 @@ export async function startOpenBenchServer(store: string, binary?: string): Prom
 }
 
 export const BENCH_PRINCIPALS: Principals = { bench: { uid: 0, gid: 0, admin: true, delegate: false } };
+
+/** The bundled dummy driver's copy script, which registrations in the benchmarks run. */
+export const DUMMY_CP = fileURLToPath(new URL('../drivers/dummy/cp', import.meta.url));
+
+/**
+ * The raw baseline of anything that runs a driver: `count` runs of one
+ * script through the driver host's own runner, `concurrency` at once (the
+ * driver host's default), each with a driver document's worth of stdin.
+ * Every action is a process (driver contract), so this is what spawning
+ * costs on the machine.
+ */
+export async function scriptRuns(script: string, concurrency: number, count: number): Promise<{ ops: number; seconds: number }> {
+  const stdin = Buffer.alloc(3000, 'PERSTU').toString('base64');
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next += 1;
+        const r = await runScript({ script, args: ['1'], stdin, env: {}, timeoutMs: 30_000, graceMs: 1_000, maxStdoutBytes: 1 << 20 });
+        if (r.exitCode !== 0) throw new Error(`${script} failed: ${r.stderr.join(' ')}`);
+      }
+    }),
+  );
+  return { ops: count, seconds: (performance.now() - start) / 1000 };
+}

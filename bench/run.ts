@@ -6,14 +6,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { machine, rate, type Result } from './harness.js';
 import { run as decide } from './decide.bench.js';
-import { run as commands } from './commands.bench.js';
 import { run as baselines } from './baselines.bench.js';
 import { run as rebuild } from './rebuild.bench.js';
 import { run as pool } from './pool.bench.js';
+import { run as lifecycle } from './lifecycle.bench.js';
 
 const MS = Number(process.env['IMGR_BENCH_MS'] ?? 5000);
 const only = process.env['IMGR_BENCH_ONLY'];
-const suites = { decide, commands, baselines, rebuild, pool };
+const suites = { decide, baselines, rebuild, pool, lifecycle };
 const results: Result[] = [];
 for (const [name, suite] of Object.entries(suites)) if (only === undefined || only.split(',').includes(name)) results.push(...(await suite(MS)));
 const fmt = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));

@@ -9,6 +9,9 @@ export interface BenchScale {
   readonly pools: readonly number[];
   /** Registrations through the dummy driver at each pool size. */
   readonly registrations: number;
+  /** The life cycle: images registered, then clones of them made and deleted. */
+  readonly lifecycleImages: number;
+  readonly lifecycleClones: number;
 }
 
 export function benchScale(): BenchScale {
@@ -22,6 +25,6 @@ export function benchScale(): BenchScale {
 
 function scaleFor(quick: boolean): BenchScale {
   return quick
-    ? { rebuildImages: 10_000, factsPerImage: 10, pools: [1_000], registrations: 1_000 }
-    : { rebuildImages: 100_000, factsPerImage: 10, pools: [1_000, 10_000, 100_000], registrations: 2_000 };
+    ? { rebuildImages: 10_000, factsPerImage: 10, pools: [1_000], registrations: 500, lifecycleImages: 1_000, lifecycleClones: 200 }
+    : { rebuildImages: 100_000, factsPerImage: 10, pools: [1_000, 10_000, 100_000], registrations: 1_000, lifecycleImages: 10_000, lifecycleClones: 1_000 };
 }
