@@ -132,6 +132,7 @@ export class Manager {
     m.every('watchdog', Math.min(tick, config.watchdogIntervalMs), () => watchdog.tick());
     m.every('monitor', tick, () => monitor.tick());
     m.every('checkpoint', config.snapshotIntervalMs, () => host.checkpoint());
+    m.every('compact', 1_000, () => Promise.resolve(host.compact()));
     o.log.info({ servers: o.servers }, 'manager started');
     return m;
   }

@@ -1,4 +1,5 @@
 import type { KV } from '@nats-io/kv';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from '../platform/logger.js';
 import { safeJson } from '../platform/json.js';
 import { putIfNewer, readBucket } from '../store/kv.js';
@@ -29,6 +30,7 @@ export class Checkpoints {
   private readonly revisions = new Map<string, number>();
 
   constructor(
+    private readonly js: JetStreamClient,
     private readonly kv: KV,
     private readonly state: ResidentState,
     private readonly log: Logger,
@@ -38,7 +40,7 @@ export class Checkpoints {
   async load(): Promise<number> {
     let checkpoint = 0;
     const unreadable: string[] = [];
-    await readBucket(this.kv, (key, text) => {
+    await readBucket(this.js, this.kv, (key, text) => {
       if (key === CHECKPOINT_KEY) checkpoint = Number(text);
       else if (!this.state.loadSnapshot(text)) unreadable.push(key);
     });
@@ -56,7 +58,7 @@ export class Checkpoints {
     try {
       await inParallel(keys, SNAPSHOT_WRITES_IN_FLIGHT, async (key) => {
         const snap = this.state.snapshotOf(key);
-        if (snap) await putIfNewer(this.kv, key, JSON.stringify(snap), snap.seq, snapshotSeq, this.revisions);
+        if (snap) await putIfNewer(this.kv, key, snap.text, snap.seq, snapshotSeq, this.revisions);
       });
       await putIfNewer(this.kv, CHECKPOINT_KEY, String(upTo), upTo, Number, this.revisions);
     } catch (e) {

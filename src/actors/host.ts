@@ -16,6 +16,7 @@ import { ImgrError } from '../messages/failures.js';
 import { joinedCommand } from '../machines/effect-commands.js';
 import { DATASTORE, IMAGE } from '../machines/aggregates.js';
 import type { Meta } from '../machines/image/events.js';
+import type { ImageAggregate } from '../machines/image/decide.js';
 import { aggregateOfSubject, commitHash, type EventStore, type AtomicEntry, type LoggedCommit, type Tail } from '../store/event-store.js';
 import { isConcurrencyError } from '../store/errors.js';
 import { LogProgress } from '../store/progress.js';
@@ -35,7 +36,7 @@ import type { ResidentDatastore, ResidentImage } from './resident.js';
  * plus the log tail, never from per-aggregate history reads.
  */
 export class AggregateHost {
-  private readonly state = new ResidentState();
+  private readonly state: ResidentState;
   private readonly contexts: DecisionContexts;
   private readonly lookups: OutsideLookups;
   private readonly checkpoints: Checkpoints;
@@ -54,9 +55,10 @@ export class AggregateHost {
     ids: IdSource = noIds,
     private readonly metrics: ImgrMetrics = new ImgrMetrics(),
   ) {
+    this.state = new ResidentState(() => clock.now());
     this.contexts = new DecisionContexts(this.state, config);
     this.lookups = new OutsideLookups(this.state, config, stat, ids, clock);
-    this.checkpoints = new Checkpoints(snapshots, this.state, log);
+    this.checkpoints = new Checkpoints(store.client, snapshots, this.state, log);
   }
 
   /** Loads the last checkpoint, then follows the log from there; resolves once caught up. */
@@ -105,6 +107,16 @@ export class AggregateHost {
 
   allDatastores(): IterableIterator<ResidentDatastore> {
     return this.state.allDatastores();
+  }
+
+  /** The images something runs on whose deadline has passed (the watchdog's), read from an index, not the pool. */
+  deadlinesDue(now: number): IterableIterator<ImageAggregate> {
+    return this.state.deadlinesDue(now);
+  }
+
+  /** Keeps images unused for `idleImageMs` as deflated text, at most `max` per call; returns how many it packed. */
+  compact(max = COMPACT_PER_CALL): number {
+    return this.state.compact(this.config.idleImageMs, max);
   }
 
   /** Resolves once the resident state reflects the log up to `seq`. */
@@ -162,7 +174,7 @@ export class AggregateHost {
       const lagging: [AggregateKind, number, number][] = [];
       for (const [k, i] of [[kind, id] as const, ...contextAggregates(msg.command)]) {
         const lastSeq = k === kind && i === id ? (last?.seq ?? 0) : await this.store.lastSeqOf(k, i);
-        if (lastSeq > this.state.last(k, i).seq) lagging.push([k, i, lastSeq]);
+        if (lastSeq > this.state.lastSeq(k, i)) lagging.push([k, i, lastSeq]);
       }
       if (lagging.length === 0) {
         // A refusal on a datastore's counts (its images, the space they hold) rests on every image's commits,
@@ -264,7 +276,7 @@ export class AggregateHost {
    * the commits the resident state lacks), independent of the follower.
    */
   private async catchUp(kind: AggregateKind, id: number, upTo: number): Promise<void> {
-    for (let from = this.state.last(kind, id).seq + 1; from <= upTo; ) {
+    for (let from = this.state.lastSeq(kind, id) + 1; from <= upTo; ) {
       const c = await this.store.nextCommitOf(kind, id, from);
       if (!c) return;
       if (!('unreadable' in c.commit)) this.state.apply(c.seq, c.commit, c.hash);
@@ -398,7 +410,7 @@ export class AggregateHost {
   private onLogged(c: LoggedCommit): void {
     const target = aggregateOfSubject(c.subject);
     // This manager's own commits (and those a catch-up read) are folded already: not even parsed again.
-    const folded = target !== undefined && this.state.last(target.kind, target.id).seq >= c.seq;
+    const folded = target !== undefined && this.state.lastSeq(target.kind, target.id) >= c.seq;
     if (!folded) {
       if ('unreadable' in c.commit) this.log.error({ seq: c.seq, subject: c.subject, reason: c.commit.unreadable }, 'skipping an unreadable commit');
       else this.state.apply(c.seq, c.commit, c.hash);
@@ -406,6 +418,9 @@ export class AggregateHost {
     this.progress.advance(c.seq);
   }
 }
+
+/** Images packed per call of `compact`: at about 16 µs each, a few tens of ms every second at most. */
+const COMPACT_PER_CALL = 2_000;
 
 /** Refusals decided on a datastore's counts of its images (members, the space creations hold). */
 const COUNTED_REFUSALS: ReadonlySet<string> = new Set(['DS_ERR_NO_SPACE', 'DS_ERR_NOT_EMPTY']);

@@ -6,6 +6,7 @@ import { DATASTORE, IMAGE, foldCommit } from '../machines/aggregates.js';
 import type { ImageAggregate } from '../machines/image/decide.js';
 import { safeJson } from '../platform/json.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
+import { ImageStore } from './image-store.js';
 
 /** What a command committed, for answering it again without deciding. */
 export interface Committed {
@@ -28,13 +29,44 @@ export const SnapshotSchema = z.discriminatedUnion('kind', [
 ]);
 export type Snapshot = z.infer<typeof SnapshotSchema>;
 
+/** What the host's indexes read of an image: its datastore counts, its name, its nearest deadline. */
+interface Indexed {
+  readonly id: number;
+  /** Neither INIT nor REMOVED: it counts in its datastore and holds its name. */
+  readonly live: boolean;
+  readonly datastoreId: number;
+  readonly reservedMb: number;
+  readonly uid: number;
+  readonly name: string;
+  /** The earliest deadline of its pending operation and its jobs, null when nothing runs. */
+  readonly deadline: number | null;
+}
+
+function indexedOf(agg: ImageAggregate): Indexed {
+  const r = agg.record;
+  return {
+    id: r.id,
+    live: agg.state !== 'INIT' && agg.state !== 'REMOVED',
+    datastoreId: r.datastore.id,
+    reservedMb: r.reservedMb,
+    uid: r.uid,
+    name: r.name,
+    deadline: earliest([...(r.pending ? [r.pending.deadline] : []), ...r.jobs.map((j) => j.deadline)]),
+  };
+}
+
+const earliest = (deadlines: readonly number[]): number | null => (deadlines.length > 0 ? Math.min(...deadlines) : null);
+
 /**
- * Every aggregate as a compact record, the sequence and hash of its last
- * commit, the name indexes decisions read, and the commands recently
- * committed. It only folds commits; what reaches it and when is the host's.
+ * Every aggregate, the sequence and hash of its last commit, the name
+ * indexes decisions read, the datastores' counts of their images, the
+ * deadlines the watchdog enforces, and the commands recently committed.
+ * Images are kept hot while used and as (deflated) snapshot text when idle
+ * (ImageStore); the indexes never need an idle image read back. It only
+ * folds commits; what reaches it and when is the host's.
  */
 export class ResidentState {
-  private readonly images = new Map<number, ResidentImage>();
+  private readonly images = new ImageStore();
   private readonly datastores = new Map<number, ResidentDatastore>();
   private readonly imageNames = new Map<string, number>();
   private readonly datastoreNames = new Map<string, number>();
@@ -43,12 +75,15 @@ export class ResidentState {
   private readonly members = new Map<number, number>();
   /** Datastore id → image id → the space that image's creation holds (W38), from the images' own records. */
   private readonly reserved = new Map<number, Map<number, number>>();
+  /** Image id → the earliest deadline of what runs on it: the watchdog reads these, not the pool. */
+  private readonly deadlines = new Map<number, number>();
   /** Keys (`image.<id>`, `datastore.<id>`) changed since the last checkpoint took them. */
   private readonly dirty = new Set<string>();
 
+  constructor(private readonly now: () => number = Date.now) {}
+
   image(id: number): ImageView | undefined {
-    const r = this.images.get(id);
-    return r ? IMAGE.toView(r.agg) : undefined;
+    return this.images.peek(id)?.view;
   }
 
   datastore(id: number): DatastoreView | undefined {
@@ -56,29 +91,53 @@ export class ResidentState {
     return r ? DATASTORE.toView(r.agg) : undefined;
   }
 
+  /** The image to decide on: hot from now on. */
   residentImage(id: number): ResidentImage | undefined {
-    return this.images.get(id);
+    const h = this.images.hot(id, this.now());
+    return h && { agg: h.agg, seq: h.seq, hash: h.hash };
   }
 
   residentDatastore(id: number): ResidentDatastore | undefined {
     return this.datastores.get(id);
   }
 
-  allImages(): IterableIterator<ResidentImage> {
-    return this.images.values();
+  /** Every image, idle ones read without making them hot (a scan: tests and sweeps, never per command). */
+  *allImages(): IterableIterator<ResidentImage> {
+    for (const id of [...this.images.ids()]) {
+      const p = this.images.peek(id);
+      if (p) yield { agg: IMAGE.fromView(p.view), seq: p.seq, hash: p.hash };
+    }
+  }
+
+  /** The images with a pending operation or a job whose deadline is at or before `now`. */
+  *deadlinesDue(now: number): IterableIterator<ImageAggregate> {
+    for (const [id, deadline] of [...this.deadlines]) {
+      if (deadline > now) continue;
+      const p = this.images.peek(id);
+      if (p) yield IMAGE.fromView(p.view);
+    }
   }
 
   allDatastores(): IterableIterator<ResidentDatastore> {
     return this.datastores.values();
   }
 
-  get sizes(): { images: number; datastores: number } {
-    return { images: this.images.size, datastores: this.datastores.size };
+  get sizes(): { images: number; datastores: number; imagesHot: number } {
+    return { images: this.images.size, datastores: this.datastores.size, imagesHot: this.images.hotCount };
+  }
+
+  /** Sequence of the aggregate's last commit folded in (0 before its first); reads no idle image. */
+  lastSeq(kind: AggregateKind, id: number): number {
+    return kind === 'image' ? this.images.seq(id) : (this.datastores.get(id)?.seq ?? 0);
   }
 
   /** Sequence and hash of the aggregate's last commit folded in (0 and "" before its first). */
   last(kind: AggregateKind, id: number): { seq: number; hash: string } {
-    const r = kind === 'image' ? this.images.get(id) : this.datastores.get(id);
+    if (kind === 'image') {
+      const h = this.images.hot(id, this.now());
+      return { seq: h?.seq ?? 0, hash: h?.hash ?? '' };
+    }
+    const r = this.datastores.get(id);
     return { seq: r?.seq ?? 0, hash: r?.hash ?? '' };
   }
 
@@ -116,16 +175,11 @@ export class ResidentState {
   apply(seq: number, commit: Commit, hash: string): void {
     const last = commit.facts[commit.facts.length - 1];
     if (commit.aggregate === 'image') {
-      const r = this.images.get(commit.id) ?? { agg: IMAGE.initial(commit.id), seq: 0, hash: '' };
-      if (seq <= r.seq) return;
-      const before = r.agg.record;
-      this.count(r.agg, -1);
-      r.agg = IMAGE.fromView(foldCommit(IMAGE.toView(r.agg), commit));
-      this.count(r.agg, 1);
-      r.seq = seq;
-      r.hash = hash;
-      this.images.set(commit.id, r);
-      this.indexImageName(before.uid, before.name, r.agg);
+      if (seq <= this.images.seq(commit.id)) return;
+      const before = this.images.hot(commit.id, this.now())?.agg ?? IMAGE.initial(commit.id);
+      const after = IMAGE.fromView(foldCommit(IMAGE.toView(before), commit));
+      this.images.set(commit.id, after, seq, hash, this.now());
+      this.index(indexedOf(before), indexedOf(after));
     } else {
       const r = this.datastores.get(commit.id) ?? { agg: DATASTORE.initial(commit.id), seq: 0, hash: '' };
       if (seq <= r.seq) return;
@@ -141,25 +195,36 @@ export class ResidentState {
     if (last) this.recent.set(commit.commandId, { kind: commit.aggregate, id: commit.id, seq, fact: last.type, state: last.state, by: actorKey(commit.actor) });
   }
 
+  /** Moves an image from what the indexes knew of it to what it is now. */
+  private index(before: Indexed | undefined, after: Indexed): void {
+    if (before) {
+      this.count(before, -1);
+      if (this.imageNames.get(nameKey(before.uid, before.name)) === before.id) this.imageNames.delete(nameKey(before.uid, before.name));
+    }
+    this.count(after, 1);
+    if (after.live) this.imageNames.set(nameKey(after.uid, after.name), after.id);
+    if (after.deadline !== null) this.deadlines.set(after.id, after.deadline);
+    else this.deadlines.delete(after.id);
+  }
+
   /** Takes an image out of (-1) or into (+1) its datastore's counts: membership and the space it holds. */
-  private count(agg: ImageAggregate, sign: 1 | -1): void {
-    if (agg.state === 'INIT' || agg.state === 'REMOVED') return;
-    const ds = agg.record.datastore.id;
+  private count(image: Indexed, sign: 1 | -1): void {
+    if (!image.live) return;
+    const ds = image.datastoreId;
     const n = (this.members.get(ds) ?? 0) + sign;
     if (n > 0) this.members.set(ds, n);
     else this.members.delete(ds);
-    if (agg.record.reservedMb <= 0) return;
+    if (image.reservedMb <= 0) return;
     const held = this.reserved.get(ds) ?? new Map<number, number>();
-    if (sign > 0) held.set(agg.record.id, agg.record.reservedMb);
-    else held.delete(agg.record.id);
+    if (sign > 0) held.set(image.id, image.reservedMb);
+    else held.delete(image.id);
     if (held.size > 0) this.reserved.set(ds, held);
     else this.reserved.delete(ds);
   }
 
-  private indexImageName(uid: number, name: string, agg: ImageAggregate): void {
-    const oldKey = nameKey(uid, name);
-    if (this.imageNames.get(oldKey) === agg.record.id) this.imageNames.delete(oldKey);
-    if (agg.state !== 'REMOVED' && agg.state !== 'INIT') this.imageNames.set(nameKey(agg.record.uid, agg.record.name), agg.record.id);
+  /** Packs up to `max` images unused for `idleMs` (ImageStore.compact). */
+  compact(idleMs: number, max: number): number {
+    return this.images.compact(this.now() - idleMs, max);
   }
 
   /** The changed keys, handed to a checkpoint; `giveBack` returns them when it failed. */
@@ -173,16 +238,16 @@ export class ResidentState {
     for (const k of keys) this.dirty.add(k);
   }
 
-  /** The stored form of one resident aggregate, keyed `image.<id>` or `datastore.<id>`. */
-  snapshotOf(key: string): Snapshot | undefined {
+  /** The stored form of one resident aggregate, keyed `image.<id>` or `datastore.<id>`, as JSON text. */
+  snapshotOf(key: string): { seq: number; text: string } | undefined {
     const [kind, idText] = key.split('.');
     const id = Number(idText);
     if (kind === 'image') {
-      const r = this.images.get(id);
-      return r && { kind: 'image', seq: r.seq, hash: r.hash, view: IMAGE.toView(r.agg) };
+      const p = this.images.peek(id);
+      return p && { seq: p.seq, text: JSON.stringify({ kind: 'image', seq: p.seq, hash: p.hash, view: p.view } satisfies Snapshot) };
     }
     const r = this.datastores.get(id);
-    return r && { kind: 'datastore', seq: r.seq, hash: r.hash, view: DATASTORE.toView(r.agg) };
+    return r && { seq: r.seq, text: JSON.stringify({ kind: 'datastore', seq: r.seq, hash: r.hash, view: DATASTORE.toView(r.agg) } satisfies Snapshot) };
   }
 
   /** Loads one stored snapshot; false when it does not read (the log after the checkpoint cannot replace it then). */
@@ -190,17 +255,15 @@ export class ResidentState {
     const s = SnapshotSchema.safeParse(safeJson(text));
     if (!s.success) return false;
     if (s.data.kind === 'image') {
-      const agg = IMAGE.fromView(s.data.view);
-      const replaced = this.images.get(agg.record.id);
-      if (replaced) this.count(replaced.agg, -1);
-      this.count(agg, 1);
-      this.images.set(agg.record.id, { agg, seq: s.data.seq, hash: s.data.hash });
-      this.indexImageName(agg.record.uid, agg.record.name, agg);
-    } else {
-      const agg = DATASTORE.fromView(s.data.view);
-      this.datastores.set(agg.record.id, { agg, seq: s.data.seq, hash: s.data.hash });
-      if (agg.state !== 'REMOVED') this.datastoreNames.set(agg.record.name, agg.record.id);
+      const view = s.data.view;
+      const replaced = this.images.peek(view.id);
+      this.images.load(view, s.data.seq, s.data.hash);
+      this.index(replaced && indexedOf(IMAGE.fromView(replaced.view)), indexedOf(IMAGE.fromView(view)));
+      return true;
     }
+    const agg = DATASTORE.fromView(s.data.view);
+    this.datastores.set(agg.record.id, { agg, seq: s.data.seq, hash: s.data.hash });
+    if (agg.state !== 'REMOVED') this.datastoreNames.set(agg.record.name, agg.record.id);
     return true;
   }
 }

@@ -151,13 +151,13 @@ export class Projector {
   }
 
   private async boot(onProgress?: (applied: number, target: number) => void): Promise<void> {
-    await readBucket(this.kv.images, (_key, text) => {
+    await readBucket(this.store.client, this.kv.images, (_key, text) => {
       const s = StoredImage.parse(JSON.parse(text));
       this.images.set(s.view.id, s);
       applyUsage(this.usage, undefined, s.view);
       this.summaries.change(undefined, s.view);
     });
-    await readBucket(this.kv.datastores, (_key, text) => {
+    await readBucket(this.store.client, this.kv.datastores, (_key, text) => {
       const s = StoredDatastore.parse(JSON.parse(text));
       this.datastores.set(s.view.id, { seq: s.seq, view: s.view });
       this.written.set(s.view.id, text);

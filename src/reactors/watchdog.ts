@@ -23,7 +23,7 @@ export class Watchdog {
   async tick(): Promise<number> {
     const now = this.clock.now();
     let sent = 0;
-    for (const { agg } of this.host.allImages()) {
+    for (const agg of this.host.deadlinesDue(now)) {
       if (!this.holds('image', agg.record.id)) continue;
       // The pending operation and the BACKUP/RESTORE jobs reading the image each have a deadline.
       const expired = [...(agg.record.pending ? [agg.record.pending] : []), ...agg.record.jobs].filter((p) => p.deadline <= now);

@@ -78,6 +78,11 @@ export class EventStore {
     this.js = jetstream(nc);
   }
 
+  /** The JetStream client the store reads and writes with (its readers share it). */
+  get client(): JetStreamClient {
+    return this.js;
+  }
+
   /** Appends a commit; `hash` is what its successor must name as `prev`. */
   async append(kind: AggregateKind, id: number, commit: Commit, expectedSeq: number): Promise<Appended & { hash: string }> {
     const subject = subjects.event(kind, id);

@@ -1,15 +1,32 @@
 import type { KV } from '@nats-io/kv';
+import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import { isWrongLastSequence } from './errors.js';
 
-/** Calls `onValue` for every key that holds a value now (one watch over the bucket's current values). */
-export async function readBucket(kv: KV, onValue: (key: string, text: string) => void): Promise<void> {
-  if ((await kv.status()).values === 0) return;
-  const w = await kv.watch();
-  for await (const e of w) {
-    if (e.operation === 'PUT') onValue(e.key, e.string());
-    if (e.delta === 0) break;
+/** Values read of a bucket per pull: what a boot holds in memory at once, whatever the bucket's size. */
+const BUCKET_READ_BATCH = 1_000;
+const utf8 = new TextDecoder();
+
+/**
+ * Calls `onValue` for every key that holds a value now. The last value of
+ * each key is pulled in batches (a watch delivers the whole bucket as fast as
+ * the server sends it, and a boot over 100,000 snapshots held them all in
+ * memory before it had read the first ones).
+ */
+export async function readBucket(js: JetStreamClient, kv: KV, onValue: (key: string, text: string) => void): Promise<void> {
+  const status = await kv.status();
+  if (status.values === 0) return;
+  const prefix = `$KV.${status.bucket}.`;
+  const consumer = await js.consumers.get(status.streamInfo.config.name, { filter_subjects: `${prefix}>`, deliver_policy: DeliverPolicy.LastPerSubject });
+  const messages = await consumer.consume({ max_messages: BUCKET_READ_BATCH });
+  try {
+    for await (const m of messages) {
+      const operation = m.headers?.get('KV-Operation') ?? '';
+      if (operation === '') onValue(m.subject.slice(prefix.length), utf8.decode(m.data));
+      if (m.info.pending === 0) break;
+    }
+  } finally {
+    await messages.close();
   }
-  w.stop();
 }
 
 /**

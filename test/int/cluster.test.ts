@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { NatsCluster, ClusterNodeName } from '../../src/platform/nats-cluster.js';
@@ -169,7 +169,7 @@ describe('imgr on a three-node NATS cluster', () => {
     const names = viewBuckets(await activeGeneration(meta));
     const projectionDiff = async (): Promise<string[]> => {
       const projected = new Map<number, string>();
-      await readBucket(await new Kvm(nc).open(names.images), (key, text) => projected.set(Number(key), JSON.stringify((JSON.parse(text) as { view: unknown }).view)));
+      await readBucket(jetstream(nc), await new Kvm(nc).open(names.images), (key, text) => projected.set(Number(key), JSON.stringify((JSON.parse(text) as { view: unknown }).view)));
       return [...views.images.values()].filter((v) => projected.get(v.id) !== JSON.stringify(v)).map((v) => `${v.id}`);
     };
     await eventually(async () => ((await projectionDiff()).length === 0 ? true : undefined), 'projections equal the log', 30_000).catch(() => undefined);

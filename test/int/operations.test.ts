@@ -183,6 +183,8 @@ describe('§7 operations through NATS', () => {
   });
 
   it('capacity across managers: a refusal for room rests on every image\'s commits, so a host whose tail lags reads on before it refuses', async () => {
+    // Copies of earlier tests hold nothing any more (and their requests were answered before the driver goes silent).
+    await eventually(() => manager.host.reservationsIn(ds).length === 0, 'earlier reservations given back');
     drivers.set('CP', 'silent');
     const [big, other] = [await c.nextId('image'), await c.nextId('image')];
     const nc = await nats.connect('manager');
@@ -199,8 +201,6 @@ describe('§7 operations through NATS', () => {
       }
     };
     try {
-      // Copies of earlier tests hold nothing any more.
-      await eventually(() => manager.host.reservationsIn(ds).length === 0, 'earlier reservations given back');
       await ok({ type: 'image.allocate', imageId: big, datastoreId: ds, template: { NAME: `held-${big}`, PATH: '/tmp/big', SIZE: '800' } });
       await feed();
       expect(lagging.reservationsIn(ds)).toContainEqual({ imageId: big, sizeMb: 800 });

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -412,7 +413,7 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
       const names = viewBuckets(await activeGeneration(p.meta));
       const projectionDiff = async (): Promise<string[]> => {
         const projected = new Map<number, string>();
-        await readBucket(await new Kvm(nc).open(names.images), (key, text) => projected.set(Number(key), JSON.stringify((JSON.parse(text) as { view: unknown }).view)));
+        await readBucket(jetstream(nc), await new Kvm(nc).open(names.images), (key, text) => projected.set(Number(key), JSON.stringify((JSON.parse(text) as { view: unknown }).view)));
         const live = [...views.images.values()].filter((v) => v.state !== 'REMOVED');
         return live.filter((v) => projected.get(v.id) !== JSON.stringify(v)).map((v) => `${v.id}: projected ${projected.get(v.id) ?? 'nothing'}, log ${JSON.stringify(v)}`);
       };
