@@ -14,6 +14,7 @@ import { decideImage, initialImage, type ImageAggregate } from '../src/machines/
 import { decisionContext, type ImageEvent } from '../src/machines/image/events.js';
 import { ImageCommandSchema, type ImageCommandInput } from '../src/messages/image-commands.js';
 import { subjects, type Commit } from '../src/messages/wire.js';
+import { commitHeaders } from '../src/store/event-store.js';
 
 /** An id no real field holds, replaced by each image's own. */
 const SENTINEL = 987_654_321;
@@ -55,7 +56,9 @@ export async function writeSyntheticPool(js: JetStreamClient, o: { datastoreId: 
   for (const parts of history) {
     for (let k = 0; k < o.images; k++) {
       const id = o.firstId + k;
-      const p = js.publish(subjects.event('image', id), parts.join(String(id))).finally(() => outstanding.delete(p));
+      const text = parts.join(String(id));
+      // Headers as a manager writes them: a reader takes the commit in this code's own shape without the schema.
+      const p = js.publish(subjects.event('image', id), text, { headers: commitHeaders(JSON.parse(text) as Commit) }).finally(() => outstanding.delete(p));
       outstanding.add(p);
       n += 1;
       if (outstanding.size >= WINDOW) await Promise.race(outstanding);

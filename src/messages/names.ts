@@ -28,3 +28,6 @@ export const MINTED_ID_HEADER = 'Imgr-Id-Minted';
  * read as before.
  */
 export const EFFECTS_HEADER = 'Imgr-Effects';
+
+/** On every commit imgr appends: the fingerprint of the commit schema of the code that wrote it (COMMIT_SHAPE). */
+export const COMMIT_SHAPE_HEADER = 'Imgr-Commit-Shape';

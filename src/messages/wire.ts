@@ -146,16 +146,48 @@ export const CommitSchema = z.discriminatedUnion('aggregate', [
 ]);
 export type Commit = z.infer<typeof CommitSchema>;
 
+/**
+ * A fingerprint of the commit schema this code writes: a manager puts it on
+ * every commit (COMMIT_SHAPE_HEADER). A commit that carries this code's own
+ * fingerprint was written from values the machines typed, in exactly the
+ * shape this code reads, by the one role NATS lets append: it is read without
+ * the schema (which cost about 9 µs of a rebuild's 25 µs per fact). A commit
+ * of another version (an older shape, fields since removed or added) goes
+ * through the schema, which reads it into this one.
+ */
+export const COMMIT_SHAPE = shapeOf(CommitSchema);
+
+/** A schema's fingerprint: two FNV-1a hashes (32 bits each, two offsets) of its JSON Schema, in hex; not a defence against anyone. */
+export function shapeOf(schema: z.ZodType): string {
+  const text = JSON.stringify(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }));
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x01000193) >>> 0;
+  }
+  return a.toString(16).padStart(8, '0') + b.toString(16).padStart(8, '0');
+}
+
 /** Reads one log message: the commit, or why it cannot be read (a reader skips it, never fails on it). */
-export function parseCommit(text: string): Commit | { unreadable: string } {
+export function parseCommit(text: string, shape?: string): Commit | { unreadable: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
     return { unreadable: `not JSON: ${String(e)}` };
   }
+  if (shape === COMMIT_SHAPE && looksLikeCommit(raw)) return raw;
   const r = CommitSchema.safeParse(raw);
   return r.success ? r.data : { unreadable: r.error.message.slice(0, 500) };
+}
+
+/** The frame of a commit, checked even when its shape is this code's own. */
+function looksLikeCommit(raw: unknown): raw is Commit {
+  if (typeof raw !== 'object' || raw === null) return false;
+  const c = raw as Record<string, unknown>;
+  return (c['aggregate'] === 'image' || c['aggregate'] === 'datastore') && Number.isSafeInteger(c['id']) && typeof c['commandId'] === 'string' && Array.isArray(c['facts']) && c['facts'].length > 0;
 }
 
 /** A rejected or unreadable command, kept in IMGR_REJ for audit. */

@@ -6,7 +6,7 @@ import { parseCommit, subjects, type Commit, type ParkedCommit } from '../messag
 import { STREAMS } from '../store/provision.js';
 import type { AggregateHost } from '../actors/host.js';
 import { Lanes } from './lanes.js';
-import { EFFECTS_HEADER } from '../messages/names.js';
+import { COMMIT_SHAPE_HEADER, EFFECTS_HEADER } from '../messages/names.js';
 import type { ImgrMetrics } from '../platform/metrics.js';
 
 export interface ReactorContext {
@@ -139,7 +139,7 @@ export abstract class LogReactor {
 
   private async handle(c: InFlight, lane: readonly InFlight[]): Promise<void> {
     try {
-      const commit = parseCommit(c.m.string());
+      const commit = parseCommit(c.m.string(), c.m.headers?.get(COMMIT_SHAPE_HEADER));
       if ('unreadable' in commit) {
         this.ctx.log.error({ reactor: this.name, seq: c.seq, reason: commit.unreadable }, 'reactor skips an unreadable commit');
         c.m.ack();

@@ -2,8 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { DeliverPolicy, jetstream, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { EFFECTS_HEADER } from '../messages/names.js';
-import { parseCommit, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
+import { COMMIT_SHAPE_HEADER, EFFECTS_HEADER } from '../messages/names.js';
+import { COMMIT_SHAPE, parseCommit, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
 import { ConcurrencyError, isWrongLastSequence } from './errors.js';
 import { STREAMS } from './provision.js';
 import { follow, type Follower } from './follow.js';
@@ -22,14 +22,14 @@ const DECODER = new TextDecoder();
  * manager's own commits come back through its tail already folded, and the
  * projections never read the hash.
  */
-function loggedCommit(seq: number, subject: string, data: Uint8Array): LoggedCommit {
+function loggedCommit(seq: number, subject: string, data: Uint8Array, h: MsgHdrs | undefined): LoggedCommit {
   let hash: string | undefined;
   let commit: LoggedCommit['commit'] | undefined;
   return {
     seq,
     subject,
     get commit(): LoggedCommit['commit'] {
-      return (commit ??= parseCommit(DECODER.decode(data)));
+      return (commit ??= parseCommit(DECODER.decode(data), h?.get(COMMIT_SHAPE_HEADER)));
     },
     get hash(): string {
       return (hash ??= commitHash(data));
@@ -54,10 +54,11 @@ export interface LoggedCommit {
   readonly hash: string;
 }
 
-/** Headers of a commit as appended: how many effects it carries (EFFECTS_HEADER). */
-function effectsHeader(commit: Commit): MsgHdrs {
+/** Headers of a commit as appended: how many effects it carries, and the shape it is written in. */
+export function commitHeaders(commit: Commit): MsgHdrs {
   const h = headers();
   h.set(EFFECTS_HEADER, String(commit.facts.reduce((n, f) => n + f.effects.length, 0)));
+  h.set(COMMIT_SHAPE_HEADER, COMMIT_SHAPE);
   return h;
 }
 
@@ -91,7 +92,7 @@ export class EventStore {
       const ack = await this.js.publish(subject, data, {
         msgID: commit.commandId,
         expect: { lastSubjectSequence: expectedSeq },
-        headers: effectsHeader(commit),
+        headers: commitHeaders(commit),
       });
       return { seq: ack.seq, duplicate: ack.duplicate, hash: commitHash(data) };
     } catch (e) {
@@ -112,7 +113,7 @@ export class EventStore {
     const data = entries.map((e) => JSON.stringify(e.commit));
     const answers: Promise<unknown>[] = [];
     for (const [i, e] of entries.entries()) {
-      const h = effectsHeader(e.commit);
+      const h = commitHeaders(e.commit);
       h.set('Nats-Batch-Id', batch);
       h.set('Nats-Batch-Sequence', String(i + 1));
       if (e.expectedSeq !== undefined) h.set('Nats-Expected-Last-Subject-Sequence', String(e.expectedSeq));
@@ -147,14 +148,14 @@ export class EventStore {
   async lastCommitOf(kind: AggregateKind, id: number): Promise<{ seq: number; commit: Commit } | undefined> {
     const m = await this.jsm.direct.getMessage(STREAMS.events, { last_by_subj: subjects.event(kind, id) });
     if (!m) return undefined;
-    const commit = parseCommit(m.string());
+    const commit = parseCommit(m.string(), m.header.get(COMMIT_SHAPE_HEADER));
     return 'unreadable' in commit ? undefined : { seq: m.seq, commit };
   }
 
   /** The aggregate's first commit at or after `fromSeq`, if any (one direct get). */
   async nextCommitOf(kind: AggregateKind, id: number, fromSeq: number): Promise<LoggedCommit | undefined> {
     const m = await this.jsm.direct.getMessage(STREAMS.events, { seq: fromSeq, next_by_subj: subjects.event(kind, id) });
-    return m ? loggedCommit(m.seq, m.subject, m.data) : undefined;
+    return m ? loggedCommit(m.seq, m.subject, m.data, m.header) : undefined;
   }
 
   async lastSeq(): Promise<number> {
@@ -191,7 +192,7 @@ export class EventStore {
       onMessage: (m) => {
         if (m.seq < next) return;
         next = m.seq + 1;
-        onCommit(loggedCommit(m.seq, m.subject, m.data));
+        onCommit(loggedCommit(m.seq, m.subject, m.data, m.headers));
       },
       behind: async () => (await this.jsm.direct.getMessage(STREAMS.events, { seq: next, next_by_subj: filter })) !== null,
     });

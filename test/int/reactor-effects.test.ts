@@ -1,6 +1,6 @@
 /**
  * Every commit imgr appends says how many effects it carries
- * (EFFECTS_HEADER); a reactor that acts only on effects (the dispatcher, the
+ * (EFFECTS_HEADER) and the shape it is written in; a reactor that acts only on effects (the dispatcher, the
  * process manager) acknowledges a commit that carries none without reading
  * it, and still reacts to every commit that carries some.
  */
@@ -13,8 +13,8 @@ import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { ImgrMetrics } from '../../src/platform/metrics.js';
 import { LogReactor } from '../../src/reactors/log-reactor.js';
-import { parseCommit, type Commit } from '../../src/messages/wire.js';
-import { EFFECTS_HEADER } from '../../src/messages/names.js';
+import { COMMIT_SHAPE, parseCommit, type Commit } from '../../src/messages/wire.js';
+import { COMMIT_SHAPE_HEADER, EFFECTS_HEADER } from '../../src/messages/names.js';
 import { STREAMS } from '../../src/store/provision.js';
 
 let nats: TestNats;
@@ -59,6 +59,7 @@ describe('commits without effects', () => {
     const log = await jetstream(nc).consumers.get(STREAMS.events, { deliver_policy: DeliverPolicy.All });
     const withEffects: number[] = [];
     const counts: [string | undefined, number][] = [];
+    const shapes = new Set<string>();
     for (let seq = 1; seq <= last; seq++) {
       const m = await log.next({ expires: 5_000 });
       if (!m) throw new Error(`commit ${seq} not read`);
@@ -66,9 +67,12 @@ describe('commits without effects', () => {
       if ('unreadable' in commit) throw new Error(commit.unreadable);
       const effects = commit.facts.reduce((n, f) => n + f.effects.length, 0);
       counts.push([m.headers?.get(EFFECTS_HEADER), effects]);
+      shapes.add(m.headers?.get(COMMIT_SHAPE_HEADER) ?? 'none');
       if (effects > 0) withEffects.push(m.seq);
     }
     expect(counts.map(([header]) => header)).toEqual(counts.map(([, n]) => String(n)));
+    // And the shape they are written in: this code's, so its readers skip the schema.
+    expect([...shapes]).toEqual([COMMIT_SHAPE]);
     // The acquires and releases carry none: the load this saves the reactors.
     expect(withEffects.length).toBeGreaterThan(0);
     expect(withEffects.length).toBeLessThan(last - 5);
