@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { shapeOf, type AggregateKind, type Commit } from '../messages/wire.js';
 import type { ImageView } from '../messages/image-record.js';
 import type { DatastoreView } from '../messages/datastore.js';
-import { DATASTORE, IMAGE, foldCommit } from '../machines/aggregates.js';
+import { DATASTORE, IMAGE, foldCommit, foldImageCommit } from '../machines/aggregates.js';
 import type { ImageAggregate } from '../machines/image/decide.js';
 import { safeJson } from '../platform/json.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
@@ -65,18 +65,13 @@ interface Indexed {
 
 function indexedOf(agg: ImageAggregate): Indexed {
   const r = agg.record;
-  return {
-    id: r.id,
-    live: agg.state !== 'INIT' && agg.state !== 'REMOVED',
-    datastoreId: r.datastore.id,
-    reservedMb: r.reservedMb,
-    uid: r.uid,
-    name: r.name,
-    deadline: earliest([...(r.pending ? [r.pending.deadline] : []), ...r.jobs.map((j) => j.deadline)]),
-  };
+  let deadline = r.pending ? r.pending.deadline : null;
+  for (const j of r.jobs) if (deadline === null || j.deadline < deadline) deadline = j.deadline;
+  return { id: r.id, live: agg.state !== 'INIT' && agg.state !== 'REMOVED', datastoreId: r.datastore.id, reservedMb: r.reservedMb, uid: r.uid, name: r.name, deadline };
 }
 
-const earliest = (deadlines: readonly number[]): number | null => (deadlines.length > 0 ? Math.min(...deadlines) : null);
+const sameIndexed = (a: Indexed, b: Indexed): boolean =>
+  a.live === b.live && a.datastoreId === b.datastoreId && a.reservedMb === b.reservedMb && a.uid === b.uid && a.name === b.name && a.deadline === b.deadline;
 
 /**
  * Every aggregate, the sequence and hash of its last commit, the name
@@ -198,9 +193,12 @@ export class ResidentState {
     if (commit.aggregate === 'image') {
       if (seq <= this.images.seq(commit.id)) return;
       const before = this.images.hot(commit.id, this.now())?.agg ?? IMAGE.initial(commit.id);
-      const after = IMAGE.fromView(foldCommit(IMAGE.toView(before), commit));
+      const after = foldImageCommit(before, commit);
       this.images.set(commit.id, after, seq, hash, this.now());
-      this.index(indexedOf(before), indexedOf(after));
+      const was = indexedOf(before);
+      const is = indexedOf(after);
+      // Most commits (an acquire, a release) move nothing the indexes hold.
+      if (!sameIndexed(was, is)) this.index(was, is);
     } else {
       const r = this.datastores.get(commit.id) ?? { agg: DATASTORE.initial(commit.id), seq: 0, hash: '' };
       if (seq <= r.seq) return;

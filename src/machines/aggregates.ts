@@ -56,6 +56,22 @@ export function foldCommit(before: ImageView | DatastoreView | null, commit: Com
   return commit.facts.reduce<DatastoreView | null>((v, f) => DATASTORE.evolve(v, f), before as DatastoreView | null) ?? DATASTORE.toView(DATASTORE.initial(commit.id));
 }
 
+/**
+ * An image's commit folded into its aggregate: the same as folding its view
+ * (`foldCommit`), with one copy of the record per fact instead of three (a
+ * boot folds every commit of the log).
+ */
+export function foldImageCommit(agg: ImageAggregate, commit: ImageCommit): ImageAggregate {
+  let { state, record } = agg;
+  for (const f of commit.facts) {
+    const next: Record<string, unknown> = { ...record };
+    for (const [k, v] of Object.entries(f.changes)) if (v !== undefined) next[k] = v;
+    record = next as typeof record;
+    state = f.state;
+  }
+  return { state, record };
+}
+
 /** Views of every aggregate, folded from commits in log order. */
 export class ViewFold {
   readonly images = new Map<number, ImageView>();
