@@ -86,7 +86,7 @@ async function atPool(pool: number, durationMs: number): Promise<{ results: Resu
   const scenario = `pool of ${pool.toLocaleString('en')} images`;
   try {
     const nc = await connectAs('manager', server.url);
-    await provision(nc);
+    const provisioned = await provision(nc);
     await publishPrincipals(nc, BENCH_PRINCIPALS);
     const js = jetstream(nc);
 
@@ -100,7 +100,7 @@ async function atPool(pool: number, durationMs: number): Promise<{ results: Resu
     const empty = await rssKb(manager.pid);
     await manager.stop();
     const facts = await writeSyntheticPool(js, { datastoreId: poolDs, firstId: FIRST_ID, images: pool, factsPerImage: FACTS_PER_IMAGE });
-    await reactorsPastHistory(await jetstreamManager(nc));
+    await reactorsPastHistory(await jetstreamManager(nc), provisioned.meta);
 
     // With no checkpoint (the synthetic log was written behind its back) the manager replays the whole log;
     // stopped, it writes its checkpoint, and the next boot reads that and the log after it, as a restart does.

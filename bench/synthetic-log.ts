@@ -6,7 +6,9 @@
  * the others with their ids changed, so a log of a million facts takes
  * seconds to write instead of the minutes a million decisions would.
  */
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { writePosition } from '../src/reactors/reactor-position.js';
 import { DISPATCH_DURABLE } from '../src/reactors/dispatcher.js';
 import { PROCESS_DURABLE } from '../src/reactors/process-manager.js';
 import { STREAMS } from '../src/store/provision.js';
@@ -69,25 +71,11 @@ export async function writeSyntheticPool(js: JetStreamClient, o: { datastoreId: 
 }
 
 /**
- * A real pool's reactors reacted to its history as it happened: start their
- * durables after the synthetic one, as they would stand, instead of leaving
- * them a backlog of the whole history (the manager keeps a durable it finds).
+ * A real pool's reactors reacted to its history as it happened: store their
+ * positions at the synthetic history's end, as they would stand, instead of
+ * leaving them the whole history to read.
  */
-export async function reactorsPastHistory(jsm: JetStreamManager): Promise<void> {
-  for (const durable of [DISPATCH_DURABLE, PROCESS_DURABLE]) {
-    const { config } = await jsm.consumers.info(STREAMS.events, durable);
-    await jsm.consumers.delete(STREAMS.events, durable);
-    await jsm.consumers.add(STREAMS.events, {
-      durable_name: durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.New,
-      ...pick(config, ['ack_wait', 'max_ack_pending', 'priority_groups', 'priority_policy', 'priority_timeout']),
-    });
-  }
-}
-
-function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
-  return out as Pick<T, K>;
+export async function reactorsPastHistory(jsm: JetStreamManager, meta: KV): Promise<void> {
+  const last = (await jsm.streams.info(STREAMS.events)).state.last_seq;
+  for (const reactor of [DISPATCH_DURABLE, PROCESS_DURABLE]) await writePosition(meta, reactor, last);
 }

@@ -71,7 +71,7 @@ export class Manager {
     const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000), (kind, n) => nextIds(p.meta, kind, n), metrics);
     await host.boot();
     metrics.watchFollower('aggregate host', async () => Math.max(0, (await store.lastSeq()) - host.appliedSeq));
-    const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs, metrics };
+    const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs, metrics, leases: p.leases, meta: p.meta };
     const dispatcher = new DriverDispatcher({ ...ctx, log: o.log.child({ component: 'dispatch' }) }, config, clock);
     const pm = new ProcessManager({ ...ctx, log: o.log.child({ component: 'process' }) }, clock);
     await dispatcher.start();

@@ -43,6 +43,7 @@ export class AggregateHost {
   private readonly mailboxes = new Mailboxes();
   private readonly groups = new AllocationGroups(this.mailboxes, (ds, members) => this.commitGroup(ds, members));
   private readonly progress = new LogProgress();
+  private readonly listeners = new Set<(c: LoggedCommit) => void>();
   private tail: Tail | undefined;
 
   constructor(
@@ -117,6 +118,16 @@ export class AggregateHost {
   /** Keeps images unused for `idleImageMs` as deflated text, at most `max` per call; returns how many it packed. */
   compact(max = COMPACT_PER_CALL): number {
     return this.state.compact(this.config.idleImageMs, max);
+  }
+
+  /**
+   * Calls `listener` with every commit the tail reads from now on, in log
+   * order, once the resident state holds it (the reactors read the log this
+   * way instead of a consumer of their own); returns a function that stops.
+   */
+  onCommit(listener: (c: LoggedCommit) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Resolves once the resident state reflects the log up to `seq`. */
@@ -416,6 +427,13 @@ export class AggregateHost {
       else this.state.apply(c.seq, c.commit, c.hash);
     }
     this.progress.advance(c.seq);
+    for (const listener of this.listeners) {
+      try {
+        listener(c);
+      } catch (e) {
+        this.log.error({ err: e, seq: c.seq }, 'a commit listener failed');
+      }
+    }
   }
 }
 

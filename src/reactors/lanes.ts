@@ -9,13 +9,12 @@ export class Lanes<T> {
   private readonly running = new Set<Promise<void>>();
 
   /**
-   * `work` runs on one item at a time per key and is handed the whole lane,
-   * that item first (a long retry keeps the items behind it alive). A lane
-   * stops taking items once `halted` says so; what it holds then is dropped.
-   * An error `work` throws goes to `failed` and the lane goes on.
+   * `work` runs on one item at a time per key. A lane stops taking items
+   * once `halted` says so; what it holds then is dropped. An error `work`
+   * throws goes to `failed` and the lane goes on.
    */
   constructor(
-    private readonly work: (item: T, lane: readonly T[]) => Promise<void>,
+    private readonly work: (item: T) => Promise<void>,
     private readonly halted: () => boolean,
     private readonly failed: (e: unknown) => void,
   ) {}
@@ -41,7 +40,7 @@ export class Lanes<T> {
   private async drain(key: string, lane: T[]): Promise<void> {
     try {
       while (lane.length > 0 && !this.halted()) {
-        await this.work(lane[0] as T, lane).catch(this.failed);
+        await this.work(lane[0] as T).catch(this.failed);
         lane.shift();
       }
     } finally {

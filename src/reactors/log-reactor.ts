@@ -1,220 +1,301 @@
-import { AckPolicy, DeliverPolicy, jetstream, type ConsumerConfig, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import { followDurable, type Follower } from '../store/follow.js';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import type { Logger } from '../platform/logger.js';
-import { parseCommit, subjects, type Commit, type ParkedCommit } from '../messages/wire.js';
+import { subjects, type Commit, type ParkedCommit } from '../messages/wire.js';
 import { STREAMS } from '../store/provision.js';
+import { loggedCommit, type LoggedCommit } from '../store/event-store.js';
+import { streamMessages } from '../store/read-stream.js';
 import type { AggregateHost } from '../actors/host.js';
-import { Lanes } from './lanes.js';
-import { COMMIT_SHAPE_HEADER, EFFECTS_HEADER } from '../messages/names.js';
 import type { ImgrMetrics } from '../platform/metrics.js';
+import { Lease } from '../platform/lease.js';
+import { Lanes } from './lanes.js';
+import { Watermark } from './watermark.js';
+import { readPosition, writePosition } from './reactor-position.js';
 
 export interface ReactorContext {
   readonly nc: NatsConnection;
   readonly jsm: JetStreamManager;
   readonly host: AggregateHost;
   readonly log: Logger;
+  /** The reactor's lease time: a dead holder's reactor moves to another manager within it. */
   readonly ackWaitMs: number;
   readonly metrics: ImgrMetrics;
+  /** imgr_leases: who runs the reactor. */
+  readonly leases: KV;
+  /** imgr_meta: how far it got (`reactor.<name>`). */
+  readonly meta: KV;
 }
 
-/** Deliveries of one commit before a reactor parks it and carries on. */
+/** Tries of one commit before a reactor parks it and carries on. */
 export const PARK_AFTER = 5;
 
 /** Commits a reactor works on at once (on different aggregates; one aggregate's in log order). */
 export const REACTOR_IN_FLIGHT = 256;
 
-/** The priority group every manager's reactor pulls in: the server pins one of them. */
-export const REACTOR_GROUP = 'imgr';
+/** How often a running reactor stores how far it got. */
+export const POSITION_EVERY_MS = 500;
 
-/** The durable's settings this version runs with; an existing durable is brought to them, keeping its position. */
-export function reactorConsumerSettings(ackWaitMs: number): Pick<ConsumerConfig, 'ack_wait' | 'max_ack_pending' | 'priority_groups' | 'priority_policy' | 'priority_timeout'> {
-  return {
-    ack_wait: nanos(ackWaitMs),
-    max_ack_pending: REACTOR_IN_FLIGHT,
-    priority_groups: [REACTOR_GROUP],
-    priority_policy: 'pinned_client',
-    // A manager that died hands its reactors over once its pin times out, as its unacknowledged commits come back.
-    priority_timeout: nanos(ackWaitMs),
-  };
-}
+/** Commits read from the log per pull while a reactor catches up. */
+const READ_BATCH = 1_000;
 
-/** One commit in a lane; a redelivery while it is still there replaces its handle. */
+/** One commit in a lane. */
 interface InFlight {
-  readonly seq: number;
-  m: JsMsg;
-  /** Failed reactions so far, counting earlier deliveries. */
+  readonly c: LoggedCommit;
+  /** Failed reactions so far. */
   failures: number;
 }
 
 /**
- * A reactor on the event log. Its durable consumer is its checkpoint: a
- * commit is acknowledged only after everything it asked for was published
- * (with deterministic msgIDs, so a redelivery publishes nothing twice).
+ * A reactor on the event log. It reads the log through the aggregate
+ * host's own tail (each commit once the resident state holds it) and, when
+ * it falls behind or starts, from the log itself; its position (the
+ * sequence up to which every commit is done) is kept in imgr_meta, stored
+ * every POSITION_EVERY_MS and when it stops. Everything it asks for is
+ * published with deterministic msgIDs, so the commits after the stored
+ * position that a dead holder had done already publish nothing twice.
  *
- * One manager at a time runs a reactor: the durable is a pinned-client
- * priority group, and the others' pulls wait until the pinned one stops (it
- * unpins) or dies (its pin times out). The pinned manager reacts to up to
- * REACTOR_IN_FLIGHT commits at once, one aggregate's in log order. A
- * reaction that fails is retried in place, so the aggregate's later commits
- * wait behind it and other aggregates' do not; after PARK_AFTER tries the
- * commit is parked in IMGR_PARKED, so one bad commit stops nobody.
+ * One manager at a time runs a reactor: the one that holds its lease
+ * (`reactor.<name>` in imgr_leases); a stopping one frees it at once, a dead
+ * one's lapses after the lease time. It reacts to up to REACTOR_IN_FLIGHT
+ * commits at once, one aggregate's in log order. A reaction that fails is
+ * retried in place, so the aggregate's later commits wait behind it and
+ * other aggregates' do not; after PARK_AFTER tries the commit is parked in
+ * IMGR_PARKED, so one bad commit stops nobody.
  */
 export abstract class LogReactor {
   abstract readonly name: string;
-  /** A reactor that acts only on effects acknowledges commits whose EFFECTS_HEADER says 0 without reading them. */
+  /** A reactor that acts only on effects finishes commits whose EFFECTS_HEADER says 0 without reading them. */
   protected readonly effectsOnly: boolean = false;
-  private stopping = false;
-  private follower: Follower | undefined;
-  private readonly inFlight = new Map<number, InFlight>();
-  private readonly lanes = new Lanes<InFlight>(
-    (c, lane) => this.handle(c, lane),
-    () => this.stopping,
-    (e) => this.ctx.log.error({ err: e, reactor: this.name }, 'reactor lane failed'),
-  );
-  /** Ends the retry pauses under way, at a stop. */
-  private readonly wakers = new Set<() => void>();
+  private lease: Lease | undefined;
+  private run: Run | undefined;
 
   constructor(protected readonly ctx: ReactorContext) {}
 
   protected abstract react(commit: Commit, seq: number): Promise<void>;
 
+  /** Contends for the reactor's lease; runs it while it holds it. */
   async start(): Promise<void> {
-    await this.ensureDurable();
-    this.ctx.metrics.watchConsumer(this.ctx.jsm, STREAMS.events, this.name);
-    this.follower = await followDurable(jetstream(this.ctx.nc), this.ctx.jsm, {
-      stream: STREAMS.events,
-      durable: this.name,
-      // The pin lasts while its holder keeps pulling: each pull must end well within the pin's timeout.
-      consume: { max_messages: REACTOR_IN_FLIGHT, group: REACTOR_GROUP, expires: Math.max(1_000, Math.floor(this.ctx.ackWaitMs / 3)) },
-      log: this.ctx.log,
-      onMessage: (m) => this.accept(m),
-    });
+    const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.lease = new Lease(this.ctx.leases, `reactor.${this.name}`, holder, this.ctx.ackWaitMs, { gain: () => this.begin(), lose: () => this.end() }, this.ctx.log);
+    this.ctx.metrics.watchFollower(`reactor ${this.name}`, () => Promise.resolve(this.run ? Math.max(0, this.ctx.host.appliedSeq - this.run.position) : 0));
+    await this.lease.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.lease?.stop();
+  }
+
+  /** Whether this manager runs the reactor now. */
+  get running(): boolean {
+    return this.run !== undefined;
+  }
+
+  private async begin(): Promise<void> {
+    const from = await readPosition(this.ctx, this.name);
+    const run = new Run(this.ctx, this.name, from, this.effectsOnly, (c, seq) => this.react(c, seq), this.ctx.log.child({ reactor: this.name }));
+    this.run = run;
+    run.start();
+    this.ctx.log.info({ reactor: this.name, from }, 'reactor running');
+  }
+
+  private async end(): Promise<void> {
+    const run = this.run;
+    this.run = undefined;
+    await run?.stop();
+  }
+}
+
+/** A reactor while this manager holds its lease. */
+class Run {
+  private stopping = false;
+  private readingNow = false;
+  private reading: Promise<void> = Promise.resolve();
+  /** The next sequence to hand on. */
+  private next: number;
+  private readonly done: Watermark;
+  private stored: number;
+  private readonly lanes = new Lanes<InFlight>(
+    (item) => this.handle(item),
+    () => this.stopping,
+    (e) => this.log.error({ err: e }, 'reactor lane failed'),
+  );
+  private readonly roomWaiters: (() => void)[] = [];
+  /** Ends the retry pauses under way, at a stop. */
+  private readonly wakers = new Set<() => void>();
+  private unlisten: () => void = () => undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ctx: ReactorContext,
+    private readonly name: string,
+    from: number,
+    private readonly effectsOnly: boolean,
+    private readonly react: (commit: Commit, seq: number) => Promise<void>,
+    private readonly log: Logger,
+  ) {
+    this.next = from + 1;
+    this.done = new Watermark(from);
+    this.stored = from;
+  }
+
+  get position(): number {
+    return this.done.value;
+  }
+
+  start(): void {
+    this.unlisten = this.ctx.host.onCommit((c) => this.live(c));
+    this.timer = setInterval(() => {
+      void this.store();
+      // A read that failed (NATS away) is tried again here even when no new commit comes to start it.
+      if (this.next <= this.ctx.host.appliedSeq && this.done.open < REACTOR_IN_FLIGHT) this.catchUp();
+    }, POSITION_EVERY_MS);
+    this.timer.unref();
+    this.catchUp();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unlisten();
+    clearInterval(this.timer);
     for (const wake of this.wakers) wake();
-    await this.follower?.stop();
+    for (const w of this.roomWaiters.splice(0)) w();
+    await this.reading;
     await this.lanes.idle();
-    // What is left unacknowledged comes back after ack_wait; the pin goes now, so another manager takes over at once.
-    await this.ctx.jsm.consumers.unpin(STREAMS.events, this.name, REACTOR_GROUP).catch((e: unknown) => this.ctx.log.debug({ err: e, reactor: this.name }, 'unpin failed'));
+    await this.store();
   }
 
-  private async ensureDurable(): Promise<void> {
-    const settings = reactorConsumerSettings(this.ctx.ackWaitMs);
-    const existing = await this.ctx.jsm.consumers.info(STREAMS.events, this.name).catch(() => undefined);
-    if (!existing) {
-      await this.ctx.jsm.consumers.add(STREAMS.events, { durable_name: this.name, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ...settings });
+  /** A commit the host's tail just read: handed on at once when it is the next and there is room, else read from the log. */
+  private live(c: LoggedCommit): void {
+    if (this.stopping || c.seq < this.next) return;
+    if (this.readingNow || c.seq > this.next || this.done.open >= REACTOR_IN_FLIGHT) {
+      this.catchUp();
       return;
     }
-    const c = existing.config;
-    const same =
-      c.ack_wait === settings.ack_wait &&
-      c.max_ack_pending === settings.max_ack_pending &&
-      c.priority_policy === settings.priority_policy &&
-      c.priority_timeout === settings.priority_timeout &&
-      JSON.stringify(c.priority_groups ?? []) === JSON.stringify(settings.priority_groups);
-    if (!same) await this.ctx.jsm.consumers.update(STREAMS.events, this.name, settings);
+    this.hand(c);
   }
 
-  private accept(m: JsMsg): void {
-    if (this.stopping) return;
-    if (this.effectsOnly && m.headers?.get(EFFECTS_HEADER) === '0') {
-      // Nothing to react to: acknowledged without being read.
-      m.ack();
-      this.ctx.metrics.reactions.inc({ reactor: this.name });
-      return;
-    }
-    const known = this.inFlight.get(m.seq);
-    if (known) {
-      // Redelivered while waiting in its lane (a long retry ahead of it): acknowledge through the latest delivery.
-      known.m = m;
-      return;
-    }
-    const c: InFlight = { seq: m.seq, m, failures: m.info.deliveryCount - 1 };
-    this.inFlight.set(m.seq, c);
-    this.lanes.push(m.subject, c);
-  }
-
-  private async handle(c: InFlight, lane: readonly InFlight[]): Promise<void> {
-    try {
-      const commit = parseCommit(c.m.string(), c.m.headers?.get(COMMIT_SHAPE_HEADER));
-      if ('unreadable' in commit) {
-        this.ctx.log.error({ reactor: this.name, seq: c.seq, reason: commit.unreadable }, 'reactor skips an unreadable commit');
-        c.m.ack();
-        return;
-      }
-      while (!this.stopping) {
-        try {
-          // Views the reaction reads must include this commit.
-          await this.ctx.host.waitFor(c.seq);
-          await this.react(commit, c.seq);
-          c.m.ack();
-          this.ctx.metrics.reactions.inc({ reactor: this.name });
-          return;
-        } catch (e) {
-          c.failures += 1;
-          if (c.failures >= PARK_AFTER) {
-            if (await this.park(c, commit, e)) return;
-          } else {
-            this.ctx.log.error({ err: e, reactor: this.name, seq: c.seq, attempts: c.failures }, 'reaction failed, will retry');
-          }
-          await this.pause(1_000 * Math.min(c.failures, PARK_AFTER), lane);
-        }
-      }
-    } finally {
-      this.inFlight.delete(c.seq);
-    }
-  }
-
-  /** Waits before a retry, keeping the lane's commits from being redelivered meanwhile; a stop cuts it short. */
-  private async pause(ms: number, lane: readonly InFlight[]): Promise<void> {
-    const keepAlive = (): void => {
-      for (const c of lane) {
-        try {
-          c.m.working();
-        } catch {
-          // The connection is gone: the server redelivers after ack_wait.
-        }
-      }
-    };
-    keepAlive();
-    const beat = setInterval(keepAlive, Math.max(250, Math.floor(this.ctx.ackWaitMs / 3)));
-    try {
-      await new Promise<void>((resolve) => {
-        const wake = (): void => {
-          clearTimeout(t);
-          this.wakers.delete(wake);
-          resolve();
-        };
-        const t = setTimeout(wake, ms);
-        this.wakers.add(wake);
+  /** Reads the log from the next sequence up to what the host holds, with room for what it hands on. */
+  private catchUp(): void {
+    if (this.readingNow || this.stopping) return;
+    this.readingNow = true;
+    this.reading = this.read()
+      .catch((e: unknown) => this.log.warn({ err: e, next: this.next }, 'reading the log failed; trying again'))
+      .finally(() => {
+        this.readingNow = false;
+        // A commit the tail brought while this read ended is read now, not at the next one.
+        if (!this.stopping && this.next <= this.ctx.host.appliedSeq) setTimeout(() => this.catchUp(), 0).unref();
       });
-    } finally {
-      clearInterval(beat);
+  }
+
+  private async read(): Promise<void> {
+    while (!this.halted() && this.next <= this.ctx.host.appliedSeq) {
+      const upTo = this.ctx.host.appliedSeq;
+      for await (const m of streamMessages(this.ctx.nc, STREAMS.events, { fromSeq: this.next, toSeq: upTo, limit: READ_BATCH })) {
+        await this.room();
+        if (this.halted()) return;
+        if (m.seq >= this.next) this.hand(loggedCommit(m.seq, m.subject, m.data, m.headers));
+      }
     }
   }
 
-  /** True once parked and acknowledged. */
-  private async park(c: InFlight, commit: Commit, e: unknown): Promise<boolean> {
+  private halted(): boolean {
+    return this.stopping;
+  }
+
+  private room(): Promise<void> {
+    if (this.done.open < REACTOR_IN_FLIGHT || this.stopping) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private hand(c: LoggedCommit): void {
+    this.next = c.seq + 1;
+    this.done.handed(c.seq);
+    if (this.effectsOnly && c.effects === 0) {
+      // Nothing to react to: done without being read.
+      this.finished(c.seq);
+      return;
+    }
+    this.lanes.push(c.subject, { c, failures: 0 });
+  }
+
+  private finished(seq: number): void {
+    this.done.finish(seq);
+    this.ctx.metrics.reactions.inc({ reactor: this.name });
+    if (this.done.open < REACTOR_IN_FLIGHT) for (const w of this.roomWaiters.splice(0)) w();
+  }
+
+  private async store(): Promise<void> {
+    const at = this.done.value;
+    if (at <= this.stored) return;
+    try {
+      await writePosition(this.ctx.meta, this.name, at);
+      this.stored = at;
+    } catch (e) {
+      this.log.warn({ err: e, position: at }, 'reactor position not stored; trying again');
+    }
+  }
+
+  private async handle(item: InFlight): Promise<void> {
+    const { c } = item;
+    const commit = c.commit;
+    if ('unreadable' in commit) {
+      this.log.error({ seq: c.seq, reason: commit.unreadable }, 'reactor skips an unreadable commit');
+      this.finished(c.seq);
+      return;
+    }
+    while (!this.stopping) {
+      try {
+        await this.react(commit, c.seq);
+        this.finished(c.seq);
+        return;
+      } catch (e) {
+        item.failures += 1;
+        if (item.failures >= PARK_AFTER) {
+          if (await this.park(item, commit, e)) return;
+        } else {
+          this.log.error({ err: e, seq: c.seq, attempts: item.failures }, 'reaction failed, will retry');
+        }
+        await this.pause(1_000 * Math.min(item.failures, PARK_AFTER));
+      }
+    }
+  }
+
+  /** Waits before a retry; a stop cuts it short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(t);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
+  }
+
+  /** True once parked (the commit then counts as done). */
+  private async park(item: InFlight, commit: Commit, e: unknown): Promise<boolean> {
     const parked: ParkedCommit = {
       reactor: this.name,
-      seq: c.seq,
-      subject: c.m.subject,
+      seq: item.c.seq,
+      subject: item.c.subject,
       commandId: commit.commandId,
-      attempts: c.failures,
+      attempts: item.failures,
       error: (e instanceof Error ? e.message : String(e)).slice(0, 4096),
       at: Date.now(),
     };
     try {
-      await jetstream(this.ctx.nc).publish(subjects.parked(this.name, c.seq), JSON.stringify(parked), { msgID: `parked-${this.name}-${c.seq}` });
-      this.ctx.log.error({ ...parked }, 'reaction parked: the reactor carries on without it');
-      c.m.ack();
+      await jetstream(this.ctx.nc).publish(subjects.parked(this.name, item.c.seq), JSON.stringify(parked), { msgID: `parked-${this.name}-${item.c.seq}` });
+      this.log.error({ ...parked }, 'reaction parked: the reactor carries on without it');
+      this.finished(item.c.seq);
       this.ctx.metrics.parked.inc({ reactor: this.name });
       return true;
     } catch (err) {
-      this.ctx.log.error({ err, reactor: this.name, seq: c.seq }, 'could not park a failing commit, will retry');
+      this.log.error({ err, seq: item.c.seq }, 'could not park a failing commit, will retry');
       return false;
     }
   }

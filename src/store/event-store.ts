@@ -22,12 +22,14 @@ const DECODER = new TextDecoder();
  * manager's own commits come back through its tail already folded, and the
  * projections never read the hash.
  */
-function loggedCommit(seq: number, subject: string, data: Uint8Array, h: MsgHdrs | undefined): LoggedCommit {
+export function loggedCommit(seq: number, subject: string, data: Uint8Array, h: MsgHdrs | undefined): LoggedCommit {
   let hash: string | undefined;
   let commit: LoggedCommit['commit'] | undefined;
+  const effects = h?.get(EFFECTS_HEADER);
   return {
     seq,
     subject,
+    effects: effects === undefined || effects === '' ? undefined : Number(effects),
     get commit(): LoggedCommit['commit'] {
       return (commit ??= parseCommit(DECODER.decode(data), h?.get(COMMIT_SHAPE_HEADER)));
     },
@@ -52,6 +54,8 @@ export interface LoggedCommit {
   readonly commit: Commit | { readonly unreadable: string };
   /** SHA-256 of the message as stored: the next commit of the aggregate names it as `prev`. */
   readonly hash: string;
+  /** How many effects its facts carry, as its header says (EFFECTS_HEADER); undefined when it does not say (an older log). */
+  readonly effects: number | undefined;
 }
 
 /** Headers of a commit as appended: how many effects it carries, and the shape it is written in. */

@@ -1,5 +1,5 @@
 import { DeliverPolicy, JetStreamError, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isJetStreamStarting } from './errors.js';
 
@@ -7,6 +7,7 @@ export interface StoredMessage {
   seq: number;
   subject: string;
   data: Uint8Array;
+  headers: MsgHdrs | undefined;
   /** The data as UTF-8 text. */
   string(): string;
 }
@@ -18,6 +19,10 @@ export interface ReadOptions {
   filter?: string | string[];
   /** At most this many messages. */
   limit?: number;
+  /** From this sequence on (the start of the stream when absent). */
+  fromSeq?: number;
+  /** Up to this sequence (what the stream holds when the read starts, when absent). */
+  toSeq?: number;
   /** How long a cluster that cannot answer is waited for before the read fails. */
   patienceMs?: number;
 }
@@ -39,12 +44,12 @@ export async function* streamMessages(nc: NatsConnection, stream: string, o: Rea
   const until = Date.now() + (o.patienceMs ?? 30_000);
   // One aggregate's subject is counted by the server, so a subject with no message returns at once instead of holding the pull for its expiry.
   const subject = typeof o.filter === 'string' && !/[*>]/.test(o.filter) ? o.filter : undefined;
-  let after = 0;
+  let after = Math.max(0, (o.fromSeq ?? 1) - 1);
   let given = 0;
   for (;;) {
     try {
       const info = await (await jetstreamManager(nc)).streams.info(stream, subject === undefined ? undefined : { subjects_filter: subject });
-      const last = info.state.last_seq;
+      const last = Math.min(info.state.last_seq, o.toSeq ?? Number.MAX_SAFE_INTEGER);
       const none = info.state.messages === 0 || (subject !== undefined && (info.state.subjects?.[subject] ?? 0) === 0);
       if (none || after >= last || given >= limit) return;
       const consumer = await jetstream(nc).consumers.get(stream, {
@@ -57,8 +62,9 @@ export async function* streamMessages(nc: NatsConnection, stream: string, o: Rea
         after = m.seq;
         given += 1;
         got += 1;
+        if (m.seq > last) return;
         const data = m.data;
-        yield { seq: m.seq, subject: m.subject, data, string: () => utf8.decode(data) };
+        yield { seq: m.seq, subject: m.subject, data, headers: m.headers, string: () => utf8.decode(data) };
         if (m.info.pending === 0 || m.seq >= last || given >= limit) return;
       }
       // The fetch ended with nothing more to give (a filter that matches nothing further).

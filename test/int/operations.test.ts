@@ -15,12 +15,12 @@ import { TWO_SNAPSHOTS } from '../support/image-states.js';
 import { jetstream } from '@nats-io/jetstream';
 import { factsIn, readLog } from '../support/log.js';
 import { provision, STREAMS } from '../../src/store/provision.js';
-import { EventStore, commitHash } from '../../src/store/event-store.js';
+import { EventStore, loggedCommit } from '../../src/store/event-store.js';
 import { readStream } from '../../src/store/read-stream.js';
 import { AggregateHost } from '../../src/actors/host.js';
 import { ManagerConfigSchema } from '../../src/platform/config.js';
 import { systemClock } from '../../src/platform/clock.js';
-import { CommandMessageSchema, parseCommit } from '../../src/messages/wire.js';
+import { CommandMessageSchema } from '../../src/messages/wire.js';
 import { main } from '../../src/cli/imgr.js';
 
 let nats: TestNats;
@@ -196,7 +196,7 @@ describe('§7 operations through NATS', () => {
     const feed = async (): Promise<void> => {
       for (const m of await readStream(nc, STREAMS.events, {})) {
         if (m.seq <= fed) continue;
-        lagging.fold({ seq: m.seq, subject: m.subject, commit: parseCommit(m.string()), hash: commitHash(m.data) });
+        lagging.fold(loggedCommit(m.seq, m.subject, m.data, m.headers));
         fed = m.seq;
       }
     };

@@ -14,7 +14,8 @@ import { silentLogger } from '../../src/platform/logger.js';
 import { ImgrMetrics } from '../../src/platform/metrics.js';
 import { LogReactor, PARK_AFTER } from '../../src/reactors/log-reactor.js';
 import { ParkedCommitSchema, type Commit } from '../../src/messages/wire.js';
-import { STREAMS } from '../../src/store/provision.js';
+import { STREAMS, provision } from '../../src/store/provision.js';
+import { writePosition } from '../../src/reactors/reactor-position.js';
 import { listParked } from '../../src/audit/parked.js';
 import { main } from '../../src/cli/imgr.js';
 
@@ -65,7 +66,10 @@ describe('a reactor and a commit it cannot process', () => {
 
     const nc = await nats.connect('manager');
     const metrics = new ImgrMetrics();
-    const reactor = new Picky({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs: 2_000, metrics }, poison);
+    const p = await provision(nc);
+    // A new reactor starts where the log is; this one reads it from the start.
+    await writePosition(p.meta, 'test-picky', 0);
+    const reactor = new Picky({ nc, jsm: await jetstreamManager(nc), host: manager.host, log: silentLogger(), ackWaitMs: 2_000, metrics, leases: p.leases, meta: p.meta }, poison);
     await reactor.start();
     try {
       await eventually(() => reactor.handled.some((h) => h.id === poison), 'the commit after the poisoned one on its datastore', 120_000);

@@ -314,7 +314,7 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
         if (!d.ok) wrongCommits.push(`${commit.commandId}@${seq} ${s.command.type} committed ${fact?.type ?? '?'} but the log's state refuses: ${d.rejection.message}`);
         else if (d.fact.type !== fact?.type || d.fact.state !== fact.state) wrongCommits.push(`${commit.commandId}@${seq} committed ${fact?.type ?? '?'}/${fact?.state ?? '?'}, the machine decides ${d.fact.type}/${d.fact.state}`);
       }
-      host.fold({ seq, subject: `imgr.evt.${commit.aggregate}.${commit.id}`, commit, hash: '' });
+      host.fold({ seq, subject: `imgr.evt.${commit.aggregate}.${commit.id}`, commit, hash: '', effects: undefined });
     }
     checkRefusalsUpTo(Number.MAX_SAFE_INTEGER);
     return { wrongCommits, wrongRefusals };
