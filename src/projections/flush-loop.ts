@@ -1,8 +1,9 @@
 /**
  * Runs `flush` whenever work is marked, one flush at a time: work marked
- * while a flush runs starts the next one as soon as it ends. Under load a
- * flush takes everything that came in during the previous one, so writes
- * batch themselves; when idle, a single change is written at once.
+ * while a flush runs starts the next one once it ends and `spacingMs` has
+ * passed since it started. Under load a flush takes everything that came in
+ * meanwhile, so writes batch themselves (an image changed twice is written
+ * once); when idle, a single change is written at once.
  */
 export class FlushLoop {
   private running: Promise<void> | undefined;
@@ -12,6 +13,7 @@ export class FlushLoop {
   constructor(
     private readonly flush: () => Promise<void>,
     private readonly onError: (e: unknown) => void,
+    private readonly spacingMs = 0,
   ) {}
 
   kick(): void {
@@ -26,12 +28,15 @@ export class FlushLoop {
 
   private async loop(): Promise<void> {
     for (let seen = this.kicks; ; seen = this.kicks) {
+      const started = performance.now();
       try {
         await this.flush();
       } catch (e) {
         this.onError(e);
       }
       if (this.kicks === seen) break;
+      const wait = this.spacingMs - (performance.now() - started);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
     // Synchronous with the last check above: a kick after this starts a new loop.
     this.running = undefined;

@@ -47,4 +47,20 @@ describe('FlushLoop', () => {
     expect(calls).toBe(2);
     expect(errors).toHaveLength(1);
   });
+
+  it('under load starts flushes no closer than its spacing, so more changes batch; idle, it writes at once', async () => {
+    const starts: number[] = [];
+    const loop = new FlushLoop(() => {
+      starts.push(performance.now());
+      return Promise.resolve();
+    }, () => undefined, 50);
+    loop.kick();
+    // Idle: the first flush started within the kick.
+    expect(starts).toHaveLength(1);
+    // Kicked again during it: the second waits for the spacing.
+    loop.kick();
+    await loop.idle();
+    expect(starts).toHaveLength(2);
+    expect((starts[1] ?? 0) - (starts[0] ?? 0)).toBeGreaterThanOrEqual(49);
+  });
 });
