@@ -115,7 +115,7 @@ export class AggregateHost {
     return this.state.deadlinesDue(now);
   }
 
-  /** Keeps images unused for `idleImageMs` as deflated text, at most `max` per call; returns how many it packed. */
+  /** Keeps images unused for `idleImageMs` as text (ImageStore), at most `max` per call; returns how many it turned. */
   compact(max = COMPACT_PER_CALL): number {
     return this.state.compact(this.config.idleImageMs, max);
   }
@@ -437,7 +437,7 @@ export class AggregateHost {
   }
 }
 
-/** Images packed per call of `compact`: at about 16 µs each, a few tens of ms every second at most. */
+/** Images turned into text per call of `compact`: at a few µs each, a few ms every second at most. */
 const COMPACT_PER_CALL = 2_000;
 
 /** Refusals decided on a datastore's counts of its images (members, the space creations hold). */

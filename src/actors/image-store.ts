@@ -112,8 +112,8 @@ export class ImageStore {
   }
 
   /**
-   * Deflates up to `max` images unused since `idleSince`, least recently used
-   * first; returns how many it packed.
+   * Turns up to `max` images unused since `idleSince` into text, least
+   * recently used first; returns how many it turned.
    */
   compact(idleSince: number, max: number): number {
     let n = 0;
@@ -128,7 +128,7 @@ export class ImageStore {
     return n;
   }
 
-  /** Hot images (not packed). */
+  /** Hot images (not kept as text). */
   get hotCount(): number {
     return this.hotSlots.size;
   }

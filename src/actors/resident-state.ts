@@ -77,7 +77,7 @@ const sameIndexed = (a: Indexed, b: Indexed): boolean =>
  * Every aggregate, the sequence and hash of its last commit, the name
  * indexes decisions read, the datastores' counts of their images, the
  * deadlines the watchdog enforces, and the commands recently committed.
- * Images are kept hot while used and as (deflated) snapshot text when idle
+ * Images are kept hot while used and as compact text when idle
  * (ImageStore); the indexes never need an idle image read back. It only
  * folds commits; what reaches it and when is the host's.
  */

@@ -58,6 +58,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 </main>
 <script>
 const images = new Map(), datastores = new Map();
+const running = (d) => Object.values(d.operationsByAction || {}).reduce((a, n) => a + n, 0);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
 function renderDatastores() {
   document.getElementById('datastores').innerHTML = [...datastores.values()].sort((a,b)=>a.id-b.id).map((d) => {
@@ -65,7 +66,7 @@ function renderDatastores() {
     return '<div class="card" data-datastore="' + d.id + '"><b>' + esc(d.name) + '</b> <span class="muted">#' + d.id + ' ' + esc(d.type) + ' ' + esc(d.dsMad) + '</span>'
       + '<div class="bar"><div style="width:' + pct + '%"></div></div>'
       + '<span class="muted">' + d.freeMb + ' MB free of ' + d.totalMb + ' MB · ' + Object.values(d.imagesByState || {}).reduce((a, n) => a + n, 0) + ' images'
-      + (d.pendingOperations && d.pendingOperations.length ? ' · ' + d.pendingOperations.length + ' operations running' : '') + '</span>'
+      + (running(d) ? ' · ' + running(d) + ' operations running' : '') + '</span>'
       + '<div class="chips">' + Object.entries(d.imagesByState || {}).map(([s, n]) => '<span class="state" data-state="' + s + '">' + s + ' ' + n + '</span>').join('') + '</div>'
       + (d.monitorError ? '<div class="err">' + esc(d.monitorError) + '</div>' : '') + '</div>';
   }).join('') || '<span class="muted">no datastores</span>';

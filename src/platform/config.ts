@@ -18,7 +18,7 @@ export const ManagerConfigSchema = z.object({
   /** Global DATASTORE_CAPACITY_CHECK (§14). */
   capacityCheck: z.boolean().default(true),
   timeouts: z.record(DriverActionSchema, z.number().positive()).default(DEFAULT_DRIVER_TIMEOUTS),
-  /** An image unused this long is kept as deflated snapshot text until it is used again (memory per idle image), in ms. */
+  /** An image unused this long is kept as compact text until it is used again (memory per idle image), in ms. */
   idleImageMs: z.number().int().positive().default(30_000),
   /** How often resident aggregates are checkpointed to KV, in ms. */
   snapshotIntervalMs: z.number().int().positive().default(30_000),

@@ -1,23 +1,31 @@
 import { z } from 'zod';
 import type { ImageView } from '../messages/image-record.js';
 
-/** What a datastore view adds from its images: how many in each state, the driver work in flight, the space creations hold. */
+/**
+ * What a datastore view adds from its images, as counts only: how many
+ * images in each state, the driver operations running on them by action,
+ * and the space the images being created hold (W38). Per-image lists grew
+ * with the creations in flight: 10,000 registrations queued on one
+ * datastore made its view larger than a NATS message and stopped the
+ * projections; which images they are is a query of the images.
+ */
 export const DatastoreSummarySchema = z.object({
   imagesByState: z.record(z.string(), z.number().int()),
-  pendingOperations: z.array(z.object({ imageId: z.number().int(), action: z.string(), requestId: z.string(), deadline: z.number().int() })),
-  /** W38: images being created and the space each holds until it leaves LOCKED. */
-  reservations: z.array(z.object({ imageId: z.number().int(), sizeMb: z.number().int() })).default([]),
+  operationsByAction: z.record(z.string(), z.number().int()).default({}),
+  reservedMb: z.number().int().default(0),
+  /** Images holding space while they are created. */
+  reserving: z.number().int().default(0),
 });
 export type DatastoreSummary = z.infer<typeof DatastoreSummarySchema>;
-type PendingOperation = DatastoreSummary['pendingOperations'][number];
+
+export const EMPTY_SUMMARY: DatastoreSummary = { imagesByState: {}, operationsByAction: {}, reservedMb: 0, reserving: 0 };
+
 interface Counts {
   readonly byState: Map<string, number>;
-  readonly pending: Map<number, PendingOperation>;
-  /** Image id → the space its creation holds. */
-  readonly reserved: Map<number, number>;
+  readonly byAction: Map<string, number>;
+  reservedMb: number;
+  reserving: number;
 }
-
-export const EMPTY_SUMMARY: DatastoreSummary = { imagesByState: {}, pendingOperations: [], reservations: [] };
 
 /**
  * Every datastore's summary, kept image by image: each image commit moves
@@ -32,19 +40,11 @@ export class DatastoreSummaries {
   change(before: ImageView | undefined, after: ImageView | undefined): number[] {
     const touched = new Set<number>();
     if (before && before.state !== 'REMOVED') {
-      const s = this.summary(before.datastore.id);
-      const n = (s.byState.get(before.state) ?? 0) - 1;
-      if (n > 0) s.byState.set(before.state, n);
-      else s.byState.delete(before.state);
-      s.pending.delete(before.id);
-      s.reserved.delete(before.id);
+      this.count(before, -1);
       touched.add(before.datastore.id);
     }
     if (after && after.state !== 'REMOVED') {
-      const s = this.summary(after.datastore.id);
-      s.byState.set(after.state, (s.byState.get(after.state) ?? 0) + 1);
-      if (after.pending) s.pending.set(after.id, { imageId: after.id, action: after.pending.action, requestId: after.pending.requestId, deadline: after.pending.deadline });
-      if (after.reservedMb > 0) s.reserved.set(after.id, after.reservedMb);
+      this.count(after, 1);
       touched.add(after.datastore.id);
     }
     return [...touched];
@@ -53,19 +53,32 @@ export class DatastoreSummaries {
   of(datastoreId: number): DatastoreSummary {
     const s = this.byDatastore.get(datastoreId);
     if (!s) return EMPTY_SUMMARY;
-    return {
-      imagesByState: Object.fromEntries([...s.byState].sort(([a], [b]) => a.localeCompare(b))),
-      pendingOperations: [...s.pending.values()].sort((a, b) => a.imageId - b.imageId),
-      reservations: [...s.reserved].map(([imageId, sizeMb]) => ({ imageId, sizeMb })).sort((a, b) => a.imageId - b.imageId),
-    };
+    const sorted = (m: Map<string, number>): Record<string, number> => Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)));
+    return { imagesByState: sorted(s.byState), operationsByAction: sorted(s.byAction), reservedMb: s.reservedMb, reserving: s.reserving };
+  }
+
+  private count(v: ImageView, sign: 1 | -1): void {
+    const s = this.summary(v.datastore.id);
+    bump(s.byState, v.state, sign);
+    if (v.pending) bump(s.byAction, v.pending.action, sign);
+    if (v.reservedMb > 0) {
+      s.reservedMb += sign * v.reservedMb;
+      s.reserving += sign;
+    }
   }
 
   private summary(datastoreId: number): Counts {
     let s = this.byDatastore.get(datastoreId);
     if (!s) {
-      s = { byState: new Map(), pending: new Map(), reserved: new Map() };
+      s = { byState: new Map(), byAction: new Map(), reservedMb: 0, reserving: 0 };
       this.byDatastore.set(datastoreId, s);
     }
     return s;
   }
+}
+
+function bump(m: Map<string, number>, key: string, sign: 1 | -1): void {
+  const n = (m.get(key) ?? 0) + sign;
+  if (n > 0) m.set(key, n);
+  else m.delete(key);
 }

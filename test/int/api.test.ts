@@ -54,7 +54,7 @@ describe('HTTP API', () => {
     const ds_ = await app.inject({ url: '/api/datastores' });
     expect(ds_.statusCode).toBe(200);
     expect(ds_.json<{ name: string }[]>().map((d) => d.name)).toEqual(['images']);
-    expect((await app.inject({ url: `/api/datastores/${ds}` })).json()).toMatchObject({ id: ds, name: 'images', imagesByState: { READY: 1 }, pendingOperations: [] });
+    expect((await app.inject({ url: `/api/datastores/${ds}` })).json()).toMatchObject({ id: ds, name: 'images', imagesByState: { READY: 1 }, operationsByAction: {}, reservedMb: 0 });
     const list = await app.inject({ url: '/api/images?state=ready&limit=10' });
     expect(list.json()).toMatchObject({ total: 1, items: [{ id: image, name: 'web', state: 'READY' }] });
     expect((await app.inject({ url: `/api/images/${image}` })).json()).toMatchObject({ id: image, size: 8 });

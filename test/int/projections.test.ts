@@ -83,8 +83,8 @@ describe('projections', () => {
   it('summarise each datastore: images by state and the driver operations running', async () => {
     await caughtUp(projector);
     const kv = await new Kvm(await nats.connect('dashboard')).open(VIEW_BUCKETS.datastores);
-    const stored = (await kv.get(String(ds)))?.json<{ summary: { imagesByState: Record<string, number>; pendingOperations: unknown[] } }>();
-    expect(stored?.summary).toEqual({ imagesByState: { DISABLED: 1, READY: 4 }, pendingOperations: [], reservations: [] });
+    const stored = (await kv.get(String(ds)))?.json<{ summary: { imagesByState: Record<string, number>; operationsByAction: Record<string, number> } }>();
+    expect(stored?.summary).toEqual({ imagesByState: { DISABLED: 1, READY: 4 }, operationsByAction: {}, reservedMb: 0, reserving: 0 });
   });
 
   it('count usage per owner and datastore (quota figures of §13.2)', async () => {
