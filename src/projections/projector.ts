@@ -1,6 +1,6 @@
 import { redactSealed } from '../secrets/sealed.js';
 import type { KV } from '@nats-io/kv';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { InvalidArgumentError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import type { Logger } from '../platform/logger.js';
 import type { ImageView } from '../messages/image-record.js';
@@ -17,6 +17,9 @@ import { DatastoreSummaries, DatastoreSummarySchema, EMPTY_SUMMARY } from './sum
 import { untilDone } from '../platform/retry.js';
 import { FlushLoop } from './flush-loop.js';
 import { inParallel } from '../platform/parallel.js';
+
+/** A write the client refuses before sending (a value over the server's max_payload): no retry cures it. */
+const isRefusedForGood = (e: unknown): boolean => e instanceof InvalidArgumentError;
 
 /**
  * Under load, flushes start at most this often: an image acquired and
@@ -291,8 +294,14 @@ export class Projector {
    * succeeds: the in-memory view already has the commit, so giving up would
    * leave the bucket behind it for good. The projection waits meanwhile.
    */
-  private surely(write: () => Promise<unknown>): Promise<void> {
-    return untilDone(write, { stopped: () => this.stopping, firstDelayMs: 100, onFirstFailure: (e) => this.log.warn({ err: e }, 'view write failed; retrying until it succeeds') });
+  private async surely(write: () => Promise<unknown>): Promise<void> {
+    try {
+      await untilDone(write, { stopped: () => this.stopping, firstDelayMs: 100, permanent: isRefusedForGood, onFirstFailure: (e) => this.log.warn({ err: e }, 'view write failed; retrying until it succeeds') });
+    } catch (e) {
+      // A view too large for a NATS message is refused every time: retried, it would stop every other view behind it.
+      if (!isRefusedForGood(e)) throw e;
+      this.log.error({ err: e }, 'view write refused for good (too large for a message); the other views go on without it');
+    }
   }
 
   /** The write of a datastore's view with the summary of its images, when either changed since the last one. */
