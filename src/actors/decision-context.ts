@@ -108,11 +108,7 @@ export class DecisionContexts {
 
   /** What a sweep compares the files with: a scan of the pool, once per monitor period, never per command. */
   private sweep(datastoreId: number): { named: ReadonlySet<string>; graceSec: number } {
-    const named = new Set<string>();
-    for (const { agg } of this.state.allImages()) {
-      if (agg.state === 'REMOVED' || agg.record.datastore.id !== datastoreId) continue;
-      for (const p of [agg.record.source, agg.record.path, ...agg.record.increments.map((i) => i.source)]) if (p !== '') named.add(p);
-    }
+    const named = this.state.namedFiles(datastoreId);
     const t = this.config.timeouts;
     const graceMs = this.config.orphanGraceMs ?? Math.max(t.CP, t.CLONE, t.MKFS) * 1000 + 60_000;
     return { named, graceSec: Math.ceil(graceMs / 1000) };

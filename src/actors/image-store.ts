@@ -107,6 +107,11 @@ export class ImageStore {
     this.hotSlots.delete(view.id);
   }
 
+  delete(id: number): void {
+    this.slots.delete(id);
+    this.hotSlots.delete(id);
+  }
+
   ids(): IterableIterator<number> {
     return this.slots.keys();
   }

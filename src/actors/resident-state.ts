@@ -7,6 +7,7 @@ import type { ImageAggregate } from '../machines/image/decide.js';
 import { safeJson } from '../platform/json.js';
 import { RecentCommits, type ResidentDatastore, type ResidentImage } from './resident.js';
 import { ImageStore } from './image-store.js';
+import { foldForeign, foreignOf, filesOf, type ForeignImage } from './foreign-images.js';
 
 /** What a command committed, for answering it again without deciding. */
 export interface Committed {
@@ -70,6 +71,8 @@ function indexedOf(agg: ImageAggregate): Indexed {
   return { id: r.id, live: agg.state !== 'INIT' && agg.state !== 'REMOVED', datastoreId: r.datastore.id, reservedMb: r.reservedMb, uid: r.uid, name: r.name, deadline };
 }
 
+const indexedOfForeign = (id: number, f: ForeignImage): Indexed => ({ id, live: f.live, datastoreId: f.datastoreId, reservedMb: f.reservedMb, uid: f.uid, name: f.name, deadline: null });
+
 const sameIndexed = (a: Indexed, b: Indexed): boolean =>
   a.live === b.live && a.datastoreId === b.datastoreId && a.reservedMb === b.reservedMb && a.uid === b.uid && a.name === b.name && a.deadline === b.deadline;
 
@@ -95,11 +98,35 @@ export class ResidentState {
   private readonly deadlines = new Map<number, number>();
   /** Keys (`image.<id>`, `datastore.<id>`) changed since the last checkpoint took them. */
   private readonly dirty = new Set<string>();
+  /** Images of partitions another manager holds: only what the indexes need (ForeignImage). */
+  private readonly foreign = new Map<number, ForeignImage>();
+  /** Images being taken over: their commits wait here until the image is loaded (`adopt`). */
+  private readonly adopting = new Map<number, { seq: number; commit: Extract<Commit, { aggregate: 'image' }>; hash: string }[]>();
+  /** Images of other partitions read for one decision (a clone's origin), until it is done. */
+  private readonly borrowed = new Map<number, ResidentImage>();
+  /** Whether a new image is this manager's to keep (its partition is held here). */
+  private holding: (imageId: number) => boolean = () => true;
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /** Which images this manager keeps from now on; the others' commits only move its indexes (ForeignImage). */
+  hold(holding: (imageId: number) => boolean): void {
+    this.holding = holding;
+  }
+
   image(id: number): ImageView | undefined {
-    return this.images.peek(id)?.view;
+    const b = this.borrowed.get(id);
+    return b ? IMAGE.toView(b.agg) : this.images.peek(id)?.view;
+  }
+
+  /** Whether the image is kept here (not another partition's). */
+  resident(id: number): boolean {
+    return this.images.has(id);
+  }
+
+  /** Whether the image is another partition's, known here only by what the indexes need. */
+  isForeign(id: number): boolean {
+    return this.foreign.has(id) || this.adopting.has(id);
   }
 
   datastore(id: number): DatastoreView | undefined {
@@ -109,8 +136,19 @@ export class ResidentState {
 
   /** The image to decide on: hot from now on. */
   residentImage(id: number): ResidentImage | undefined {
+    const b = this.borrowed.get(id);
+    if (b) return b;
     const h = this.images.hot(id, this.now());
     return h && { agg: h.agg, seq: h.seq, hash: h.hash };
+  }
+
+  /** An image of another partition, read for one decision; `giveBack` ends it. */
+  borrow(id: number, image: ResidentImage): void {
+    this.borrowed.set(id, image);
+  }
+
+  giveBackBorrowed(id: number): void {
+    this.borrowed.delete(id);
   }
 
   residentDatastore(id: number): ResidentDatastore | undefined {
@@ -138,19 +176,20 @@ export class ResidentState {
     return this.datastores.values();
   }
 
-  get sizes(): { images: number; datastores: number; imagesHot: number } {
-    return { images: this.images.size, datastores: this.datastores.size, imagesHot: this.images.hotCount };
+  get sizes(): { images: number; datastores: number; imagesHot: number; imagesForeign: number } {
+    return { images: this.images.size, datastores: this.datastores.size, imagesHot: this.images.hotCount, imagesForeign: this.foreign.size + this.adopting.size };
   }
 
   /** Sequence of the aggregate's last commit folded in (0 before its first); reads no idle image. */
   lastSeq(kind: AggregateKind, id: number): number {
-    return kind === 'image' ? this.images.seq(id) : (this.datastores.get(id)?.seq ?? 0);
+    if (kind === 'datastore') return this.datastores.get(id)?.seq ?? 0;
+    return this.images.seq(id) || this.foreign.get(id)?.seq || this.adopting.get(id)?.at(-1)?.seq || 0;
   }
 
   /** Sequence and hash of the aggregate's last commit folded in (0 and "" before its first). */
   last(kind: AggregateKind, id: number): { seq: number; hash: string } {
     if (kind === 'image') {
-      const h = this.images.hot(id, this.now());
+      const h = this.residentImage(id);
       return { seq: h?.seq ?? 0, hash: h?.hash ?? '' };
     }
     const r = this.datastores.get(id);
@@ -191,14 +230,30 @@ export class ResidentState {
   apply(seq: number, commit: Commit, hash: string): void {
     const last = commit.facts[commit.facts.length - 1];
     if (commit.aggregate === 'image') {
-      if (seq <= this.images.seq(commit.id)) return;
-      const before = this.images.hot(commit.id, this.now())?.agg ?? IMAGE.initial(commit.id);
-      const after = foldImageCommit(before, commit);
-      this.images.set(commit.id, after, seq, hash, this.now());
-      const was = indexedOf(before);
-      const is = indexedOf(after);
-      // Most commits (an acquire, a release) move nothing the indexes hold.
-      if (!sameIndexed(was, is)) this.index(was, is);
+      const id = commit.id;
+      if (seq <= this.lastSeq('image', id)) return;
+      const waiting = this.adopting.get(id);
+      if (waiting) {
+        waiting.push({ seq, commit, hash });
+        if (last) this.recent.set(commit.commandId, { kind: 'image', id, seq, fact: last.type, state: last.state, by: actorKey(commit.actor) });
+        return;
+      }
+      if (this.images.has(id) || (!this.foreign.has(id) && this.holding(id))) {
+        const before = this.images.hot(id, this.now())?.agg ?? IMAGE.initial(id);
+        const after = foldImageCommit(before, commit);
+        this.images.set(id, after, seq, hash, this.now());
+        const was = indexedOf(before);
+        const is = indexedOf(after);
+        // Most commits (an acquire, a release) move nothing the indexes hold.
+        if (!sameIndexed(was, is)) this.index(was, is);
+        this.dirty.add(`image.${id}`);
+      } else {
+        // Another manager's: only what the indexes need; its holder checkpoints it.
+        const before = this.foreign.get(id);
+        const after = foldForeign(before, seq, commit.facts);
+        this.foreign.set(id, after);
+        this.index(before && indexedOfForeign(id, before), indexedOfForeign(id, after));
+      }
     } else {
       const r = this.datastores.get(commit.id) ?? { agg: DATASTORE.initial(commit.id), seq: 0, hash: '' };
       if (seq <= r.seq) return;
@@ -209,8 +264,8 @@ export class ResidentState {
       this.datastores.set(commit.id, r);
       if (this.datastoreNames.get(beforeName) === commit.id) this.datastoreNames.delete(beforeName);
       if (r.agg.state !== 'REMOVED' && r.agg.record.name !== '') this.datastoreNames.set(r.agg.record.name, commit.id);
+      this.dirty.add(`datastore.${commit.id}`);
     }
-    this.dirty.add(`${commit.aggregate}.${commit.id}`);
     if (last) this.recent.set(commit.commandId, { kind: commit.aggregate, id: commit.id, seq, fact: last.type, state: last.state, by: actorKey(commit.actor) });
   }
 
@@ -239,6 +294,67 @@ export class ResidentState {
     else held.delete(image.id);
     if (held.size > 0) this.reserved.set(ds, held);
     else this.reserved.delete(ds);
+  }
+
+  /**
+   * Gives up the resident images `which` selects (their partition went to
+   * another manager): each keeps only what the indexes need; the caller has
+   * checkpointed them. Returns how many it gave up.
+   */
+  release(which: (imageId: number) => boolean): number {
+    let n = 0;
+    for (const id of [...this.images.ids()]) {
+      if (!which(id)) continue;
+      const p = this.images.peek(id);
+      if (!p) continue;
+      const agg = IMAGE.fromView(p.view);
+      this.images.delete(id);
+      this.foreign.set(id, foreignOf(agg, p.seq));
+      this.deadlines.delete(id);
+      this.dirty.delete(`image.${id}`);
+      n += 1;
+    }
+    return n;
+  }
+
+  /** The images of other partitions `which` selects: what a manager taking their partition loads. */
+  foreignIds(which: (imageId: number) => boolean): number[] {
+    return [...this.foreign.keys()].filter(which);
+  }
+
+  /** From now on these foreign images' commits wait for `adopt` (or `abandon`) instead of moving the indexes. */
+  beginAdopting(ids: readonly number[]): void {
+    for (const id of ids) if (this.foreign.has(id) && !this.adopting.has(id)) this.adopting.set(id, []);
+  }
+
+  /** A foreign image loaded (its snapshot and the commits after it): kept here from now on, with the commits that waited. */
+  adopt(id: number, image: ResidentImage): void {
+    const waiting = this.adopting.get(id) ?? [];
+    this.adopting.delete(id);
+    const before = this.foreign.get(id);
+    this.foreign.delete(id);
+    this.images.set(id, image.agg, image.seq, image.hash, this.now());
+    this.index(before && indexedOfForeign(id, before), indexedOf(image.agg));
+    for (const w of waiting) this.apply(w.seq, w.commit, w.hash);
+  }
+
+  /** An image that could not be loaded stays foreign, with the commits that waited folded in. */
+  abandon(id: number): void {
+    const waiting = this.adopting.get(id) ?? [];
+    this.adopting.delete(id);
+    for (const w of waiting) this.apply(w.seq, w.commit, w.hash);
+  }
+
+  /** The files the datastore's images name (resident and foreign): what a sweep leaves alone. A scan, once per monitor period. */
+  namedFiles(datastoreId: number): Set<string> {
+    const named = new Set<string>();
+    for (const id of [...this.images.ids()]) {
+      const v = this.images.peek(id)?.view;
+      if (!v || v.state === 'REMOVED' || v.datastore.id !== datastoreId) continue;
+      for (const f of filesOf({ source: v.source, path: v.path, increments: v.increments.map((i) => i.source) })) named.add(f);
+    }
+    for (const f of this.foreign.values()) if (f.live && f.datastoreId === datastoreId) for (const file of filesOf(f)) named.add(file);
+    return named;
   }
 
   /** Packs up to `max` images unused for `idleMs` (ImageStore.compact). */
