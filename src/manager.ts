@@ -10,7 +10,7 @@ import { EventStore } from './store/event-store.js';
 import { isWrongLastSequence } from './store/errors.js';
 import { AggregateHost } from './actors/host.js';
 import { Intake, SOURCE_STREAMS, intakeDurable, type IntakeFeed, type IntakeOptions } from './intake/intake.js';
-import { PartitionOwnership } from './intake/partition-ownership.js';
+import { PartitionOwnership, type PartitionWork } from './intake/partition-ownership.js';
 import { partitionOf } from './messages/partitions.js';
 import { PartitionIntakes } from './intake/partition-intakes.js';
 import { drainLegacyIntakes } from './intake/legacy-intake.js';
@@ -68,7 +68,11 @@ export class Manager {
     const nc = await connectAs('manager', o.servers);
     const p = await provision(nc, { replicas: config.replicas, leaseMs: config.ackWaitMs, ...(config.partitions !== undefined ? { partitions: config.partitions } : {}) });
     const store = new EventStore(nc, p.jsm);
-    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), (req) => statOverNats(nc, req, config.timeouts.STAT * 1000), (kind, n) => nextIds(p.meta, kind, n), metrics);
+    const host = new AggregateHost(store, p.snapshots, config, clock, o.log.child({ component: 'host' }), p.partitions, {
+      stat: (req) => statOverNats(nc, req, config.timeouts.STAT * 1000),
+      ids: (kind, n) => nextIds(p.meta, kind, n),
+      metrics,
+    });
     await host.boot();
     metrics.watchFollower('aggregate host', async () => Math.max(0, (await store.lastSeq()) - host.appliedSeq));
     const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs, metrics, leases: p.leases, meta: p.meta };
@@ -95,9 +99,23 @@ export class Manager {
     // An upgraded store's commands from before partitioning are decided first, then their durables go.
     await drainLegacyIntakes(p.jsm, newIntake, o.log.child({ component: 'legacy-intake' }));
     for (let i = 0; i < p.partitions; i++) for (const source of COMMAND_SOURCES) metrics.watchConsumer(p.jsm, SOURCE_STREAMS[source], intakeDurable(source, i));
-    const partitions = new PartitionIntakes(newIntake, metrics);
-    const ownership = new PartitionOwnership(p.leases, partitions, { partitions: p.partitions, leaseMs: config.ackWaitMs, log: o.log.child({ component: 'partitions' }) });
+    const intakes = new PartitionIntakes(newIntake, metrics);
+    const hostLog = o.log.child({ component: 'host' });
+    // A gained partition's commands are taken at once (an image they need is loaded on demand) while its images load.
+    const work: PartitionWork = {
+      gain: async (partition) => {
+        await intakes.gain(partition);
+        host.adoptPartition(partition).catch((e: unknown) => hostLog.warn({ err: e, partition }, 'loading a partition\'s images failed; each loads when a command needs it'));
+      },
+      lose: async (partition) => {
+        await intakes.lose(partition);
+        host.releasePartition(partition);
+      },
+    };
+    const ownership = new PartitionOwnership(p.leases, work, { partitions: p.partitions, leaseMs: config.ackWaitMs, log: o.log.child({ component: 'partitions' }) });
     await ownership.start();
+    // The boot loaded every image; from here on only the held partitions' stay resident.
+    host.hold((partition) => ownership.holds(partition));
     const ids = nc.subscribe('imgr.query.next-id.*', {
       queue: 'imgr-ids',
       callback: (err, m) => {
@@ -110,16 +128,20 @@ export class Manager {
         );
       },
     });
-    // Point reads of the resident state, until the projections serve richer queries.
+    // Point reads of the resident state, until the projections serve richer queries. Any manager answers:
+    // another partition's image is loaded for the read (and given up again once idle).
     const views = nc.subscribe('imgr.query.view.*.*', {
       queue: 'imgr-views',
       callback: (err, msg) => {
         if (err) return;
         const [, , , kind, idText] = msg.subject.split('.');
         const id = Number(idText);
-        const view = kind === 'image' ? host.image(id) : kind === 'datastore' ? host.datastore(id) : undefined;
-        // A deleted aggregate is not found, as the API and the commands say (its history stays in the log).
-        msg.respond(JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view)));
+        const reading = kind === 'image' && Number.isSafeInteger(id) && id >= 0 ? host.readImage(id) : Promise.resolve(kind === 'datastore' ? host.datastore(id) : undefined);
+        reading.then(
+          // A deleted aggregate is not found, as the API and the commands say (its history stays in the log).
+          (view) => msg.respond(JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view))),
+          (e: unknown) => o.log.warn({ err: e, subject: msg.subject }, 'a view read failed; the reader times out'),
+        );
       },
     });
     const m = new Manager(nc, host, ownership, p.partitions, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);

@@ -21,7 +21,10 @@ import { aggregateOfSubject, commitHash, type EventStore, type AtomicEntry, type
 import { isConcurrencyError } from '../store/errors.js';
 import { LogProgress } from '../store/progress.js';
 import { Mailboxes } from './mailbox.js';
-import { ResidentState, actorKey, type Committed } from './resident-state.js';
+import { ResidentState, actorKey, imageOfSnapshot, type Committed } from './resident-state.js';
+import { partitionOf } from '../messages/partitions.js';
+import { inParallel } from '../platform/parallel.js';
+import { foldImageCommit } from '../machines/aggregates.js';
 import { DecisionContexts, PendingCreations, contextAggregates } from './decision-context.js';
 import { AllocationGroups, type GroupMember } from './allocation-groups.js';
 import { Checkpoints } from './checkpoints.js';
@@ -40,26 +43,114 @@ export class AggregateHost {
   private readonly contexts: DecisionContexts;
   private readonly lookups: OutsideLookups;
   private readonly checkpoints: Checkpoints;
+  private readonly metrics: ImgrMetrics;
   private readonly mailboxes = new Mailboxes();
   private readonly groups = new AllocationGroups(this.mailboxes, (ds, members) => this.commitGroup(ds, members));
   private readonly progress = new LogProgress();
   private readonly listeners = new Set<(c: LoggedCommit) => void>();
   private tail: Tail | undefined;
+  /** Images being loaded from their snapshot and subject, each once however many ask. */
+  private readonly loading = new Map<number, Promise<void>>();
+  /** Images of partitions not held here that were loaded for a read or a decision: given up again once idle. */
+  private readonly visiting = new Set<number>();
+  /** Whether this manager holds an image's partition; all of them until the manager says. */
+  private holdsImage: (imageId: number) => boolean = () => true;
+  /** Checkpoints one at a time: the timer's, a stop's. */
+  private checkpointing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: EventStore,
-    snapshots: KV,
+    private readonly snapshots: KV,
     private readonly config: ManagerConfig,
     private readonly clock: Clock,
     private readonly log: Logger,
-    stat: StatProbe = noStat,
-    ids: IdSource = noIds,
-    private readonly metrics: ImgrMetrics = new ImgrMetrics(),
+    /** The store's command partition count (provision reads it from imgr_meta): checkpoints are kept per partition. */
+    private readonly partitions: number,
+    o: { readonly stat?: StatProbe; readonly ids?: IdSource; readonly metrics?: ImgrMetrics } = {},
   ) {
-    this.state = new ResidentState(() => clock.now());
+    this.metrics = o.metrics ?? new ImgrMetrics();
+    this.state = new ResidentState(() => clock.now(), (id) => this.partitionOfImage(id));
     this.contexts = new DecisionContexts(this.state, config);
-    this.lookups = new OutsideLookups(this.state, config, stat, ids, clock);
-    this.checkpoints = new Checkpoints(store.client, snapshots, this.state, log);
+    this.lookups = new OutsideLookups(this.state, config, o.stat ?? noStat, o.ids ?? noIds, clock);
+    this.checkpoints = new Checkpoints(store.client, snapshots, this.state, log, partitions);
+  }
+
+  private partitionOfImage(id: number): number {
+    return partitionOf('image', id, this.partitions);
+  }
+
+  /**
+   * From now on keeps resident only the images of the partitions `holds`
+   * accepts (plus those loaded for a moment); the others are known by what
+   * the indexes need (ResidentState). Gives up the images of the partitions
+   * not held now.
+   */
+  hold(holds: (partition: number) => boolean): number {
+    this.holdsImage = (id) => holds(this.partitionOfImage(id));
+    this.state.hold(this.holdsImage);
+    return this.release((id) => !this.holdsImage(id));
+  }
+
+  /** A partition gained: its images known here as foreign are loaded (those a command needs first are loaded on demand). */
+  async adoptPartition(partition: number): Promise<void> {
+    const ids = this.state.foreignIds((id) => this.partitionOfImage(id) === partition);
+    await inParallel(ids, ADOPTIONS_IN_FLIGHT, (id) => this.ensureResident([id]));
+    if (ids.length > 0) this.log.info({ partition, loaded: ids.length, ...this.state.sizes }, 'partition images loaded');
+  }
+
+  /** A partition lost: its images are given up, but for those a command is deciding on (released once idle). */
+  releasePartition(partition: number): number {
+    return this.release((id) => this.partitionOfImage(id) === partition && !this.holdsImage(id));
+  }
+
+  private release(which: (id: number) => boolean): number {
+    const n = this.state.release((id) => {
+      if (!which(id)) return false;
+      if (this.mailboxes.busy(`image.${id}`) || this.loading.has(id)) {
+        this.visiting.add(id);
+        return false;
+      }
+      this.visiting.delete(id);
+      return true;
+    });
+    if (n > 0) this.log.info({ released: n, ...this.state.sizes }, 'images of partitions held elsewhere given up');
+    return n;
+  }
+
+  /**
+   * Makes the images resident that are known here only as foreign: each
+   * from its snapshot (if any) and then its own subject's later commits
+   * (direct gets), so a stale snapshot only costs reads. Commits the tail
+   * brings meanwhile wait and are folded after (ResidentState.adopt).
+   */
+  async ensureResident(ids: readonly number[]): Promise<void> {
+    for (const id of ids) {
+      if (!this.state.isForeign(id)) continue;
+      let load = this.loading.get(id);
+      if (!load) {
+        load = this.load(id).finally(() => this.loading.delete(id));
+        this.loading.set(id, load);
+      }
+      await load;
+    }
+  }
+
+  private async load(id: number): Promise<void> {
+    this.state.beginAdopting([id]);
+    try {
+      const entry = await this.snapshots.get(`image.${id}`);
+      let image = (entry?.operation === 'PUT' ? imageOfSnapshot(entry.string()) : undefined) ?? { agg: IMAGE.initial(id), seq: 0, hash: '' };
+      for (;;) {
+        const c = await this.store.nextCommitOf('image', id, image.seq + 1);
+        if (!c) break;
+        image = 'unreadable' in c.commit || c.commit.aggregate !== 'image' ? { ...image, seq: c.seq } : { agg: foldImageCommit(image.agg, c.commit), seq: c.seq, hash: c.hash };
+      }
+      this.state.adopt(id, image);
+      if (!this.holdsImage(id)) this.visiting.add(id);
+    } catch (e) {
+      this.state.abandon(id);
+      throw e;
+    }
   }
 
   /** Loads the last checkpoint, then follows the log from there; resolves once caught up. */
@@ -84,8 +175,25 @@ export class AggregateHost {
     return this.progress.applied;
   }
 
+  /** The image as the log has it, loaded first if it is another partition's (its holder's answer would be the same). */
+  async readImage(id: number): Promise<ImageView | undefined> {
+    await this.ensureResident([id]);
+    return this.state.image(id);
+  }
+
+  /** The image if it is resident here; undefined for one unknown or known only as another partition's. */
   image(id: number): ImageView | undefined {
     return this.state.image(id);
+  }
+
+  /** Whether the image is kept resident here. */
+  isResident(id: number): boolean {
+    return this.state.resident(id);
+  }
+
+  /** How many images are resident, known as other partitions', hot. */
+  get sizes(): { images: number; datastores: number; imagesHot: number; imagesForeign: number } {
+    return this.state.sizes;
   }
 
   datastore(id: number): DatastoreView | undefined {
@@ -115,9 +223,20 @@ export class AggregateHost {
     return this.state.deadlinesDue(now);
   }
 
-  /** Keeps images unused for `idleImageMs` as text (ImageStore), at most `max` per call; returns how many it turned. */
+  /**
+   * Keeps images unused for `idleImageMs` as text (ImageStore), at most
+   * `max` per call, and gives up those of partitions held elsewhere that were
+   * loaded for a moment and are idle now; returns how many it turned.
+   */
   compact(max = COMPACT_PER_CALL): number {
-    return this.state.compact(this.config.idleImageMs, max);
+    const n = this.state.compact(this.config.idleImageMs, max);
+    if (this.visiting.size > 0) {
+      const idle = [...this.visiting].filter((id) => this.holdsImage(id) || !this.state.hot(id));
+      for (const id of idle) if (this.holdsImage(id)) this.visiting.delete(id);
+      const set = new Set(idle);
+      this.release((id) => set.has(id) && !this.holdsImage(id));
+    }
+    return n;
   }
 
   /**
@@ -135,9 +254,12 @@ export class AggregateHost {
     return this.progress.waitFor(seq);
   }
 
-  /** Writes a checkpoint of everything applied without a gap (see Checkpoints). */
+  /** Writes a checkpoint of everything applied without a gap (see Checkpoints); one at a time. Resolves with its sequence. */
   checkpoint(): Promise<number> {
-    return this.checkpoints.write(this.progress.applied);
+    const upTo = this.progress.applied;
+    const next = this.checkpointing.then(() => this.checkpoints.write(upTo));
+    this.checkpointing = next.catch(() => undefined);
+    return next.then(() => upTo);
   }
 
   /**
@@ -156,6 +278,7 @@ export class AggregateHost {
   async execute(msg: CommandMessage): Promise<Outcome> {
     const { kind, id } = aggregateOfCommand(msg.command);
     const commandId = msg.envelope.commandId;
+    await this.ensureResident(imagesRead(msg.command));
     // What the decision needs from outside (a STAT, fresh ids) is asked once, before the command queues:
     // a slow STAT holds up nothing else.
     const lookups = this.state.committed(commandId) ? NO_LOOKUPS : await this.lookups.for(msg.command, commandId, this.progress.applied);
@@ -173,6 +296,8 @@ export class AggregateHost {
     const commandId = msg.envelope.commandId;
     let countsCurrent = false;
     for (let attempt = 1; ; attempt++) {
+      // Again inside the mailboxes: a partition lost and taken back meanwhile may have given the image up.
+      await this.ensureResident(imagesRead(msg.command));
       const outcome = await this.decideAndCommit(msg, lookups);
       if (outcome.status === 'accepted') return outcome;
       const last = await this.store.lastCommitOf(kind, id);
@@ -213,6 +338,7 @@ export class AggregateHost {
    * its own earlier commit); after a conflict every member is.
    */
   private async commitGroup(datastoreId: number, members: readonly GroupMember[]): Promise<void> {
+    await this.ensureResident(members.flatMap((m) => imagesRead(m.msg.command)));
     const pending = new PendingCreations(datastoreId);
     const decided: { member: GroupMember; parts: Part[]; meta: Meta; mine: Omit<Committed, 'by' | 'seq'> }[] = [];
     const alone: GroupMember[] = [];
@@ -403,6 +529,8 @@ export class AggregateHost {
 
   private decide(command: ImageCommand | DatastoreCommand, meta: Meta, lookups: Lookups = NO_LOOKUPS, pending?: PendingCreations): Decision {
     if (isImageCommand(command)) {
+      // Deciding on what the indexes keep of another partition's image would decide on an empty one.
+      if (this.state.isForeign(command.imageId)) throw new NotResidentError(command.imageId);
       const agg = this.state.residentImage(command.imageId)?.agg ?? IMAGE.initial(command.imageId);
       const d = IMAGE.decide(agg, { ...command, meta, ctx: { ...this.contexts.image(command, meta, pending), ...lookups } });
       return d.ok ? { ok: true, kind: 'image', fact: d.fact } : d;
@@ -437,6 +565,15 @@ export class AggregateHost {
   }
 }
 
+/** Foreign images a gained partition loads at once (a KV get and direct gets each). */
+const ADOPTIONS_IN_FLIGHT = 32;
+
+/** The images a command's decision reads: its own and the origin its context names. */
+function imagesRead(c: ImageCommand | DatastoreCommand): number[] {
+  const own = isImageCommand(c) ? [c.imageId] : [];
+  return [...own, ...contextAggregates(c).filter(([k]) => k === 'image').map(([, i]) => i)];
+}
+
 /** Images turned into text per call of `compact`: at a few µs each, a few ms every second at most. */
 const COMPACT_PER_CALL = 2_000;
 
@@ -461,6 +598,14 @@ const partOf = (d: Extract<Decision, { ok: true }>, id: number, commandId: strin
 const reused = (commandId: string): Outcome => ({ status: 'rejected', commandId, ...rejection('CMD_ERR_ID_REUSED', { id: commandId }) });
 
 const accepted = (commandId: string, c: Omit<Committed, 'by'>): Outcome => ({ status: 'accepted', commandId, aggregate: c.kind, id: c.id, fact: c.fact, state: c.state, seq: c.seq });
+
+/** A decision reached an image that was given up meanwhile; the intake redelivers the command (no answer is given). */
+export class NotResidentError extends Error {
+  override readonly name = 'NotResidentError';
+  constructor(imageId: number) {
+    super(`image ${imageId} is another partition's and was not loaded`);
+  }
+}
 
 /** An aggregate kept changing under a command; the intake redelivers it later. */
 export class ConflictsExhaustedError extends ImgrError {

@@ -53,6 +53,11 @@ export class ImageStore {
     return this.slots.has(id);
   }
 
+  /** Whether the image is kept as objects (used within the idle time), not as text. */
+  isHot(id: number): boolean {
+    return this.hotSlots.has(id);
+  }
+
   /** Sequence of the image's last commit folded in; 0 when it has none. */
   seq(id: number): number {
     return this.slots.get(id)?.seq ?? 0;
@@ -79,7 +84,6 @@ export class ImageStore {
     if (s.agg) return { view: IMAGE.toView(s.agg), seq: s.seq, hash: s.hash };
     return { ...unpack(id, s.text ?? ''), seq: s.seq };
   }
-
 
   /** Sets the image's state (a fold, a decision committed); it is hot. */
   set(id: number, agg: ImageAggregate, seq: number, hash: string, now: number): void {

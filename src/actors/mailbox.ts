@@ -26,6 +26,11 @@ export class Mailboxes {
     return next;
   }
 
+  /** Whether a task of the key runs or waits. */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
   get size(): number {
     return this.tails.size;
   }

@@ -45,6 +45,12 @@ function readSnapshot(text: string): Snapshot | undefined {
   return s.success ? s.data : undefined;
 }
 
+/** An image's stored snapshot as the image to decide on; undefined when it does not read or is not an image's. */
+export function imageOfSnapshot(text: string): ResidentImage | undefined {
+  const s = readSnapshot(text);
+  return s?.kind === 'image' ? { agg: IMAGE.fromView(s.view), seq: s.seq, hash: s.hash } : undefined;
+}
+
 function looksLikeSnapshot(raw: object): raw is Snapshot {
   const s = raw as Record<string, unknown>;
   const view = s['view'];
@@ -100,14 +106,18 @@ export class ResidentState {
   private readonly dirty = new Set<string>();
   /** Images of partitions another manager holds: only what the indexes need (ForeignImage). */
   private readonly foreign = new Map<number, ForeignImage>();
+  /** Partition → how many of its images are foreign here: a checkpoint of that partition waits until none is. */
+  private readonly foreignIn = new Map<number, number>();
   /** Images being taken over: their commits wait here until the image is loaded (`adopt`). */
   private readonly adopting = new Map<number, { seq: number; commit: Extract<Commit, { aggregate: 'image' }>; hash: string }[]>();
-  /** Images of other partitions read for one decision (a clone's origin), until it is done. */
-  private readonly borrowed = new Map<number, ResidentImage>();
   /** Whether a new image is this manager's to keep (its partition is held here). */
   private holding: (imageId: number) => boolean = () => true;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** The command partition of an image (partitionOf); one partition when the store has none. */
+    private readonly partitionOf: (imageId: number) => number = () => 0,
+  ) {}
 
   /** Which images this manager keeps from now on; the others' commits only move its indexes (ForeignImage). */
   hold(holding: (imageId: number) => boolean): void {
@@ -115,13 +125,22 @@ export class ResidentState {
   }
 
   image(id: number): ImageView | undefined {
-    const b = this.borrowed.get(id);
-    return b ? IMAGE.toView(b.agg) : this.images.peek(id)?.view;
+    return this.images.peek(id)?.view;
   }
 
   /** Whether the image is kept here (not another partition's). */
   resident(id: number): boolean {
     return this.images.has(id);
+  }
+
+  /** Whether the image is resident and was used within the idle time (not yet packed as text). */
+  hot(id: number): boolean {
+    return this.images.isHot(id);
+  }
+
+  /** The partitions with an image known here only as foreign: no checkpoint of theirs can be written here. */
+  foreignPartitions(): Set<number> {
+    return new Set(this.foreignIn.keys());
   }
 
   /** Whether the image is another partition's, known here only by what the indexes need. */
@@ -136,19 +155,8 @@ export class ResidentState {
 
   /** The image to decide on: hot from now on. */
   residentImage(id: number): ResidentImage | undefined {
-    const b = this.borrowed.get(id);
-    if (b) return b;
     const h = this.images.hot(id, this.now());
     return h && { agg: h.agg, seq: h.seq, hash: h.hash };
-  }
-
-  /** An image of another partition, read for one decision; `giveBack` ends it. */
-  borrow(id: number, image: ResidentImage): void {
-    this.borrowed.set(id, image);
-  }
-
-  giveBackBorrowed(id: number): void {
-    this.borrowed.delete(id);
   }
 
   residentDatastore(id: number): ResidentDatastore | undefined {
@@ -251,7 +259,7 @@ export class ResidentState {
         // Another manager's: only what the indexes need; its holder checkpoints it.
         const before = this.foreign.get(id);
         const after = foldForeign(before, seq, commit.facts);
-        this.foreign.set(id, after);
+        this.setForeign(id, after);
         this.index(before && indexedOfForeign(id, before), indexedOfForeign(id, after));
       }
     } else {
@@ -309,12 +317,28 @@ export class ResidentState {
       if (!p) continue;
       const agg = IMAGE.fromView(p.view);
       this.images.delete(id);
-      this.foreign.set(id, foreignOf(agg, p.seq));
+      this.setForeign(id, foreignOf(agg, p.seq));
       this.deadlines.delete(id);
       this.dirty.delete(`image.${id}`);
       n += 1;
     }
     return n;
+  }
+
+  private setForeign(id: number, f: ForeignImage): void {
+    if (!this.foreign.has(id)) {
+      const p = this.partitionOf(id);
+      this.foreignIn.set(p, (this.foreignIn.get(p) ?? 0) + 1);
+    }
+    this.foreign.set(id, f);
+  }
+
+  private deleteForeign(id: number): void {
+    if (!this.foreign.delete(id)) return;
+    const p = this.partitionOf(id);
+    const n = (this.foreignIn.get(p) ?? 0) - 1;
+    if (n > 0) this.foreignIn.set(p, n);
+    else this.foreignIn.delete(p);
   }
 
   /** The images of other partitions `which` selects: what a manager taking their partition loads. */
@@ -332,9 +356,11 @@ export class ResidentState {
     const waiting = this.adopting.get(id) ?? [];
     this.adopting.delete(id);
     const before = this.foreign.get(id);
-    this.foreign.delete(id);
+    this.deleteForeign(id);
     this.images.set(id, image.agg, image.seq, image.hash, this.now());
     this.index(before && indexedOfForeign(id, before), indexedOf(image.agg));
+    // Its snapshot may be older than what was loaded: the next checkpoint writes it before its partition's.
+    this.dirty.add(`image.${id}`);
     for (const w of waiting) this.apply(w.seq, w.commit, w.hash);
   }
 

@@ -75,7 +75,7 @@ export class DriverDispatcher extends LogReactor {
 
   /** The image document names the orphan as its SOURCE: the driver's RM removes that file and nothing else. */
   private async reclaim(e: Extract<Effect, { kind: 'datastore.orphanSource' }>, requestId: string, seq: number): Promise<void> {
-    const image = this.ctx.host.image(e.imageId) ?? { ...emptyImage(e.imageId), state: 'REMOVED' as const };
+    const image = (await this.ctx.host.readImage(e.imageId)) ?? { ...emptyImage(e.imageId), state: 'REMOVED' as const };
     this.ctx.log.warn({ ...e, seq, requestId }, 'reclaiming an orphaned source');
     await this.request({ requestId, action: 'RM', imageId: e.imageId, datastoreId: e.datastoreId, deadline: this.clock.now() + this.config.timeouts.RM * 1000, extra: {}, seq }, { ...image, source: e.source });
   }
@@ -86,7 +86,7 @@ export class DriverDispatcher extends LogReactor {
       this.ctx.log.warn({ requestId: r.requestId, datastoreId: r.datastoreId }, 'driver request for a datastore that does not exist');
       return;
     }
-    const image = imageDocument ?? (r.imageId >= 0 ? (this.ctx.host.image(r.imageId) ?? null) : null);
+    const image = imageDocument ?? (r.imageId >= 0 ? ((await this.ctx.host.readImage(r.imageId)) ?? null) : null);
     const mad = datastore.type === 'SYSTEM_DS' ? datastore.tmMad : datastore.dsMad;
     const body: DriverRequest = { ...r, image, datastore };
     await this.out.raw(subjects.driverRequest(mad, r.action), body, `drv-${r.requestId}`);

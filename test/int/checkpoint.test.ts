@@ -33,7 +33,7 @@ afterAll(async () => {
 async function host(): Promise<AggregateHost> {
   const nc = await nats.connect('manager');
   const p = await provision(nc);
-  const h = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger());
+  const h = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
   await h.boot();
   return h;
 }

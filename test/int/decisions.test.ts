@@ -53,7 +53,7 @@ describe('a refusal decided on a lagging state', () => {
   it('is decided again on the aggregate\'s last commit: no "does not exist" for an image another manager created', async () => {
     const nc = await nats.connect('manager');
     const p = await provision(nc);
-    const lagging = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger());
+    const lagging = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
     await lagging.boot();
     await lagging.stop();
     const x = await c.nextId('image');
@@ -75,7 +75,7 @@ describe('a refusal decided on a lagging context', () => {
     expect(used).toMatchObject({ state: 'USED_PERS' });
     const nc = await nats.connect('manager');
     const p = await provision(nc);
-    const lagging = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger());
+    const lagging = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
     await lagging.boot();
     await lagging.waitFor(used.status === 'accepted' ? used.seq : 0);
     await lagging.stop();

@@ -191,7 +191,7 @@ describe('§7 operations through NATS', () => {
     const p = await provision(nc);
     const store = new EventStore(nc, p.jsm);
     // A second host, fed the log by hand: it follows exactly as far as this test lets it.
-    const lagging = new AggregateHost(store, p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger());
+    const lagging = new AggregateHost(store, p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
     let fed = 0;
     const feed = async (): Promise<void> => {
       for (const m of await readStream(nc, STREAMS.events, {})) {

@@ -150,7 +150,7 @@ describe('partitioned managers', () => {
 
   it('two managers share the partitions and, in steady state, never decide for the same aggregate', async () => {
     const metrics = [new ImgrMetrics(), new ImgrMetrics()] as const;
-    const config = { ackWaitMs: ACK_WAIT_MS };
+    const config = { ackWaitMs: ACK_WAIT_MS, idleImageMs: 300 };
     const a = await Manager.start({ servers: nats.url, log: silentLogger(), config, metrics: metrics[0] });
     const b = await Manager.start({ servers: nats.url, log: silentLogger(), config, metrics: metrics[1] });
     try {
@@ -159,7 +159,17 @@ describe('partitioned managers', () => {
       expect(await holders()).toEqual(Array.from({ length: DEFAULT_PARTITIONS }, (_, p) => (a.ownership.partitions.includes(p) ? a.ownership.managerId : b.ownership.managerId)));
 
       await ensureImages();
-      await eventually(() => images.every((id) => a.host.image(id)?.state === 'READY' && b.host.image(id)?.state === 'READY'), 'images READY');
+      // Each image is resident in the manager that holds its partition; the other keeps what its indexes need
+      // (it loads one for a moment to read it, and gives it up once idle).
+      const holder = (id: number): Manager => (a.holds('image', id) ? a : b);
+      const other = (id: number): Manager => (a.holds('image', id) ? b : a);
+      await eventually(() => images.every((id) => holder(id).host.image(id)?.state === 'READY' && !other(id).host.isResident(id)), 'images READY where they are held, given up elsewhere');
+      expect(images.filter((id) => a.holds('image', id)).length).toBeGreaterThan(0);
+      expect(images.filter((id) => b.holds('image', id)).length).toBeGreaterThan(0);
+      const ds = holder(images[0] ?? 0).host.image(images[0] ?? 0)?.datastore.id ?? -1;
+      expect([a.host.imagesIn(ds), b.host.imagesIn(ds)]).toEqual([images.length, images.length]);
+      // Reads are answered by either manager, whichever partition the image is in.
+      for (let round = 0; round < 4; round++) expect((await Promise.all(images.map((id) => client.image(id)))).map((v) => v?.state)).toEqual(images.map(() => 'READY'));
 
       const total = async (m: ImgrMetrics, name: string): Promise<number> => ((await m.registry.getSingleMetric(name)?.get())?.values ?? []).reduce((n, v) => n + v.value, 0);
       const conflicts = async (): Promise<number> => (await total(metrics[0], 'imgr_append_conflicts_total')) + (await total(metrics[1], 'imgr_append_conflicts_total'));

@@ -80,7 +80,7 @@ describe('two writers, one log', () => {
     // A host of its own (no reactors) that stops following the log; b writes x; then this host writes y itself.
     const nc = await nats.connect('manager');
     const p = await provision(nc);
-    const host = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger());
+    const host = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
     await host.boot();
     await host.waitFor(b.host.appliedSeq);
     await host.stop();

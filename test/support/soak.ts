@@ -287,8 +287,8 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
 
   /** Every commit in log order with the state the machines had before it, and the refusals at their time. */
   function replay(log: readonly { seq: number; commit: Commit }[], store: EventStore, snapshots: KV): { wrongCommits: string[]; wrongRefusals: string[] } {
-    // Never booted: it only folds the commits given and decides on them.
-    const host = new AggregateHost(store, snapshots, ManagerConfigSchema.parse(config), systemClock, silentLogger());
+    // Never booted and never checkpointed (the partition count only names checkpoints): it only folds the commits given and decides on them.
+    const host = new AggregateHost(store, snapshots, ManagerConfigSchema.parse(config), systemClock, silentLogger(), 1);
     const byId = new Map(sent.map((s) => [s.commandId, s]));
     const actor: Actor | undefined = log.find((l) => byId.has(l.commit.commandId))?.commit.actor;
     const refusals = sent.filter((s) => s.outcome?.status === 'rejected').sort((x, y) => (x.answeredAt ?? 0) - (y.answeredAt ?? 0));
@@ -403,7 +403,7 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
       // A manager booting from the checkpoints the two managers wrote has the log's state.
       expect(roles.managers.filter((m) => m.exitCode !== null).map((m) => m.output.join('').slice(-2000))).toEqual([]);
       await Promise.all(roles.managers.map((m) => m.stop()));
-      const fresh = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse(config), systemClock, silentLogger());
+      const fresh = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse(config), systemClock, silentLogger(), p.partitions);
       await fresh.boot();
       const differing = [...views.images.values()].filter((v) => JSON.stringify(fresh.image(v.id)) !== JSON.stringify(v)).map((v) => v.id);
       expect(differing).toEqual([]);

@@ -89,16 +89,20 @@ describe('images of partitions a manager does not hold', () => {
     );
   });
 
-  it('a borrowed image is read for a decision and given back', () => {
+  it('a partition with a foreign image is named until the image is taken back, which its next checkpoint writes', () => {
     const { commits, agg } = commitsOf([0, 1, 2]);
-    const other = new ResidentState(() => 0);
+    const other = new ResidentState(() => 0, (id) => id % 2);
     other.hold(() => false);
     commits.forEach((c, i) => other.apply(i + 1, c, 'h'));
     expect(other.residentImage(5)).toBeUndefined();
-    other.borrow(5, { agg, seq: commits.length, hash: 'x' });
+    expect([...other.foreignPartitions()]).toEqual([1]);
+    other.takeDirty();
+    other.hold(() => true);
+    other.beginAdopting([5]);
+    expect([...other.foreignPartitions()]).toEqual([1]);
+    other.adopt(5, { agg, seq: commits.length, hash: 'x' });
+    expect([...other.foreignPartitions()]).toEqual([]);
     expect(other.residentImage(5)?.agg).toEqual(agg);
-    expect(other.last('image', 5)).toEqual({ seq: commits.length, hash: 'x' });
-    other.giveBackBorrowed(5);
-    expect(other.residentImage(5)).toBeUndefined();
+    expect(other.takeDirty()).toEqual(['image.5']);
   });
 });

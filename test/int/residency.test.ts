@@ -1,0 +1,120 @@
+/**
+ * Per-partition residency (the scale-out issue): a manager keeps resident
+ * only the images of the partitions it holds; the others' images it knows by
+ * what its indexes need. Its checkpoints must then never claim another
+ * partition's images (their commits moved no snapshot here), a partition it
+ * gains has its images loaded, and reads of any image are answered by any
+ * manager.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kvm } from '@nats-io/kv';
+import { TestNats } from '../support/nats.js';
+import { eventually } from '../support/eventually.js';
+import { Manager } from '../../src/manager.js';
+import { ImgrClient } from '../../src/client/index.js';
+import { silentLogger } from '../../src/platform/logger.js';
+import { AggregateHost } from '../../src/actors/host.js';
+import { partitionCheckpointKey } from '../../src/actors/checkpoints.js';
+import { EventStore } from '../../src/store/event-store.js';
+import { BUCKETS, provision } from '../../src/store/provision.js';
+import { ManagerConfigSchema } from '../../src/platform/config.js';
+import { systemClock } from '../../src/platform/clock.js';
+import { DEFAULT_PARTITIONS } from '../../src/messages/partitions.js';
+
+let nats: TestNats;
+let c: ImgrClient;
+
+beforeAll(async () => {
+  nats = await TestNats.start();
+  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+});
+afterAll(async () => {
+  await c.close();
+  await nats.dispose();
+});
+
+/** No checkpoint but the ones a test asks for; images idle for a moment are given up quickly. */
+const CONFIG = { snapshotIntervalMs: 3_600_000, idleImageMs: 200, ackWaitMs: 2_000 };
+
+async function freshHost(): Promise<AggregateHost> {
+  const nc = await nats.connect('manager');
+  const p = await provision(nc);
+  const h = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
+  await h.boot();
+  return h;
+}
+
+async function accepted(p: Promise<{ status: string; seq?: number }>): Promise<number> {
+  const o = await p;
+  expect(o).toMatchObject({ status: 'accepted' });
+  return o.seq ?? 0;
+}
+
+/** Images READY at once (a SOURCE needs no driver), `n` of them in a new datastore. */
+async function images(n: number, tag: string): Promise<number[]> {
+  const ds = await c.nextId('datastore');
+  await accepted(c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: tag, DS_MAD: 'dummy', TM_MAD: 'dummy' } }));
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = await c.nextId('image');
+    await accepted(c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: `${tag}-${i}`, SOURCE: `/s/${tag}-${i}`, FORMAT: 'raw', SIZE: '1' } }));
+    ids.push(id);
+  }
+  return ids;
+}
+
+describe('a manager keeps its partitions\' images', () => {
+  it("writes no checkpoint of a partition whose images changed elsewhere; a boot from the checkpoints has every commit", async () => {
+    const a = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+    const b = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+    try {
+      await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS / 2 && b.ownership.partitions.length === DEFAULT_PARTITIONS / 2, 'an even share each');
+      const ids = await images(24, 'cp');
+      const ofB = ids.filter((id) => b.holds('image', id));
+      expect(ofB.length).toBeGreaterThan(0);
+      // B's images change; only A checkpoints (B writes nothing until it stops).
+      let last = 0;
+      for (const id of ofB) last = await accepted(c.send({ type: 'image.disable', imageId: id }));
+      await a.host.waitFor(last);
+      expect(ofB.every((id) => !a.host.isResident(id))).toBe(true);
+      expect(await a.host.checkpoint()).toBeGreaterThanOrEqual(last);
+      const snapshots = await new Kvm(await nats.connect('manager')).open(BUCKETS.snapshots);
+      const written = async (p: number): Promise<number> => Number((await snapshots.get(partitionCheckpointKey(p)))?.string() ?? 0);
+      for (const p of b.ownership.partitions) expect(await written(p)).toBeLessThan(last);
+      for (const p of a.ownership.partitions) expect(await written(p)).toBeGreaterThanOrEqual(last);
+      // A manager booting from the bucket has every image as the log has it: B's disabled, A's READY.
+      const fresh = await freshHost();
+      expect(ids.map((id) => fresh.image(id)?.state)).toEqual(ids.map((id) => (b.holds('image', id) ? 'DISABLED' : 'READY')));
+      await fresh.stop();
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+  });
+
+  it('loads the images of a partition it takes over, decides on them and answers reads of any image', async () => {
+    const a = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+    const b = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+    let bStopped = false;
+    try {
+      await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS / 2 && b.ownership.partitions.length === DEFAULT_PARTITIONS / 2, 'an even share each');
+      const ids = await images(24, 'move');
+      const ofB = ids.filter((id) => b.holds('image', id));
+      for (const id of ofB) await accepted(c.send({ type: 'image.acquire', imageId: id, vmId: 7, mode: 'deploy' }));
+      await eventually(() => ofB.every((id) => !a.host.isResident(id)), "B's images given up by A");
+      // Any manager answers a read of any image (the query goes to either).
+      for (let round = 0; round < 3; round++) expect((await Promise.all(ofB.map((id) => c.image(id)))).map((v) => v?.state)).toEqual(ofB.map(() => 'USED'));
+      await b.stop();
+      bStopped = true;
+      await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS, 'A holding every partition');
+      await eventually(() => ofB.every((id) => a.host.isResident(id)), "B's images loaded by A");
+      expect(ofB.map((id) => a.host.image(id)?.vms)).toEqual(ofB.map(() => [7]));
+      for (const id of ofB) await accepted(c.send({ type: 'image.release', imageId: id, vmId: 7, failed: false }));
+      expect(ofB.map((id) => a.host.image(id)?.state)).toEqual(ofB.map(() => 'READY'));
+      expect(a.host.sizes.imagesForeign).toBe(0);
+    } finally {
+      if (!bStopped) await b.stop();
+      await a.stop();
+    }
+  });
+});
