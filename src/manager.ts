@@ -75,6 +75,7 @@ export class Manager {
     });
     await host.boot();
     metrics.watchFollower('aggregate host', async () => Math.max(0, (await store.lastSeq()) - host.appliedSeq));
+    metrics.watchResidency(() => ({ resident: host.sizes.images, foreign: host.sizes.imagesForeign }));
     const ctx = { nc, jsm: p.jsm, host, log: o.log, ackWaitMs: config.ackWaitMs, metrics, leases: p.leases, meta: p.meta };
     const dispatcher = new DriverDispatcher({ ...ctx, log: o.log.child({ component: 'dispatch' }) }, config, clock);
     const pm = new ProcessManager({ ...ctx, log: o.log.child({ component: 'process' }) }, clock);

@@ -103,7 +103,8 @@ export class AggregateHost {
     return this.release((id) => this.partitionOfImage(id) === partition && !this.holdsImage(id));
   }
 
-  private release(which: (id: number) => boolean): number {
+  /** Gives up the resident images `which` selects (among `among`, else every resident image: a scan). */
+  private release(which: (id: number) => boolean, among?: Iterable<number>): number {
     const n = this.state.release((id) => {
       if (!which(id)) return false;
       if (this.mailboxes.busy(`image.${id}`) || this.loading.has(id)) {
@@ -112,8 +113,9 @@ export class AggregateHost {
       }
       this.visiting.delete(id);
       return true;
-    });
-    if (n > 0) this.log.info({ released: n, ...this.state.sizes }, 'images of partitions held elsewhere given up');
+    }, among);
+    // A partition's images given up is news; those loaded for a moment going idle are not.
+    if (n > 0) this.log[among ? 'debug' : 'info']({ released: n, ...this.state.sizes }, 'images of partitions held elsewhere given up');
     return n;
   }
 
@@ -186,6 +188,11 @@ export class AggregateHost {
     return this.state.image(id);
   }
 
+  /** Sequence of the aggregate's last commit folded in here (resident or known as another partition's), 0 before its first. */
+  foldedSeq(kind: AggregateKind, id: number): number {
+    return this.state.lastSeq(kind, id);
+  }
+
   /** Whether the image is kept resident here. */
   isResident(id: number): boolean {
     return this.state.resident(id);
@@ -230,12 +237,13 @@ export class AggregateHost {
    */
   compact(max = COMPACT_PER_CALL): number {
     const n = this.state.compact(this.config.idleImageMs, max);
-    if (this.visiting.size > 0) {
-      const idle = [...this.visiting].filter((id) => this.holdsImage(id) || !this.state.hot(id));
-      for (const id of idle) if (this.holdsImage(id)) this.visiting.delete(id);
-      const set = new Set(idle);
-      this.release((id) => set.has(id) && !this.holdsImage(id));
+    const idle: number[] = [];
+    for (const id of this.visiting) {
+      // Held again, or given up meanwhile: nothing left to give up.
+      if (this.holdsImage(id) || !this.state.resident(id)) this.visiting.delete(id);
+      else if (!this.state.hot(id)) idle.push(id);
     }
+    if (idle.length > 0) this.release((id) => !this.holdsImage(id), idle);
     return n;
   }
 

@@ -309,9 +309,9 @@ export class ResidentState {
    * another manager): each keeps only what the indexes need; the caller has
    * checkpointed them. Returns how many it gave up.
    */
-  release(which: (imageId: number) => boolean): number {
+  release(which: (imageId: number) => boolean, among: Iterable<number> = this.images.ids()): number {
     let n = 0;
-    for (const id of [...this.images.ids()]) {
+    for (const id of [...among]) {
       if (!which(id)) continue;
       const p = this.images.peek(id);
       if (!p) continue;

@@ -24,6 +24,7 @@ export class ImgrMetrics {
   private readonly consumers: WatchedConsumer[] = [];
   private consumerInfos: Promise<{ c: WatchedConsumer; pending: number; ackPending: number }[]> | undefined;
   private readonly behindSources: { readonly name: string; readonly behind: () => Promise<number> }[] = [];
+  private residency: (() => { resident: number; foreign: number }) | undefined;
 
   readonly commands = new Counter({ name: 'imgr_commands_total', help: 'Commands answered, by source (public, internal), type and status (accepted, rejected).', labelNames: ['source', 'type', 'status'] as const, registers: [this.registry] });
   readonly commandSeconds = new Histogram({ name: 'imgr_command_seconds', help: 'From delivery to answer, by command type.', labelNames: ['type'] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
@@ -62,6 +63,20 @@ export class ImgrMetrics {
         for (const i of all) this.set({ stream: i.c.stream, durable: i.c.durable }, i.ackPending);
       },
     });
+    const residency = (): { resident: number; foreign: number } | undefined => this.residency?.();
+    new Gauge({
+      name: 'imgr_images_known',
+      help: "Images a manager keeps resident (its partitions', and others' loaded for a moment) and those it knows only by what its indexes need (foreign).",
+      labelNames: ['tier'] as const,
+      registers: [this.registry],
+      collect() {
+        const r = residency();
+        this.reset();
+        if (!r) return;
+        this.set({ tier: 'resident' }, r.resident);
+        this.set({ tier: 'foreign' }, r.foreign);
+      },
+    });
     const sources = this.behindSources;
     new Gauge({
       name: 'imgr_log_behind_commits',
@@ -97,6 +112,11 @@ export class ImgrMetrics {
   /** Reports a durable's backlog at each scrape. */
   watchConsumer(jsm: JetStreamManager, stream: string, durable: string): void {
     if (!this.consumers.some((c) => c.stream === stream && c.durable === durable)) this.consumers.push({ jsm, stream, durable });
+  }
+
+  /** Reports the manager's resident and foreign images at each scrape. */
+  watchResidency(sizes: () => { resident: number; foreign: number }): void {
+    this.residency = sizes;
   }
 
   /** Reports how far a log follower is behind at each scrape; a second follower of that name replaces the first. */

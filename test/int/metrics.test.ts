@@ -101,6 +101,9 @@ describe('metrics and health', () => {
     // The durables' backlogs are reported (and are drained once the load is done).
     // One manager holds every command partition; each partition's durable is reported, drained.
     expect(m('imgr_partitions_held')).toBe(DEFAULT_PARTITIONS);
+    // Holding every partition, it keeps every image resident: the four registered here, none known only as foreign.
+    expect(moved('imgr_images_known', { tier: 'resident' })).toBe(4);
+    expect(m('imgr_images_known', { tier: 'foreign' })).toBe(0);
     for (let p = 0; p < DEFAULT_PARTITIONS; p++) {
       expect(m('imgr_consumer_pending', { stream: 'IMGR_CMD', durable: `imgr-intake-p${p}` })).toBe(0);
       expect(m('imgr_consumer_ack_pending', { stream: 'IMGR_CMD', durable: `imgr-intake-p${p}` })).toBe(0);
