@@ -35,8 +35,10 @@ export class FlushLoop {
         this.onError(e);
       }
       if (this.kicks === seen) break;
-      const wait = this.spacingMs - (performance.now() - started);
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      // A timer may fire a fraction of a millisecond early (whole milliseconds): wait again until the spacing has passed.
+      for (let wait = this.spacingMs - (performance.now() - started); wait > 0; wait = this.spacingMs - (performance.now() - started)) {
+        await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+      }
     }
     // Synchronous with the last check above: a kick after this starts a new loop.
     this.running = undefined;
