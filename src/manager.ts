@@ -110,6 +110,8 @@ export class Manager {
       },
       lose: async (partition) => {
         await intakes.lose(partition);
+        // Checkpointed while still resident: its checkpoint moves on, and the next holder loads fresh snapshots.
+        await host.checkpoint().catch((e: unknown) => hostLog.warn({ err: e, partition }, 'checkpoint before giving a partition up failed'));
         host.releasePartition(partition);
       },
     };

@@ -67,6 +67,7 @@ describe('a manager keeps its partitions\' images', () => {
   it("writes no checkpoint of a partition whose images changed elsewhere; a boot from the checkpoints has every commit", async () => {
     const a = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
     const b = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+    let bStopped = false;
     try {
       await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS / 2 && b.ownership.partitions.length === DEFAULT_PARTITIONS / 2, 'an even share each');
       const ids = await images(24, 'cp');
@@ -86,8 +87,13 @@ describe('a manager keeps its partitions\' images', () => {
       const fresh = await freshHost();
       expect(ids.map((id) => fresh.image(id)?.state)).toEqual(ids.map((id) => (b.holds('image', id) ? 'DISABLED' : 'READY')));
       await fresh.stop();
-    } finally {
+      // B, stopping, checkpoints its partitions before it gives them up.
+      const ofBPartitions = b.ownership.partitions;
+      bStopped = true;
       await b.stop();
+      for (const p of ofBPartitions) expect(await written(p)).toBeGreaterThanOrEqual(last);
+    } finally {
+      if (!bStopped) await b.stop();
       await a.stop();
     }
   });
