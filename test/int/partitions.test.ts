@@ -243,6 +243,14 @@ describe('partitioned managers', () => {
       const committed = new Map(log.map((l) => [l.commit.commandId, l.seq]));
       expect(load.sent.filter((s) => s.outcome?.status === 'accepted' && committed.get(s.commandId) !== s.outcome.seq).map((s) => s.commandId)).toEqual([]);
       expect(survivor.exitCode).toBeNull();
+      // The survivor loaded the victim's partitions' images: it knows none of them only as foreign any more.
+      const known = async (tier: string): Promise<number | undefined> => {
+        const text = await (await fetch(`${survivor.opsUrl}/metrics`)).text();
+        const value = new RegExp(`^imgr_images_known\\{tier="${tier}"\\} (\\d+)$`, 'm').exec(text)?.[1];
+        return value === undefined ? undefined : Number(value);
+      };
+      await eventually(async () => ((await known('foreign')) === 0 ? true : undefined), 'the survivor keeping every image resident');
+      expect(await known('resident')).toBeGreaterThanOrEqual(images.length);
     } finally {
       await Promise.allSettled(managers.map((m) => m.stop()));
     }
