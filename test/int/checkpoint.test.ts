@@ -6,14 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestNats } from '../support/nats.js';
+import { accepted, bootedHost } from '../support/host.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
-import { AggregateHost } from '../../src/actors/host.js';
-import { EventStore } from '../../src/store/event-store.js';
-import { provision } from '../../src/store/provision.js';
-import { ManagerConfigSchema } from '../../src/platform/config.js';
-import { systemClock } from '../../src/platform/clock.js';
 
 let nats: TestNats;
 let a: Manager;
@@ -30,20 +26,6 @@ afterAll(async () => {
   await nats.dispose();
 });
 
-async function host(): Promise<AggregateHost> {
-  const nc = await nats.connect('manager');
-  const p = await provision(nc);
-  const h = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
-  await h.boot();
-  return h;
-}
-
-async function accepted(p: Promise<{ status: string; seq?: number }>): Promise<number> {
-  const o = await p;
-  expect(o.status).toBe('accepted');
-  return o.seq ?? 0;
-}
-
 describe('two writers, one snapshot bucket', () => {
   it("a lagging manager's checkpoint neither hides nor undoes commits it had not seen", async () => {
     const ds = await c.nextId('datastore');
@@ -51,7 +33,7 @@ describe('two writers, one snapshot bucket', () => {
     const x = await c.nextId('image');
     const s1 = await accepted(c.send({ type: 'image.allocate', imageId: x, datastoreId: ds, template: { NAME: 'x', SOURCE: '/s/x', FORMAT: 'raw', SIZE: '1' } }));
     // The lagging manager sees x READY, then stops following the log.
-    const lagging = await host();
+    const lagging = await bootedHost(nats);
     await lagging.waitFor(s1);
     await lagging.stop();
     // The one ahead disables x and checkpoints.
@@ -65,7 +47,7 @@ describe('two writers, one snapshot bucket', () => {
     await a.host.waitFor(s3);
     expect(await a.host.checkpoint()).toBeGreaterThanOrEqual(s3);
     // A manager booting from the bucket has x as the log has it.
-    const fresh = await host();
+    const fresh = await bootedHost(nats);
     expect(fresh.image(x)?.state).toBe('DISABLED');
     expect(fresh.image(z)?.state).toBe('READY');
     await fresh.stop();

@@ -9,16 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kvm } from '@nats-io/kv';
 import { TestNats } from '../support/nats.js';
+import { accepted, bootedHost } from '../support/host.js';
 import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
-import { AggregateHost } from '../../src/actors/host.js';
 import { partitionCheckpointKey } from '../../src/actors/checkpoints.js';
-import { EventStore } from '../../src/store/event-store.js';
-import { BUCKETS, provision } from '../../src/store/provision.js';
-import { ManagerConfigSchema } from '../../src/platform/config.js';
-import { systemClock } from '../../src/platform/clock.js';
+import { BUCKETS } from '../../src/store/provision.js';
 import { DEFAULT_PARTITIONS } from '../../src/messages/partitions.js';
 
 let nats: TestNats;
@@ -35,20 +32,6 @@ afterAll(async () => {
 
 /** No checkpoint but the ones a test asks for; images idle for a moment are given up quickly. */
 const CONFIG = { snapshotIntervalMs: 3_600_000, idleImageMs: 200, ackWaitMs: 2_000 };
-
-async function freshHost(): Promise<AggregateHost> {
-  const nc = await nats.connect('manager');
-  const p = await provision(nc);
-  const h = new AggregateHost(new EventStore(nc, p.jsm), p.snapshots, ManagerConfigSchema.parse({}), systemClock, silentLogger(), p.partitions);
-  await h.boot();
-  return h;
-}
-
-async function accepted(p: Promise<{ status: string; seq?: number }>): Promise<number> {
-  const o = await p;
-  expect(o).toMatchObject({ status: 'accepted' });
-  return o.seq ?? 0;
-}
 
 /** Images READY at once (a SOURCE needs no driver), `n` of them in a new datastore. */
 async function images(n: number, tag: string): Promise<number[]> {
@@ -84,7 +67,7 @@ describe('a manager keeps its partitions\' images', () => {
       for (const p of b.ownership.partitions) expect(await written(p)).toBeLessThan(last);
       for (const p of a.ownership.partitions) expect(await written(p)).toBeGreaterThanOrEqual(last);
       // A manager booting from the bucket has every image as the log has it: B's disabled, A's READY.
-      const fresh = await freshHost();
+      const fresh = await bootedHost(nats);
       expect(ids.map((id) => fresh.image(id)?.state)).toEqual(ids.map((id) => (b.holds('image', id) ? 'DISABLED' : 'READY')));
       await fresh.stop();
       // B, stopping, checkpoints its partitions before it gives them up.
