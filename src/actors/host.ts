@@ -55,6 +55,9 @@ export class AggregateHost {
   private readonly visiting = new Set<number>();
   /** Whether this manager holds an image's partition; all of them until the manager says. */
   private holdsImage: (imageId: number) => boolean = () => true;
+  private holdsPartition: (partition: number) => boolean = () => true;
+  /** Partitions whose images are being loaded (adoptPartition). */
+  private readonly adoptions = new Set<number>();
   /** Checkpoints one at a time: the timer's, a stop's. */
   private checkpointing: Promise<unknown> = Promise.resolve();
 
@@ -86,6 +89,7 @@ export class AggregateHost {
    * not held now.
    */
   hold(holds: (partition: number) => boolean): number {
+    this.holdsPartition = holds;
     this.holdsImage = (id) => holds(this.partitionOfImage(id));
     this.state.hold(this.holdsImage);
     return this.release((id) => !this.holdsImage(id));
@@ -93,9 +97,15 @@ export class AggregateHost {
 
   /** A partition gained: its images known here as foreign are loaded (those a command needs first are loaded on demand). */
   async adoptPartition(partition: number): Promise<void> {
-    const ids = this.state.foreignIds((id) => this.partitionOfImage(id) === partition);
-    await inParallel(ids, ADOPTIONS_IN_FLIGHT, (id) => this.ensureResident([id]));
-    if (ids.length > 0) this.log.info({ partition, loaded: ids.length, ...this.state.sizes }, 'partition images loaded');
+    if (this.adoptions.has(partition)) return;
+    this.adoptions.add(partition);
+    try {
+      const ids = this.state.foreignIds((id) => this.partitionOfImage(id) === partition);
+      await inParallel(ids, ADOPTIONS_IN_FLIGHT, (id) => this.ensureResident([id]));
+      if (ids.length > 0) this.log.info({ partition, loaded: ids.length, ...this.state.sizes }, 'partition images loaded');
+    } finally {
+      this.adoptions.delete(partition);
+    }
   }
 
   /** A partition lost: its images are given up, but for those a command is deciding on (released once idle). */
@@ -244,6 +254,13 @@ export class AggregateHost {
       else if (!this.state.hot(id)) idle.push(id);
     }
     if (idle.length > 0) this.release((id) => !this.holdsImage(id), idle);
+    // A held partition with an image still foreign here (its load failed while NATS was away) is loaded again:
+    // until it is, the watchdog misses that image's deadlines and the partition's checkpoint cannot move.
+    for (const p of this.state.foreignPartitions()) {
+      if (this.holdsPartition(p) && !this.adoptions.has(p)) {
+        this.adoptPartition(p).catch((e: unknown) => this.log.warn({ err: e, partition: p }, "loading a partition's images failed; trying again"));
+      }
+    }
     return n;
   }
 

@@ -106,4 +106,23 @@ describe('a manager keeps its partitions\' images', () => {
       await a.stop();
     }
   });
+
+  it("a held partition's images still foreign (their load failed) are loaded by the next compaction round", async () => {
+    const m = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+    const ids = await images(12, 'retry');
+    await m.stop();
+    const host = await bootedHost(nats);
+    try {
+      // As a manager holding only partition 0 keeps them; then every partition is its, but nothing loaded them.
+      host.hold((p) => p === 0);
+      expect(host.sizes.imagesForeign).toBeGreaterThan(0);
+      host.hold(() => true);
+      expect(host.sizes.imagesForeign).toBeGreaterThan(0);
+      host.compact();
+      await eventually(() => host.sizes.imagesForeign === 0, 'every image loaded again');
+      expect(ids.map((id) => host.image(id)?.state)).toEqual(ids.map(() => 'READY'));
+    } finally {
+      await host.stop();
+    }
+  });
 });
