@@ -13,8 +13,14 @@ export class ConcurrencyError extends Error {
   }
 }
 
-export const isWrongLastSequence = (e: unknown): boolean =>
-  e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence;
+/**
+ * Whether a refusal says the expected last sequence was not the stream's:
+ * 10071 names the sequence; a clustered stream answers 10164, naming none,
+ * when another write in flight has claimed it (racing writers on a cluster).
+ */
+export const isWrongLastSequenceCode = (code: number): boolean => code === JetStreamApiCodes.StreamWrongLastSequence || code === JetStreamApiCodes.StreamWrongLastSequenceUnknown;
+
+export const isWrongLastSequence = (e: unknown): boolean => e instanceof JetStreamApiError && isWrongLastSequenceCode(e.code);
 
 export const isNotFound = (e: unknown): boolean =>
   e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamNotFound || e.status === 404);

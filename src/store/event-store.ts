@@ -4,7 +4,7 @@ import { DeliverPolicy, jetstream, type Consumer, type JetStreamClient, type Jet
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { COMMIT_SHAPE_HEADER, EFFECTS_HEADER } from '../messages/names.js';
 import { COMMIT_SHAPE, parseCommit, subjects, type AggregateKind, type Commit } from '../messages/wire.js';
-import { ConcurrencyError, isWrongLastSequence } from './errors.js';
+import { ConcurrencyError, isWrongLastSequence, isWrongLastSequenceCode } from './errors.js';
 import { STREAMS } from './provision.js';
 import { follow, type Follower } from './follow.js';
 import { silentLogger, type Logger } from '../platform/logger.js';
@@ -133,7 +133,7 @@ export class EventStore {
       const error = BatchErrorSchema.safeParse(r);
       if (!error.success) continue;
       const { err_code, description } = error.data.error;
-      if (err_code === WRONG_LAST_SEQUENCE) throw new ConcurrencyError(entries.map((e) => subjects.event(e.kind, e.id)).join(' + '), -1);
+      if (isWrongLastSequenceCode(err_code)) throw new ConcurrencyError(entries.map((e) => subjects.event(e.kind, e.id)).join(' + '), -1);
       throw new Error(`atomic commit refused: ${description} (${err_code})`);
     }
     const ack = BatchAckSchema.parse(replies.at(-1));
@@ -211,7 +211,6 @@ export interface AtomicEntry {
   /** Absent on a later commit of an aggregate already in the batch: the server checks the first one only. */
   readonly expectedSeq?: number;
 }
-const WRONG_LAST_SEQUENCE = 10071;
 const BatchErrorSchema = z.object({ error: z.object({ err_code: z.number(), description: z.string() }) });
 const BatchAckSchema = z.object({ seq: z.number().int().positive(), count: z.number().int() });
 
