@@ -284,7 +284,10 @@ export class AggregateHost {
     const upTo = this.progress.applied;
     const next = this.checkpointing.then(() => this.checkpoints.write(upTo));
     this.checkpointing = next.catch(() => undefined);
-    return next.then(() => upTo);
+    return next.then((partitions) => {
+      this.log.debug({ upTo, partitions }, 'checkpoint written');
+      return upTo;
+    });
   }
 
   /**

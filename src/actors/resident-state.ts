@@ -306,8 +306,10 @@ export class ResidentState {
 
   /**
    * Gives up the resident images `which` selects (their partition went to
-   * another manager): each keeps only what the indexes need; the caller has
-   * checkpointed them. Returns how many it gave up.
+   * another manager, or one loaded for a moment went idle): each keeps only
+   * what the indexes need. Its changes since the last checkpoint are not
+   * written from here: while it is foreign here its partition gets no
+   * checkpoint from this manager (Checkpoints). Returns how many it gave up.
    */
   release(which: (imageId: number) => boolean, among: Iterable<number> = this.images.ids()): number {
     let n = 0;
