@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../platform/logger.js';
 import { isWrongLastSequence } from '../store/errors.js';
+import { LeaseEntry } from '../platform/lease.js';
 
 /** What a manager does when it gains or gives up a partition: start or stop deciding its commands. */
 export interface PartitionWork {
@@ -26,10 +27,9 @@ const presenceKey = (id: string): string => `manager.${id}`;
 
 /**
  * Which manager decides each command partition. Every partition has a lease
- * in imgr_leases, a KV bucket whose entries the server expires after the
- * lease time: a manager takes a free one with `create` (one winner), renews
- * it with `update` at its revision, and gives it up by stopping its work and
- * then deleting it. A manager that dies stops renewing, the server expires
+ * in imgr_leases (LeaseEntry): a manager takes a free one, renews it every
+ * round, and gives it up by stopping its work and then freeing it. A
+ * manager that dies stops renewing, the server expires
  * the lease, and another takes the partition: fail-over within the lease
  * time (the manager's ack wait) plus a round. The command durables' own ack
  * wait is half the lease, so the dead one's unacknowledged commands are back
@@ -39,16 +39,14 @@ const presenceKey = (id: string): string => `manager.${id}`;
  * Managers share the partitions evenly: each announces itself
  * (`manager.<id>`, renewed the same way) and holds at most ceil(partitions /
  * managers alive); one above its share gives partitions back for the others
- * to take. A renewal refused because the lease changed hands ends the
- * holding at once; one that fails because NATS is away keeps it until the
- * lease time has passed since the last renewal.
+ * to take.
  *
  * Optimistic concurrency stays the safety net: a manager that stalls past
  * its lease while another takes over can only fail to append.
  */
 export class PartitionOwnership {
   readonly managerId: string;
-  private readonly held = new Map<number, { revision: number; renewedAt: number }>();
+  private readonly held = new Map<number, LeaseEntry>();
   private presence: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> = Promise.resolve();
@@ -118,19 +116,9 @@ export class PartitionOwnership {
 
   private async renew(p: number): Promise<void> {
     const lease = this.held.get(p);
-    if (!lease) return;
-    try {
-      lease.revision = await this.kv.update(leaseKey(p), this.managerId, lease.revision);
-      lease.renewedAt = Date.now();
-    } catch (e) {
-      if (isWrongLastSequence(e) || Date.now() - lease.renewedAt >= this.o.leaseMs) {
-        this.o.log.warn({ partition: p, err: e }, 'partition lease lost');
-        this.held.delete(p);
-        await this.work.lose(p);
-      } else {
-        this.o.log.warn({ partition: p, err: e }, 'partition lease not renewed, trying again');
-      }
-    }
+    if (!lease || (await lease.renew(this.o.log.child({ partition: p }))) === 'held') return;
+    this.held.delete(p);
+    await this.work.lose(p);
   }
 
   /** Takes free partitions up to the share, starting at a place of its own so that managers do not all race for the same. */
@@ -139,14 +127,9 @@ export class PartitionOwnership {
     for (let i = 0; i < this.o.partitions && this.held.size < share && !this.stopping; i++) {
       const p = (start + i) % this.o.partitions;
       if (this.held.has(p)) continue;
-      let revision: number;
-      try {
-        revision = await this.kv.create(leaseKey(p), this.managerId);
-      } catch (e) {
-        if (isWrongLastSequence(e)) continue;
-        throw e;
-      }
-      this.held.set(p, { revision, renewedAt: Date.now() });
+      const lease = new LeaseEntry(this.kv, leaseKey(p), this.managerId, this.o.leaseMs);
+      if (!(await lease.take())) continue;
+      this.held.set(p, lease);
       try {
         await this.work.gain(p);
       } catch (e) {
@@ -163,7 +146,7 @@ export class PartitionOwnership {
     if (!lease) return;
     this.held.delete(p);
     await this.work.lose(p);
-    await this.kv.delete(leaseKey(p), { previousSeq: lease.revision }).catch((e: unknown) => this.o.log.warn({ partition: p, err: e }, 'partition lease not freed; it expires'));
+    await lease.free(this.o.log.child({ partition: p }));
     this.o.log.info({ partition: p, manager: this.managerId }, 'partition given back');
   }
 }
