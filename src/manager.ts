@@ -158,6 +158,8 @@ export class Manager {
     m.every('monitor', tick, () => monitor.tick());
     m.every('checkpoint', config.snapshotIntervalMs, () => host.checkpoint());
     m.every('compact', 1_000, () => Promise.resolve(host.compact()));
+    // Started means its services answer: the server has its subscriptions (a request right after start found no responder).
+    await nc.flush();
     o.log.info({ servers: o.servers }, 'manager started');
     return m;
   }
