@@ -202,6 +202,7 @@ class Run {
     }
   }
 
+  /** Read through a call: a stop lands while `read` awaits, which a narrowed `this.stopping` would not show. */
   private halted(): boolean {
     return this.stopping;
   }

@@ -46,13 +46,27 @@ async function images(n: number, tag: string): Promise<number[]> {
   return ids;
 }
 
+/** Two managers sharing the partitions evenly, given to `run`; both stopped after it (B may be stopped by `run` through `stopB`). */
+async function withTwoManagers(run: (a: Manager, b: Manager, stopB: () => Promise<void>) => Promise<void>): Promise<void> {
+  const a = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+  const b = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
+  const b$ = { stopped: false };
+  const stopB = async (): Promise<void> => {
+    b$.stopped = true;
+    await b.stop();
+  };
+  try {
+    await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS / 2 && b.ownership.partitions.length === DEFAULT_PARTITIONS / 2, 'an even share each');
+    await run(a, b, stopB);
+  } finally {
+    if (!b$.stopped) await b.stop();
+    await a.stop();
+  }
+}
+
 describe('a manager keeps its partitions\' images', () => {
   it("writes no checkpoint of a partition whose images changed elsewhere; a boot from the checkpoints has every commit", async () => {
-    const a = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
-    const b = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
-    let bStopped = false;
-    try {
-      await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS / 2 && b.ownership.partitions.length === DEFAULT_PARTITIONS / 2, 'an even share each');
+    await withTwoManagers(async (a, b, stopB) => {
       const ids = await images(24, 'cp');
       const ofB = ids.filter((id) => b.holds('image', id));
       expect(ofB.length).toBeGreaterThan(0);
@@ -72,39 +86,27 @@ describe('a manager keeps its partitions\' images', () => {
       await fresh.stop();
       // B, stopping, checkpoints its partitions before it gives them up.
       const ofBPartitions = b.ownership.partitions;
-      bStopped = true;
-      await b.stop();
+      await stopB();
       for (const p of ofBPartitions) expect(await written(p)).toBeGreaterThanOrEqual(last);
-    } finally {
-      if (!bStopped) await b.stop();
-      await a.stop();
-    }
+    });
   });
 
   it('loads the images of a partition it takes over, decides on them and answers reads of any image', async () => {
-    const a = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
-    const b = await Manager.start({ servers: nats.url, log: silentLogger(), config: CONFIG });
-    let bStopped = false;
-    try {
-      await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS / 2 && b.ownership.partitions.length === DEFAULT_PARTITIONS / 2, 'an even share each');
+    await withTwoManagers(async (a, b, stopB) => {
       const ids = await images(24, 'move');
       const ofB = ids.filter((id) => b.holds('image', id));
       for (const id of ofB) await accepted(c.send({ type: 'image.acquire', imageId: id, vmId: 7, mode: 'deploy' }));
       await eventually(() => ofB.every((id) => !a.host.isResident(id)), "B's images given up by A");
       // Any manager answers a read of any image (the query goes to either).
       for (let round = 0; round < 3; round++) expect((await Promise.all(ofB.map((id) => c.image(id)))).map((v) => v?.state)).toEqual(ofB.map(() => 'USED'));
-      await b.stop();
-      bStopped = true;
+      await stopB();
       await eventually(() => a.ownership.partitions.length === DEFAULT_PARTITIONS, 'A holding every partition');
       await eventually(() => ofB.every((id) => a.host.isResident(id)), "B's images loaded by A");
       expect(ofB.map((id) => a.host.image(id)?.vms)).toEqual(ofB.map(() => [7]));
       for (const id of ofB) await accepted(c.send({ type: 'image.release', imageId: id, vmId: 7, failed: false }));
       expect(ofB.map((id) => a.host.image(id)?.state)).toEqual(ofB.map(() => 'READY'));
       expect(a.host.sizes.imagesForeign).toBe(0);
-    } finally {
-      if (!bStopped) await b.stop();
-      await a.stop();
-    }
+    });
   });
 
   it("a held partition's images still foreign (their load failed) are loaded by the next compaction round", async () => {
