@@ -22,6 +22,7 @@ import { classifyStderr, replyFor, type LogLine } from './reply.js';
 import { Semaphore } from './semaphore.js';
 import { isSealed, unseal } from '../secrets/sealed.js';
 import { loadOrCreateKey, publishPublicKey, type SecretsKey } from '../secrets/keyring.js';
+import { prepareInput, statOfUrl } from './staging.js';
 
 
 export interface DriverHostOptions {
@@ -40,6 +41,11 @@ export interface DriverHostOptions {
    * it sealed values reach drivers as they are.
    */
   readonly secretsKeyFile?: string;
+  /**
+   * Where a URL import's bytes wait for the datastore's cp (0700; staging.ts);
+   * a private temporary folder when absent.
+   */
+  readonly stagingDir?: string;
 }
 
 /**
@@ -297,7 +303,7 @@ export interface ActionResult {
  */
 export async function runAction(
   req: DriverRequest,
-  o: Pick<DriverHostOptions, 'driversDir' | 'opennebula' | 'graceMs' | 'maxStdoutBytes'>,
+  o: Pick<DriverHostOptions, 'driversDir' | 'opennebula' | 'graceMs' | 'maxStdoutBytes' | 'stagingDir'>,
   clock: Clock,
 ): Promise<ActionResult> {
   const mad = req.datastore.type === 'SYSTEM_DS' ? req.datastore.tmMad : req.datastore.dsMad;
@@ -312,15 +318,26 @@ export async function runAction(
   }
   const script = join(place.dir, req.action.toLowerCase());
   const commandLine = `${script} ${id}`;
-  const x = await runScript({
-    script,
-    args: [String(id)],
-    stdin: Buffer.from(actionDocument(req), 'utf8').toString('base64'),
-    env: { ...actionEnvironment(req), ...place.env },
-    cwd: place.cwd,
-    timeoutMs: Math.max(1, req.deadline - clock.now()),
-    graceMs: o.graceMs,
-    maxStdoutBytes: o.maxStdoutBytes,
-  });
-  return { ...replyFor(req.action, commandLine, x), logs: classifyStderr(x.stderr).logs, commandLine };
+  // A user's URL is imgr's to reach, never the driver's (staging.ts).
+  const sized = await statOfUrl(req, clock);
+  if (sized) return { ...sized, logs: [], commandLine };
+  const input = await prepareInput(req, o, clock);
+  if (!input.ok) return { result: 'FAILURE', info: input.failure, logs: [], commandLine };
+  try {
+    const x = await runScript({
+      script,
+      args: [String(id)],
+      stdin: Buffer.from(actionDocument(input.request), 'utf8').toString('base64'),
+      env: { ...actionEnvironment(input.request), ...place.env },
+      cwd: place.cwd,
+      timeoutMs: Math.max(1, req.deadline - clock.now()),
+      graceMs: o.graceMs,
+      maxStdoutBytes: o.maxStdoutBytes,
+    });
+    const r = replyFor(req.action, commandLine, x);
+    // A failure names what the user gave (the URL), not the staged file; a success's SOURCE is the datastore's.
+    return { ...r, info: r.result === 'FAILURE' ? input.shown(r.info) : r.info, logs: classifyStderr(x.stderr).logs.map((l) => ({ ...l, text: input.shown(l.text) })), commandLine };
+  } finally {
+    await input.release();
+  }
 }

@@ -1,0 +1,126 @@
+import { chmod, mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DriverRequest } from '../messages/wire.js';
+import type { Clock } from '../platform/clock.js';
+import { AllowedNetworks, URL_ALLOW_ATTRIBUTE } from './address-policy.js';
+import { FetchError, contentLength, downloadTo } from './fetch-url.js';
+
+/**
+ * What an action reads, made local before its script runs. A CP whose PATH is
+ * an http(s) URL is downloaded here by imgr (fetch-url.ts refuses the host's
+ * own and local networks) into a private staging folder of this driver host,
+ * and the datastore's own `cp` then copies that local file, so every driver,
+ * OpenNebula's included, keeps its contract and never touches the network for
+ * a user's URL. The driver's `cp` accepts the staged file through a
+ * per-request allowance: for this one action the folder is added to the
+ * SAFE_DIRS of the document it reads, never to the datastore's template. A
+ * restored disk's CP reads its restore's staging folder the same way.
+ *
+ * `localPath` is the one place where the file an action will open is known:
+ * whatever checks a user-supplied file before a tool opens it reads it there.
+ * The staged bytes are removed by `release`, whatever the action's outcome.
+ */
+export interface PreparedInput {
+  readonly ok: true;
+  /** The request the script sees (PATH local, SAFE_DIRS with the allowance). */
+  readonly request: DriverRequest;
+  /** The local file the action reads from the user, when it reads one. */
+  readonly localPath: string | null;
+  /** A text of the script's with the staged path shown as what the user gave. */
+  shown(text: string): string;
+  release(): Promise<void>;
+}
+export type Prepared = PreparedInput | { readonly ok: false; readonly failure: string };
+
+/**
+ * Extra data of a CP (set only by the image machine for a disk a RESTORE
+ * staged, from an internal command): the folder the restore wrote, which
+ * this CP may read. It never reaches the script as such.
+ */
+export const RESTORE_STAGING_EXTRA = 'IMGR_RESTORE_STAGING';
+
+const isUrl = (p: string): boolean => /^https?:\/\//i.test(p);
+const localOf = (p: string): string | null => (p.startsWith('file://') ? p.slice('file://'.length) : p.startsWith('/') ? p : null);
+
+export interface StagingOptions {
+  /** This driver host's staging folder (created 0700); a private temporary one when absent. */
+  readonly stagingDir?: string;
+}
+
+let fallbackRoot: Promise<string> | undefined;
+
+/** The staging folder, 0700 whatever it was. */
+async function stagingRoot(o: StagingOptions): Promise<string> {
+  if (o.stagingDir === undefined) {
+    fallbackRoot ??= mkdtemp(join(tmpdir(), 'imgr-staging-'));
+    return fallbackRoot;
+  }
+  await mkdir(o.stagingDir, { recursive: true, mode: 0o700 });
+  await chmod(o.stagingDir, 0o700);
+  return o.stagingDir;
+}
+
+/** The request with `dir` added, for this action only, to the SAFE_DIRS its driver reads. */
+export function withAllowance(req: DriverRequest, dir: string): DriverRequest {
+  if (/\s/.test(dir)) throw new Error(`The staging folder ${JSON.stringify(dir)} has blanks; SAFE_DIRS cannot name it`);
+  const safe = (req.datastore.template['SAFE_DIRS'] ?? '').trim();
+  return { ...req, datastore: { ...req.datastore, template: { ...req.datastore.template, SAFE_DIRS: safe === '' ? dir : `${safe} ${dir}` } } };
+}
+
+const resolved = (p: string): Promise<string> => realpath(p).catch(() => p);
+
+const nothingStaged = (request: DriverRequest, localPath: string | null): PreparedInput => ({ ok: true, request, localPath, shown: (t) => t, release: () => Promise.resolve() });
+
+/** The input of one action, made local and allowed (see above). */
+export async function prepareInput(req: DriverRequest, o: StagingOptions, clock: Clock): Promise<Prepared> {
+  const { [RESTORE_STAGING_EXTRA]: restoreDir, ...extra } = req.extra;
+  const image = req.image;
+  if (req.action !== 'CP' || image === null) return nothingStaged(restoreDir === undefined ? req : { ...req, extra }, null);
+  if (restoreDir !== undefined) {
+    try {
+      return nothingStaged(withAllowance({ ...req, extra }, await resolved(restoreDir)), localOf(image.path));
+    } catch (e) {
+      return { ok: false, failure: (e as Error).message };
+    }
+  }
+  if (!isUrl(image.path)) return nothingStaged(req, localOf(image.path));
+
+  const url = image.path;
+  let allowed: AllowedNetworks;
+  try {
+    allowed = AllowedNetworks.parse(req.datastore.template[URL_ALLOW_ATTRIBUTE]);
+  } catch (e) {
+    return { ok: false, failure: `Error downloading ${url}: ${(e as Error).message}` };
+  }
+  const dir = await mkdtemp(join(await stagingRoot(o), `cp-${req.imageId}-`));
+  const release = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  try {
+    const file = join(await resolved(dir), 'image');
+    await downloadTo(url, file, { allowed, signal: AbortSignal.timeout(Math.max(1, req.deadline - clock.now())) });
+    const request = withAllowance({ ...req, image: { ...image, path: file } }, await resolved(dir));
+    return { ok: true, request, localPath: file, shown: (t) => t.replaceAll(file, url), release };
+  } catch (e) {
+    await release();
+    return { ok: false, failure: `Error downloading ${url}: ${e instanceof FetchError || e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
+/**
+ * STAT of an http(s) PATH, answered by imgr (a checked HEAD, redirects
+ * followed as for a download) instead of the driver, which would reach any
+ * address: the size in MiB of its Content-Length, as the fs driver's STAT
+ * answers. Null for every other request.
+ */
+export async function statOfUrl(req: DriverRequest, clock: Clock): Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string } | null> {
+  const url = req.image?.path ?? '';
+  if (req.action !== 'STAT' || !isUrl(url)) return null;
+  try {
+    const allowed = AllowedNetworks.parse(req.datastore.template[URL_ALLOW_ATTRIBUTE]);
+    const bytes = await contentLength(url, { allowed, signal: AbortSignal.timeout(Math.max(1, req.deadline - clock.now())) });
+    if (bytes === null) return { result: 'FAILURE', info: `Cannot determine size for ${url}` };
+    return { result: 'SUCCESS', info: String(Math.ceil(bytes / 1048576)) };
+  } catch (e) {
+    return { result: 'FAILURE', info: `Cannot determine size for ${url}: ${(e as Error).message}` };
+  }
+}
