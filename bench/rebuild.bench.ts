@@ -38,7 +38,7 @@ export async function run(): Promise<Result[]> {
     results.push({ scenario, variant: 'raw ordered replay with JSON.parse (baseline)', ops: n, seconds: (performance.now() - start) / 1000 });
 
     start = performance.now();
-    const p = await Projector.start(nc, silentLogger(), { generation: 1, serveQueries: false });
+    const p = await Projector.start(nc, silentLogger(), { generation: 1 });
     const rebuilt: Result = { scenario, variant: 'imgr rebuild into a new generation, facts', ops: p.appliedSeq, seconds: (performance.now() - start) / 1000, target: '≥ 80,000/s' };
     const replay = results[0];
     results.push(rebuilt);

@@ -12,6 +12,7 @@ import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
 import { exposure } from './api/exposure.js';
 import { connectAs } from './platform/nats.js';
+import { Responder } from './platform/responder.js';
 import { systemClock } from './platform/clock.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { loadSettings, openNebulaOf, type Settings } from './platform/settings.js';
@@ -73,7 +74,7 @@ async function startRole(role: RoleName, env: Env, settings: Settings, log: Logg
     }
     case 'projections': {
       const nc = await connectAs('manager', env.NATS_URL, 'imgr-projections');
-      const projector = await ProjectionService.start(nc, log, metrics);
+      const projector = await ProjectionService.start(nc, await Responder.connect(env.NATS_URL, 'imgr-projections-queries', log), log, metrics);
       return {
         readiness: connectionReadiness(nc, 'projections'),
         stop: async () => {

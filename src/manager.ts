@@ -1,6 +1,8 @@
-import { NoRespondersError, RequestError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { connectAs } from './platform/nats.js';
+import { Responder } from './platform/responder.js';
+import { QUERY_PATTERNS } from './messages/queries.js';
 import { ManagerConfigSchema, type ManagerConfig, type ManagerConfigInput } from './platform/config.js';
 import { systemClock, type Clock } from './platform/clock.js';
 import type { Logger } from './platform/logger.js';
@@ -56,7 +58,7 @@ export class Manager {
     readonly ownership: PartitionOwnership,
     private readonly partitions: number,
     private readonly reactors: { stop(): Promise<void> }[],
-    private readonly subscriptions: Subscription[],
+    private readonly queries: Responder,
     readonly config: ManagerConfig,
     private readonly log: Logger,
   ) {}
@@ -119,35 +121,24 @@ export class Manager {
     await ownership.start();
     // The boot loaded every image; from here on only the held partitions' stay resident.
     host.hold((partition) => ownership.holds(partition));
-    const ids = nc.subscribe('imgr.query.next-id.*', {
-      queue: 'imgr-ids',
-      callback: (err, m) => {
-        if (err) return;
-        const kind = AggregateKindSchema.safeParse(m.subject.split('.').pop());
-        if (!kind.success) return;
-        nextIds(p.meta, kind.data, 1).then(
-          ([id]) => m.respond(String(id)),
-          (e: unknown) => o.log.error({ err: e }, 'id service failed'),
-        );
-      },
+    // Queries are answered from a connection that may publish to inboxes only (Responder).
+    const queries = await Responder.connect(o.servers, 'imgr-manager-queries', o.log.child({ component: 'queries' }));
+    queries.serve(QUERY_PATTERNS.nextId, 'imgr-ids', async (q) => {
+      const kind = AggregateKindSchema.safeParse(q.tokens[4]);
+      if (!kind.success) return undefined;
+      const [id] = await nextIds(p.meta, kind.data, 1);
+      return String(id);
     });
     // Point reads of the resident state, until the projections serve richer queries. Any manager answers:
     // another partition's image is loaded for the read (and given up again once idle).
-    const views = nc.subscribe('imgr.query.view.*.*', {
-      queue: 'imgr-views',
-      callback: (err, msg) => {
-        if (err) return;
-        const [, , , kind, idText] = msg.subject.split('.');
-        const id = Number(idText);
-        const reading = kind === 'image' && Number.isSafeInteger(id) && id >= 0 ? host.readImage(id) : Promise.resolve(kind === 'datastore' ? host.datastore(id) : undefined);
-        reading.then(
-          // A deleted aggregate is not found, as the API and the commands say (its history stays in the log).
-          (view) => msg.respond(JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view))),
-          (e: unknown) => o.log.warn({ err: e, subject: msg.subject }, 'a view read failed; the reader times out'),
-        );
-      },
+    queries.serve(QUERY_PATTERNS.view, 'imgr-views', async (q) => {
+      const [kind, idText] = [q.tokens[4], q.tokens[5]];
+      const id = Number(idText);
+      const view = kind === 'image' && Number.isSafeInteger(id) && id >= 0 ? await host.readImage(id) : kind === 'datastore' ? host.datastore(id) : undefined;
+      // A deleted aggregate is not found, as the API and the commands say (its history stays in the log).
+      return JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view));
     });
-    const m = new Manager(nc, host, ownership, p.partitions, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], [ids, views], config, o.log);
+    const m = new Manager(nc, host, ownership, p.partitions, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], queries, config, o.log);
     const out = new Publisher(nc, 'watchdog');
     // Timers act for the aggregates of the partitions this manager holds: each effect is asked for once.
     const holds = (kind: AggregateKind, id: number): boolean => m.holds(kind, id);
@@ -160,6 +151,7 @@ export class Manager {
     m.every('compact', 1_000, () => Promise.resolve(host.compact()));
     // Started means its services answer: the server has its subscriptions (a request right after start found no responder).
     await nc.flush();
+    await queries.nc.flush();
     o.log.info({ servers: o.servers }, 'manager started');
     return m;
   }
@@ -184,10 +176,11 @@ export class Manager {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    for (const s of this.subscriptions) s.unsubscribe();
+    this.queries.unsubscribe();
     for (const r of this.reactors) await r.stop();
     await this.host.checkpoint().catch((e: unknown) => this.log.warn({ err: e }, 'final checkpoint failed'));
     await this.host.stop();
+    await this.queries.close();
     await this.nc.drain();
   }
 }

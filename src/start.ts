@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { startNatsServer, type NatsServer } from './platform/nats-server.js';
 import { connectAs, credentialsDir } from './platform/nats.js';
+import { Responder } from './platform/responder.js';
 import { writeServerConfig } from './platform/nats-auth.js';
 import { loadPrincipals, publishPrincipals } from './platform/principals-file.js';
 import { createLogger } from './platform/logger.js';
@@ -79,7 +80,8 @@ async function main(): Promise<void> {
   await host.start();
   readiness.push(connectionReadiness(driverConn, 'drivers'));
   const projectionsConn = await connectAs('manager', url, 'imgr-projections');
-  const projections = await ProjectionService.start(projectionsConn, log.child({ role: 'projections' }), metrics);
+  const projectionsLog = log.child({ role: 'projections' });
+  const projections = await ProjectionService.start(projectionsConn, await Responder.connect(url, 'imgr-projections-queries', projectionsLog), projectionsLog, metrics);
   readiness.push(connectionReadiness(projectionsConn, 'projections'));
   await mkdir(resolve(data, 'import'), { recursive: true, mode: 0o750 });
   await createDefaults(url, settings.manager.drivers.datastoreLocation, resolve(data, 'import'));

@@ -27,6 +27,7 @@ import {
   type Outcome,
 } from '../messages/wire.js';
 import { BUCKETS, MINTED_ID_HEADER } from '../messages/names.js';
+import { querySubjects } from '../messages/queries.js';
 import { parseCommit } from '../messages/wire.js';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
@@ -194,19 +195,19 @@ export class ImgrClient {
 
   /** The current view of an image, or null when there is none. */
   async image(id: number): Promise<ImageView | null> {
-    const m = await this.nc.request(`imgr.query.view.image.${id}`, '', { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.view(this.principal, 'image', id), '', { timeout: 10_000 });
     return ImageViewSchema.nullable().parse(m.json());
   }
 
   async datastore(id: number): Promise<DatastoreView | null> {
-    const m = await this.nc.request(`imgr.query.view.datastore.${id}`, '', { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.view(this.principal, 'datastore', id), '', { timeout: 10_000 });
     return DatastoreViewSchema.nullable().parse(m.json());
   }
 
   /** Images matching a query (served by the projections): filters and pagination. */
   /** One page of images; `nextOffset` is where the next starts (a page also stops before 1 MiB). */
   async images(query: ImageQueryInput = {}): Promise<{ total: number; items: ImageView[]; nextOffset: number | null }> {
-    const m = await this.nc.request('imgr.query.images', JSON.stringify(query), { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.images(this.principal), JSON.stringify(query), { timeout: 10_000 });
     const r = ImagesAnswerSchema.parse(m.json());
     if (!r.ok) throw new ImgrError('IMGR_QUERY_REFUSED', `query refused: ${r.error}`);
     return { total: r.total, items: r.items, nextOffset: r.nextOffset };
@@ -214,7 +215,7 @@ export class ImgrClient {
 
   /** Every datastore (served by the projections). */
   async datastores(): Promise<DatastoreView[]> {
-    const m = await this.nc.request('imgr.query.datastores', '', { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.datastores(this.principal), '', { timeout: 10_000 });
     return z.array(DatastoreViewSchema).parse(m.json());
   }
 
@@ -232,7 +233,7 @@ export class ImgrClient {
 
   /** A new id for an image or datastore, from the manager's counter. */
   async nextId(kind: AggregateKind): Promise<number> {
-    const m = await this.nc.request(`imgr.query.next-id.${kind}`, '', { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.nextId(this.principal, kind), '', { timeout: 10_000 });
     const id = Number(m.string());
     if (!Number.isInteger(id) || id < 0) throw new ImgrError('IMGR_BAD_ANSWER', `bad id from the manager: ${m.string()}`);
     return id;

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROLES, type Role } from './nats.js';
 import type { Principals } from './principals.js';
+import { ownQueries } from '../messages/queries.js';
 
 /**
  * Credentials and the NATS users block. No password is written in the
@@ -38,17 +39,44 @@ export function passwordOf(user: string, dir: string, env: NodeJS.ProcessEnv = p
   }
 }
 
-/** The permissions variable of nats.conf each role uses. */
+/**
+ * What auditors and dashboards may publish: reads of the log, the refusals,
+ * the parked commits and the views through ephemeral consumers and direct
+ * gets, and their own queries. They cannot touch a work queue, bind to or
+ * pull from a durable, delete a consumer, or write.
+ */
+const readerPublish = (user: string): string =>
+  `{ allow: ${JSON.stringify([
+    ownQueries(user),
+    '$JS.API.INFO',
+    '$JS.API.STREAM.INFO.*',
+    '$JS.API.STREAM.MSG.GET.*',
+    '$JS.API.DIRECT.GET.>',
+    '$JS.API.CONSUMER.CREATE.*',
+    '$JS.API.CONSUMER.CREATE.*.>',
+    '$JS.API.CONSUMER.INFO.*.*',
+    '$JS.API.CONSUMER.MSG.NEXT.*.*',
+    '$JS.FC.>',
+  ])}, deny: ${JSON.stringify(READER_DENY)} }`;
+
+const READER_DENY = [
+  ...['IMGR_CMD', 'IMGR_INT', 'IMGR_DRV'].flatMap((s) => [`$JS.API.CONSUMER.*.${s}`, `$JS.API.CONSUMER.*.${s}.>`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`]),
+  ...['imgr-dispatch', 'imgr-process'].flatMap((d) => [`$JS.API.CONSUMER.CREATE.IMGR_EVT.${d}`, `$JS.API.CONSUMER.CREATE.IMGR_EVT.${d}.>`, `$JS.API.CONSUMER.MSG.NEXT.IMGR_EVT.${d}`]),
+  '$JS.API.CONSUMER.DURABLE.>',
+  ...['IMGR_CMD', 'IMGR_INT', 'IMGR_DRV'].flatMap((s) => [`$JS.API.STREAM.MSG.GET.${s}`, `$JS.API.DIRECT.GET.${s}`, `$JS.API.DIRECT.GET.${s}.>`]),
+];
+
+/** The permissions each role has: a variable of nats.conf, or generated where they name the user. */
 const ROLE_PERMISSIONS: Record<Exclude<Role, 'service'>, string> = {
   manager: '$MANAGER',
   drivers: '$DRIVERS',
-  auditor: '{ publish: $READER_PUBLISH, subscribe: ["_INBOX.auditor.>", "imgr.evt.>"] }',
-  dashboard: '{ publish: $READER_PUBLISH, subscribe: ["_INBOX.dashboard.>", "imgr.evt.>"] }',
+  responder: '$RESPONDER',
+  auditor: `{ publish: ${readerPublish('auditor')}, subscribe: ["_INBOX.auditor.>", "imgr.evt.>"] }`,
+  dashboard: `{ publish: ${readerPublish('dashboard')}, subscribe: ["_INBOX.dashboard.>", "imgr.evt.>"] }`,
 };
 
 /** What every principal may publish besides its own commands: queries, its outcomes, what to seal. */
 const PRINCIPAL_PUBLISH = [
-  'imgr.query.>',
   '$JS.API.INFO',
   '$JS.API.STREAM.INFO.KV_imgr_outcomes',
   '$JS.API.DIRECT.GET.KV_imgr_outcomes.>',
@@ -60,7 +88,7 @@ const PRINCIPAL_PUBLISH = [
 
 /** A principal publishes commands only under its own name and reads only its own inbox. */
 const principalPermissions = (name: string): string =>
-  `{ publish: ${JSON.stringify([`imgr.cmd.${name}.>`, ...PRINCIPAL_PUBLISH])}, subscribe: ${JSON.stringify([`_INBOX.${name}.>`, 'imgr.evt.>'])} }`;
+  `{ publish: ${JSON.stringify([`imgr.cmd.${name}.>`, ownQueries(name), ...PRINCIPAL_PUBLISH])}, subscribe: ${JSON.stringify([`_INBOX.${name}.>`, 'imgr.evt.>'])} }`;
 
 const quote = (s: string): string => JSON.stringify(s);
 

@@ -17,6 +17,8 @@ export interface NatsServerOptions {
   readonly port: number | 'random';
   /** Where the server's own log lines go. */
   readonly onLog?: (line: string) => void;
+  /** Serve the monitoring endpoints (/connz, /subsz…) on a random port of the client address: tests that enumerate subscriptions. */
+  readonly monitor?: boolean;
   /** The binary to run; natsServerBinary() when absent. */
   readonly binary?: string;
   /** Where the server writes its pid, so `imgr principal add` can make it reload its users. */
@@ -31,6 +33,8 @@ export interface NatsServerOptions {
 export interface NatsServer {
   readonly url: string;
   readonly port: number;
+  /** The monitoring endpoint's base URL, when `monitor` was asked for. */
+  readonly monitorUrl?: string;
   readonly pid: number;
   /** Stops the server (SIGTERM, then SIGKILL after a grace period). */
   stop(): Promise<void>;
@@ -56,7 +60,7 @@ export function natsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
   }
 }
 
-const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
+const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1), monitoring: z.array(z.string()).optional() });
 
 /**
  * Runs nats-server as a child process with imgr's nats.conf, the way
@@ -65,7 +69,7 @@ const PortsFileSchema = z.object({ nats: z.array(z.string()).min(1) });
  */
 export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer> {
   const portsDir = await mkdtemp(join(tmpdir(), 'imgr-ports-'));
-  const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir, ...(o.pidFile !== undefined ? ['-P', o.pidFile] : [])];
+  const args = ['-c', o.configFile, '-sd', o.storeDir, '-p', o.port === 'random' ? '-1' : String(o.port), '--ports_file_dir', portsDir, ...(o.pidFile !== undefined ? ['-P', o.pidFile] : []), ...(o.monitor === true ? ['-m', '-1'] : [])];
   const logFd = o.logFile !== undefined ? openSync(o.logFile, 'a', 0o600) : undefined;
   const child =
     logFd !== undefined
@@ -87,12 +91,13 @@ export async function startNatsServer(o: NatsServerOptions): Promise<NatsServer>
   child.once('error', (e) => (spawnError = e));
 
   try {
-    const url = await waitForPortsFile(portsDir, child, () => spawnError, o.logFile !== undefined ? { tail: () => tailOf(o.logFile ?? '') } : output);
+    const { url, monitorUrl } = await waitForPortsFile(portsDir, child, () => spawnError, o.logFile !== undefined ? { tail: () => tailOf(o.logFile ?? '') } : output);
     if (o.logFile !== undefined) child.unref();
     const port = Number(new URL(url).port);
     return {
       url,
       port,
+      ...(monitorUrl !== undefined ? { monitorUrl } : {}),
       pid: child.pid ?? -1,
       stop: () => stopChild(child, exited, 'SIGTERM'),
       kill: () => stopChild(child, exited, 'SIGKILL'),
@@ -111,7 +116,7 @@ function tailOf(file: string): string {
   }
 }
 
-async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Error | undefined, log: readonly string[] | { tail: () => string }): Promise<string> {
+async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Error | undefined, log: readonly string[] | { tail: () => string }): Promise<{ url: string; monitorUrl?: string }> {
   const output = (): string => ('tail' in log ? log.tail() : log.join('\n'));
   for (let i = 0; i < 400; i++) {
     const e = err();
@@ -123,7 +128,9 @@ async function waitForPortsFile(dir: string, child: ChildProcess, err: () => Err
       // The server may be writing it right now: a file not yet whole is read again on the next round.
       const parsed = PortsFileSchema.safeParse(safeJson(await readFile(join(dir, file), 'utf8')));
       const url = parsed.success ? parsed.data.nats[0] : undefined;
-      if (url !== undefined) return url;
+      // The first address is the one the server was told to listen on (loopback in imgr's nats.conf).
+      const monitorUrl = parsed.success ? parsed.data.monitoring?.[0] : undefined;
+      if (url !== undefined) return { url, ...(monitorUrl !== undefined ? { monitorUrl } : {}) };
     }
     await sleep(25);
   }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { assertServerVersion } from './server-version.js';
 import { passwordOf } from './nats-auth.js';
 
-export const ROLES = ['manager', 'drivers', 'service', 'auditor', 'dashboard'] as const;
+export const ROLES = ['manager', 'drivers', 'service', 'auditor', 'dashboard', 'responder'] as const;
 export const RoleSchema = z.enum(ROLES);
 export type Role = z.infer<typeof RoleSchema>;
 

@@ -16,6 +16,8 @@ import { ImageQuerySchema, queryImages } from './query.js';
 import { DatastoreSummaries, DatastoreSummarySchema, EMPTY_SUMMARY } from './summary.js';
 import { untilDone } from '../platform/retry.js';
 import { FlushLoop } from './flush-loop.js';
+import type { Responder } from '../platform/responder.js';
+import { QUERY_PATTERNS } from '../messages/queries.js';
 import { inParallel } from '../platform/parallel.js';
 
 /** A write the client refuses before sending (a value over the server's max_payload): no retry cures it. */
@@ -110,7 +112,8 @@ export class Projector {
   static async start(
     nc: NatsConnection,
     log: Logger,
-    o: { generation?: number; serveQueries?: boolean; onProgress?: (applied: number, target: number) => void } = {},
+    /** `queries`: answer imgr.query.<asker>.images and .datastores on it (the live generation does; a rebuild's candidate not yet). */
+    o: { generation?: number; queries?: Responder; onProgress?: (applied: number, target: number) => void } = {},
   ): Promise<Projector> {
     const p = await provision(nc);
     const generation = o.generation ?? (await activeGeneration(p.meta));
@@ -123,7 +126,7 @@ export class Projector {
     };
     const projector = new Projector(nc, new EventStore(nc, p.jsm), kv, log, generation);
     await projector.boot(o.onProgress);
-    if (o.serveQueries ?? true) projector.serve();
+    if (o.queries) projector.serve(o.queries);
     return projector;
   }
 
@@ -191,26 +194,17 @@ export class Projector {
     onProgress?.(this.progress.applied, target);
   }
 
-  /** Answers imgr.query.images and imgr.query.datastores from this projection. */
-  serve(): void {
+  /** Answers imgr.query.<asker>.images and .datastores from this projection. */
+  serve(queries: Responder): void {
     this.queries.push(
-      this.nc.subscribe('imgr.query.datastores', {
-        queue: 'imgr-projections',
-        callback: (err, m) => {
-          if (!err) m.respond(JSON.stringify(redactSealed([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id))));
-        },
+      queries.serve(QUERY_PATTERNS.datastores, 'imgr-projections', () => JSON.stringify(redactSealed([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id)))),
+      queries.serve(QUERY_PATTERNS.images, 'imgr-projections', (m) => {
+        // An empty request means "no filters"; unreadable JSON is refused by the schema.
+        const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.text()) ?? null) : {});
+        // Redact the page only: the filter scans the views, the answer carries at most one page of them.
+        return JSON.stringify(q.success ? { ok: true, ...redactSealed(queryImages([...this.images.values()].map((x) => x.view), q.data)) } : { ok: false, error: q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') });
       }),
     );
-    this.queries.push(this.nc.subscribe('imgr.query.images', {
-      queue: 'imgr-projections',
-      callback: (err, m) => {
-        if (err) return;
-        // An empty request means "no filters"; unreadable JSON is refused by the schema.
-        const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.string()) ?? null) : {});
-        // Redact the page only: the filter scans the views, the answer carries at most one page of them.
-        m.respond(JSON.stringify(q.success ? { ok: true, ...redactSealed(queryImages([...this.images.values()].map((x) => x.view), q.data)) } : { ok: false, error: q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') }));
-      },
-    }));
   }
 
   /**

@@ -6,6 +6,7 @@ import { jsonEqual } from '../machines/shared/equal.js';
 import { BUCKETS } from '../store/provision.js';
 import { GENERATION_KEY, Projector, viewBuckets } from './projector.js';
 import { ImgrMetrics } from '../platform/metrics.js';
+import type { Responder } from '../platform/responder.js';
 
 export const REBUILD_SUBJECT = 'imgr.admin.projections.rebuild';
 export const REBUILD_PROGRESS = 'imgr.admin.projections.progress';
@@ -30,6 +31,7 @@ export class ProjectionService {
   private constructor(
     private readonly nc: NatsConnection,
     private current: Projector,
+    private readonly queries: Responder,
     private readonly log: Logger,
     private readonly metrics: ImgrMetrics,
   ) {
@@ -46,8 +48,9 @@ export class ProjectionService {
     });
   }
 
-  static async start(nc: NatsConnection, log: Logger, metrics: ImgrMetrics = new ImgrMetrics()): Promise<ProjectionService> {
-    return new ProjectionService(nc, await Projector.start(nc, log), log, metrics);
+  /** `queries` answers the views' queries; the service closes it when it stops. */
+  static async start(nc: NatsConnection, queries: Responder, log: Logger, metrics: ImgrMetrics = new ImgrMetrics()): Promise<ProjectionService> {
+    return new ProjectionService(nc, await Projector.start(nc, log, { queries }), queries, log, metrics);
   }
 
   /** The projector whose views are served, and whose lag is reported. */
@@ -65,7 +68,7 @@ export class ProjectionService {
     try {
       const next = this.current.generation + 1;
       await this.removeGeneration(next);
-      const candidate = await Projector.start(this.nc, this.log, { generation: next, serveQueries: false, onProgress });
+      const candidate = await Projector.start(this.nc, this.log, { generation: next, onProgress });
       const seq = Math.max(candidate.appliedSeq, this.current.appliedSeq);
       await Promise.all([candidate.waitFor(seq), this.current.waitFor(seq)]);
       const compared = this.differences(candidate);
@@ -78,7 +81,7 @@ export class ProjectionService {
       const old = this.current;
       this.current = candidate;
       this.live(candidate);
-      candidate.serve();
+      candidate.serve(this.queries);
       await old.destroy();
       this.log.info({ generation: next, seq }, 'projections rebuilt and switched');
       return { ok: true, generation: next, images: candidate.images.size, datastores: candidate.datastores.size, compared, seq };
@@ -118,6 +121,8 @@ export class ProjectionService {
 
   async stop(): Promise<void> {
     this.sub.unsubscribe();
+    this.queries.unsubscribe();
     await this.current.stop();
+    await this.queries.close();
   }
 }

@@ -11,6 +11,7 @@ import { ProjectionService } from '../../src/projections/service.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { Responder } from '../../src/platform/responder.js';
 
 let nats: TestNats;
 beforeAll(async () => {
@@ -27,7 +28,7 @@ describe('the api before the projections', () => {
     await eventually(() => waitedFor.length > 0, 'the api says what it waits for');
     expect(waitedFor[0]).toMatch(/^imgr_images/);
     const manager = await Manager.start({ servers: nats.url, log: silentLogger() });
-    const projections = await ProjectionService.start(await nats.connect('manager'), silentLogger());
+    const projections = await ProjectionService.start(await nats.connect('manager'), await Responder.connect(nats.url, 'test-projections-queries', silentLogger()), silentLogger());
     const views = await starting;
     const c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
     try {

@@ -14,6 +14,7 @@ import { DriverResponder } from '../support/driver-responder.js';
 import { Manager } from '../../src/manager.js';
 import { Projector } from '../../src/projections/projector.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { Responder } from '../../src/platform/responder.js';
 import { main } from '../../src/cli/imgr.js';
 import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
@@ -23,18 +24,21 @@ let nats: TestNats;
 let manager: Manager;
 let projector: Projector;
 let drivers: DriverResponder;
+let queries: Responder;
 let dir: string;
 
 beforeAll(async () => {
   nats = await TestNats.start();
   manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
-  projector = await Projector.start(await nats.connect('manager'), silentLogger());
+  queries = await Responder.connect(nats.url, 'test-projections-queries', silentLogger());
+  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries });
   drivers = await DriverResponder.start(nats.url);
   dir = mkdtempSync(join(tmpdir(), 'imgr-cli-'));
 });
 afterAll(async () => {
   await drivers.stop();
   await projector.stop();
+  await queries.close();
   await manager.stop();
   await nats.dispose();
   rmSync(dir, { recursive: true, force: true });

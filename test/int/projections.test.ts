@@ -15,6 +15,8 @@ import { Manager } from '../../src/manager.js';
 import { Projector, VIEW_BUCKETS } from '../../src/projections/projector.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { Responder } from '../../src/platform/responder.js';
+import { querySubjects } from '../../src/messages/queries.js';
 import type { ImageView } from '../../src/messages/image-record.js';
 
 let nats: TestNats;
@@ -22,6 +24,7 @@ let manager: Manager;
 let drivers: DriverResponder;
 let c: ImgrClient;
 let projector: Projector;
+let queries: Responder;
 let ds: number;
 const ids: number[] = [];
 
@@ -30,7 +33,8 @@ beforeAll(async () => {
   manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
   drivers = await DriverResponder.start(nats.url);
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
-  projector = await Projector.start(await nats.connect('manager'), silentLogger());
+  queries = await Responder.connect(nats.url, 'test-projections-queries', silentLogger());
+  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries });
   ds = await c.nextId('datastore');
   // Datastores are the administrator's to create.
   const admin = await ImgrClient.connect({ servers: nats.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
@@ -49,6 +53,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await projector.stop();
+  await queries.close();
   await drivers.stop();
   await c.close();
   await manager.stop();
@@ -97,7 +102,7 @@ describe('projections', () => {
   });
 
   it('answer queries with filters and pagination', async () => {
-    const q = async (query: object) => (await c.nc.request('imgr.query.images', JSON.stringify(query), { timeout: 5000 })).json<{ ok: boolean; total: number; items: ImageView[]; error?: string }>();
+    const q = async (query: object) => (await c.nc.request(querySubjects.images(c.principal), JSON.stringify(query), { timeout: 5000 })).json<{ ok: boolean; total: number; items: ImageView[]; error?: string }>();
     expect((await q({})).total).toBe(5);
     expect((await q({ namePrefix: 'web' })).items.map((v) => v.name)).toEqual(['web-0', 'web-2', 'web-4']);
     expect((await q({ type: 'DATABLOCK', state: 'READY' })).items.map((v) => v.name)).toEqual(['db-3', 'web-4', 'db-5']);
@@ -113,7 +118,7 @@ describe('projections', () => {
   it('resume from the checkpoint after a restart, and a rebuild from scratch equals the live views', async () => {
     await projector.stop();
     await c.send({ type: 'image.enable', imageId: ids[0] ?? -1 });
-    projector = await Projector.start(await nats.connect('manager'), silentLogger());
+    projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries });
     await caughtUp(projector);
     expect(projector.images.get(ids[0] ?? -1)?.view.state).toBe('READY');
 
@@ -137,7 +142,7 @@ describe('projections', () => {
       await c.send({ type: 'image.disable', imageId: ids[2] ?? -1 });
       await c.send({ type: 'image.enable', imageId: ids[2] ?? -1 });
     }
-    const rebuilt = await Projector.start(admin, silentLogger(), { generation: 7, serveQueries: false });
+    const rebuilt = await Projector.start(admin, silentLogger(), { generation: 7 });
     await caughtUp(rebuilt);
     const jsm = await jetstreamManager(admin);
     const writes = (await jsm.streams.info(`KV_${VIEW_BUCKETS.images}_7`)).state.last_seq;

@@ -58,7 +58,7 @@ export class TestNats {
     const storeDir = o.storeDir ?? (await mkdtemp(join(tmpdir(), 'imgr-test-js-')));
     const creds = testCredentials();
     const conf = configFile ?? writeServerConfig(NATS_CONF, TEST_PRINCIPALS, creds, join(storeDir, 'nats.conf'));
-    const server = await startNatsServer({ configFile: conf, storeDir, port: 'random' });
+    const server = await startNatsServer({ configFile: conf, storeDir, port: 'random', monitor: true });
     const t = new TestNats(server, storeDir, conf);
     if (configFile === undefined) {
       // The manager learns the principals from imgr_meta, as npm start publishes them.
@@ -73,6 +73,12 @@ export class TestNats {
     return this.server.url;
   }
 
+  /** The server's monitoring endpoint (/connz, /subsz…): every test server has one, on loopback. */
+  get monitorUrl(): string {
+    if (this.server.monitorUrl === undefined) throw new Error('this test server has no monitoring endpoint');
+    return this.server.monitorUrl;
+  }
+
   async connect(role: Role | PrincipalName = 'manager'): Promise<NatsConnection> {
     const nc = await connectAs(role, this.url, `test-${role}`);
     this.connections.push(nc);
@@ -84,7 +90,7 @@ export class TestNats {
     const port = this.server.port;
     await (o.kill === true ? this.server.kill() : this.server.stop());
     if (o.downMs !== undefined) await new Promise((r) => setTimeout(r, o.downMs));
-    this.server = await startNatsServer({ configFile: this.configFile, storeDir: this.storeDir, port });
+    this.server = await startNatsServer({ configFile: this.configFile, storeDir: this.storeDir, port, monitor: true });
   }
 
   async dispose(): Promise<void> {

@@ -4,6 +4,7 @@ import { Manager } from '../../src/manager.js';
 import { ProjectionService } from '../../src/projections/service.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { Responder } from '../../src/platform/responder.js';
 import type { ManagerConfigInput } from '../../src/platform/config.js';
 import type { Projector } from '../../src/projections/projector.js';
 
@@ -29,7 +30,7 @@ export interface TestSystem {
 export async function startSystem(o: { config?: ManagerConfigInput; actor?: { uid: number; gid: number; name: string } } = {}): Promise<TestSystem> {
   const nats = await TestNats.start();
   const manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100, ...(o.config ? { config: o.config } : {}) });
-  const projections = await ProjectionService.start(await nats.connect('manager'), silentLogger());
+  const projections = await ProjectionService.start(await nats.connect('manager'), await Responder.connect(nats.url, 'test-projections-queries', silentLogger()), silentLogger());
   const drivers = await DriverResponder.start(nats.url);
   const client = await ImgrClient.connect({ servers: nats.url, actor: o.actor ?? { uid: 0, gid: 0, name: 'oneadmin' } });
   // Datastores are the administrator's to create, whoever the test acts as.

@@ -1,0 +1,26 @@
+import type { AggregateKind } from './wire.js';
+
+/**
+ * Query subjects carry who asks: `imgr.query.<asker>.<query>…`, where the
+ * asker is the NATS user (a principal or a role). The server lets each user
+ * publish only under its own name, so an answerer knows the asker from the
+ * subject alone, answers only on that asker's inbox (`_INBOX.<asker>.…`) and
+ * may show it only what it may read.
+ */
+export const querySubjects = {
+  view: (asker: string, kind: AggregateKind, id: number): string => `imgr.query.${asker}.view.${kind}.${id}`,
+  nextId: (asker: string, kind: AggregateKind): string => `imgr.query.${asker}.next-id.${kind}`,
+  images: (asker: string): string => `imgr.query.${asker}.images`,
+  datastores: (asker: string): string => `imgr.query.${asker}.datastores`,
+} as const;
+
+/** What the answerers subscribe to: every asker's query of one kind. */
+export const QUERY_PATTERNS = {
+  view: 'imgr.query.*.view.*.*',
+  nextId: 'imgr.query.*.next-id.*',
+  images: 'imgr.query.*.images',
+  datastores: 'imgr.query.*.datastores',
+} as const;
+
+/** Who may publish a user's queries: itself only (the generated NATS permissions). */
+export const ownQueries = (user: string): string => `imgr.query.${user}.>`;
