@@ -18,6 +18,9 @@ let server: Server;
 let url: string;
 const content = randomBytes(3 * 1024 * 1024 + 17);
 
+/** A datastore whose URL imports may reach this test's server on loopback (refused by default). */
+const web = () => datastoreView(base, { template: { ...datastoreView(base).template, IMGR_URL_ALLOWED_NETWORKS: '127.0.0.1/32' } });
+
 const qemu = (...args: string[]) => execFileSync('qemu-img', args, { encoding: 'utf8' });
 const info = (f: string) => JSON.parse(qemu('info', '--output=json', f)) as { format: string; 'virtual-size': number; snapshots?: { name: string }[] };
 
@@ -64,13 +67,13 @@ describe('fs: CP', () => {
   it('downloads an http URL and checks MD5 and SHA1', async () => {
     const md5 = createHash('md5').update(content).digest('hex');
     const sha1 = createHash('sha1').update(content).digest('hex');
-    const r = await act('CP', datastoreView(base), imageView({ path: url, template: { MD5: md5, SHA1: sha1 } }));
+    const r = await act('CP', web(), imageView({ path: url, template: { MD5: md5, SHA1: sha1 } }));
     expect(r.result).toBe('SUCCESS');
     expect(readFileSync(r.info.split(' ')[0] ?? '').equals(content)).toBe(true);
   });
   it('refuses a wrong checksum and leaves no file behind', async () => {
     const before = readdirSync(base).length;
-    const r = await act('CP', datastoreView(base), imageView({ path: url, template: { MD5: '0'.repeat(32) } }));
+    const r = await act('CP', web(), imageView({ path: url, template: { MD5: '0'.repeat(32) } }));
     expect(r).toMatchObject({ result: 'FAILURE', info: `MD5 checksum of ${url} does not match` });
     expect(readdirSync(base)).toHaveLength(before);
   });
@@ -86,7 +89,7 @@ describe('fs: CP', () => {
   });
   it('a missing file and a failed download are failures with a reason', async () => {
     expect(await act('CP', datastoreView(base), imageView({ path: join(dir, 'nope') }))).toMatchObject({ result: 'FAILURE', info: `Cannot access ${join(dir, 'nope')}: no such readable file` });
-    expect(await act('CP', datastoreView(base), imageView({ path: url.replace('disk.raw', 'missing') }))).toMatchObject({ result: 'FAILURE' });
+    expect(await act('CP', web(), imageView({ path: url.replace('disk.raw', 'missing') }))).toMatchObject({ result: 'FAILURE' });
   });
 });
 
@@ -120,7 +123,7 @@ describe('fs: MKFS, CLONE, STAT, MONITOR, RM', () => {
   });
   it('STAT gives MiB rounded up for files and URLs', async () => {
     expect(await act('STAT', datastoreView(base), imageView({ path: join(dir, 'disk.raw') }))).toMatchObject({ result: 'SUCCESS', info: '4' });
-    expect(await act('STAT', datastoreView(base), imageView({ path: url }))).toMatchObject({ result: 'SUCCESS', info: '4' });
+    expect(await act('STAT', web(), imageView({ path: url }))).toMatchObject({ result: 'SUCCESS', info: '4' });
   });
   it('MONITOR reports the filesystem of BASE_PATH', async () => {
     const r = await act('MONITOR', datastoreView(base), null);

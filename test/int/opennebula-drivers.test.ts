@@ -81,7 +81,8 @@ beforeAll(async () => {
     await ok({ type: 'datastore.create', datastoreId: id, template: { RESTRICTED_DIRS: '/', SAFE_DIRS: join(dir, 'src'), ...template } });
     return id;
   };
-  fs1 = await create({ NAME: 'one-fs-a', DS_MAD: 'one-fs', TM_MAD: 'shared' });
+  // Its URL import reaches this test's server on loopback, which imgr refuses unless a datastore allows it.
+  fs1 = await create({ NAME: 'one-fs-a', DS_MAD: 'one-fs', TM_MAD: 'shared', IMGR_URL_ALLOWED_NETWORKS: '127.0.0.1/32' });
   fs2 = await create({ NAME: 'one-fs-b', DS_MAD: 'one-fs', TM_MAD: 'shared' });
   qcow = await create({ NAME: 'one-fs-qcow2', DS_MAD: 'one-fs', TM_MAD: 'qcow2' });
   dummy = await create({ NAME: 'one-dummy', DS_MAD: 'one-dummy', TM_MAD: 'dummy' });
