@@ -18,6 +18,7 @@ import { DriverSources } from './driver-source.js';
 import { DRIVERS_DURABLE, STREAMS } from '../store/provision.js';
 import { actionDocument, actionEnvironment } from './document.js';
 import { runScript } from './run.js';
+import { inspectAfter, inspectBefore } from './inspection.js';
 import { classifyStderr, replyFor, type LogLine } from './reply.js';
 import { Semaphore } from './semaphore.js';
 import { isSealed, unseal } from '../secrets/sealed.js';
@@ -324,17 +325,23 @@ export async function runAction(
   const input = await prepareInput(req, o, clock);
   if (!input.ok) return { result: 'FAILURE', info: input.failure, logs: [], commandLine };
   try {
+    // Images are data, never references: every file of a client's the action opens is inspected first (inspection.ts).
+    const inspected = await inspectBefore(input.request);
+    if (inspected.refusal !== null) return { result: 'FAILURE', info: input.shown(inspected.refusal), logs: [], commandLine };
     const x = await runScript({
       script,
       args: [String(id)],
       stdin: Buffer.from(actionDocument(input.request), 'utf8').toString('base64'),
-      env: { ...actionEnvironment(input.request), ...place.env },
+      env: { ...actionEnvironment(input.request), ...inspected.env, ...place.env },
       cwd: place.cwd,
       timeoutMs: Math.max(1, req.deadline - clock.now()),
       graceMs: o.graceMs,
       maxStdoutBytes: o.maxStdoutBytes,
     });
-    const r = replyFor(req.action, commandLine, x);
+    const replied = replyFor(req.action, commandLine, x);
+    // What it made from such a file is inspected in its turn (a file changed between the two checks is still refused).
+    const refusedAfter = replied.result === 'SUCCESS' ? await inspectAfter(input.request, replied.info) : null;
+    const r = refusedAfter === null ? replied : { result: 'FAILURE' as const, info: refusedAfter };
     // A failure names what the user gave (the URL), not the staged file; a success's SOURCE is the datastore's.
     return { ...r, info: r.result === 'FAILURE' ? input.shown(r.info) : r.info, logs: classifyStderr(x.stderr).logs.map((l) => ({ ...l, text: input.shown(l.text) })), commandLine };
   } finally {

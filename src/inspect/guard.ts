@@ -56,7 +56,12 @@ export async function checkImageFile(path: string, o: ImageCheck = {}): Promise<
   }
   if (st.isDirectory()) return verdict([], null);
   if (!st.isFile()) return verdict(['not a regular file'], null);
-  const inspection = await inspectFile(path);
+  let inspection: Inspection;
+  try {
+    inspection = await inspectFile(path);
+  } catch (e) {
+    return verdict([`cannot inspect it (${(e as NodeJS.ErrnoException).code ?? String(e)})`], null);
+  }
   const mismatch = o.declared !== undefined ? formatMismatch(o.declared, inspection) : null;
   const reasons = await unallowed(path, inspection, o.snapshots, new Set(), 0);
   return verdict([...(mismatch ? [mismatch.message] : []), ...reasons], inspection);
@@ -89,6 +94,8 @@ async function backingRefusal(path: string, v: Violation, snapshots: string, see
   const st = await stat(target).catch(() => null);
   if (!st?.isFile()) return v.message;
   seen.add(target);
-  const next = await unallowed(target, await inspectFile(target), snapshots, seen, depth + 1);
+  const inspected = await inspectFile(target).catch(() => null);
+  if (inspected === null) return v.message;
+  const next = await unallowed(target, inspected, snapshots, seen, depth + 1);
   return next.length === 0 ? null : `${v.message}: ${next.join('; ')}`;
 }
