@@ -444,7 +444,8 @@ export class AggregateHost {
     for (let from = this.state.lastSeq(kind, id) + 1; from <= upTo; ) {
       const c = await this.store.nextCommitOf(kind, id, from);
       if (!c) return;
-      if (!('unreadable' in c.commit)) this.state.apply(c.seq, c.commit, c.hash);
+      if ('unreadable' in c.commit) this.stepOver(c.seq, c.subject, c.commit.unreadable);
+      else this.state.apply(c.seq, c.commit, c.hash);
       from = c.seq + 1;
     }
   }
@@ -569,6 +570,17 @@ export class AggregateHost {
   }
 
   /**
+   * A message on an aggregate's subject that is no commit: counted as a step
+   * of its sequence (ResidentState.stepOver), never applied. The reactors
+   * park it, once each, for an operator to see (`imgr parked`).
+   */
+  private stepOver(seq: number, subject: string, reason: string): void {
+    this.log.error({ seq, subject, reason }, 'an unreadable message in the log: counted as a step of its aggregate, nothing applied');
+    const target = aggregateOfSubject(subject);
+    if (target) this.state.stepOver(target.kind, target.id, seq);
+  }
+
+  /**
    * The ordered tail's commits. Only they move the progress mark, so
    * `appliedSeq` is always a contiguous prefix of the log: waiting for it
    * means every earlier commit, another manager's included, is in. Own
@@ -579,7 +591,7 @@ export class AggregateHost {
     // This manager's own commits (and those a catch-up read) are folded already: not even parsed again.
     const folded = target !== undefined && this.state.lastSeq(target.kind, target.id) >= c.seq;
     if (!folded) {
-      if ('unreadable' in c.commit) this.log.error({ seq: c.seq, subject: c.subject, reason: c.commit.unreadable }, 'skipping an unreadable commit');
+      if ('unreadable' in c.commit) this.stepOver(c.seq, c.subject, c.commit.unreadable);
       else this.state.apply(c.seq, c.commit, c.hash);
     }
     this.progress.advance(c.seq);

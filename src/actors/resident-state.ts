@@ -109,7 +109,7 @@ export class ResidentState {
   /** Partition → how many of its images are foreign here: a checkpoint of that partition waits until none is. */
   private readonly foreignIn = new Map<number, number>();
   /** Images being taken over: their commits wait here until the image is loaded (`adopt`). */
-  private readonly adopting = new Map<number, { seq: number; commit: Extract<Commit, { aggregate: 'image' }>; hash: string }[]>();
+  private readonly adopting = new Map<number, { seq: number; commit: Extract<Commit, { aggregate: 'image' }> | null; hash: string }[]>();
   /** Whether a new image is this manager's to keep (its partition is held here). */
   private holding: (imageId: number) => boolean = () => true;
 
@@ -277,6 +277,37 @@ export class ResidentState {
     if (last) this.recent.set(commit.commandId, { kind: commit.aggregate, id: commit.id, seq, fact: last.type, state: last.state, by: actorKey(commit.actor) });
   }
 
+  /**
+   * A message on an aggregate's subject that is no commit (the log is
+   * immutable: it stays there) is a step of that subject's sequence all the
+   * same. The next append must expect it, else every command of the
+   * aggregate would conflict until its retries ran out. Nothing else of the
+   * aggregate changes.
+   */
+  stepOver(kind: AggregateKind, id: number, seq: number): void {
+    if (seq <= this.lastSeq(kind, id)) return;
+    if (kind === 'datastore') {
+      const r = this.datastores.get(id) ?? { agg: DATASTORE.initial(id), seq: 0, hash: '' };
+      r.seq = seq;
+      this.datastores.set(id, r);
+      this.dirty.add(`datastore.${id}`);
+      return;
+    }
+    const waiting = this.adopting.get(id);
+    if (waiting) {
+      waiting.push({ seq, commit: null, hash: '' });
+      return;
+    }
+    if (this.images.has(id) || (!this.foreign.has(id) && this.holding(id))) {
+      const h = this.images.hot(id, this.now());
+      this.images.set(id, h?.agg ?? IMAGE.initial(id), seq, h?.hash ?? '', this.now());
+      this.dirty.add(`image.${id}`);
+    } else {
+      const before = this.foreign.get(id);
+      this.setForeign(id, { ...(before ?? foldForeign(undefined, seq, [])), seq });
+    }
+  }
+
   /** Moves an image from what the indexes knew of it to what it is now. */
   private index(before: Indexed | undefined, after: Indexed): void {
     if (before) {
@@ -363,14 +394,20 @@ export class ResidentState {
     this.index(before && indexedOfForeign(id, before), indexedOf(image.agg));
     // Its snapshot may be older than what was loaded: the next checkpoint writes it before its partition's.
     this.dirty.add(`image.${id}`);
-    for (const w of waiting) this.apply(w.seq, w.commit, w.hash);
+    for (const w of waiting) this.replay(id, w);
   }
 
   /** An image that could not be loaded stays foreign, with the commits that waited folded in. */
   abandon(id: number): void {
     const waiting = this.adopting.get(id) ?? [];
     this.adopting.delete(id);
-    for (const w of waiting) this.apply(w.seq, w.commit, w.hash);
+    for (const w of waiting) this.replay(id, w);
+  }
+
+  /** A commit that waited for an adoption; null for a message that was not one (stepOver). */
+  private replay(id: number, w: { seq: number; commit: Extract<Commit, { aggregate: 'image' }> | null; hash: string }): void {
+    if (w.commit) this.apply(w.seq, w.commit, w.hash);
+    else this.stepOver('image', id, w.seq);
   }
 
   /** The files the datastore's images name (resident and foreign): what a sweep leaves alone. A scan, once per monitor period. */

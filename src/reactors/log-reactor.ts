@@ -244,8 +244,8 @@ class Run {
     const { c } = item;
     const commit = c.commit;
     if ('unreadable' in commit) {
-      this.log.error({ seq: c.seq, reason: commit.unreadable }, 'reactor skips an unreadable commit');
-      this.finished(c.seq);
+      // Nothing to react to; parked once so that an operator sees it (`imgr parked`), as any commit given up on.
+      while (!this.stopping && !(await this.park(item, 'unreadable', `unreadable commit: ${commit.unreadable}`))) await this.pause(1_000);
       return;
     }
     while (!this.stopping) {
@@ -256,7 +256,7 @@ class Run {
       } catch (e) {
         item.failures += 1;
         if (item.failures >= PARK_AFTER) {
-          if (await this.park(item, commit, e)) return;
+          if (await this.park(item, commit.commandId, e)) return;
         } else {
           this.log.error({ err: e, seq: c.seq, attempts: item.failures }, 'reaction failed, will retry');
         }
@@ -279,13 +279,13 @@ class Run {
   }
 
   /** True once parked (the commit then counts as done). */
-  private async park(item: InFlight, commit: Commit, e: unknown): Promise<boolean> {
+  private async park(item: InFlight, commandId: string, e: unknown): Promise<boolean> {
     const parked: ParkedCommit = {
       reactor: this.name,
       seq: item.c.seq,
       subject: item.c.subject,
-      commandId: commit.commandId,
-      attempts: item.failures,
+      commandId,
+      attempts: Math.max(1, item.failures),
       error: (e instanceof Error ? e.message : String(e)).slice(0, 4096),
       at: Date.now(),
     };
