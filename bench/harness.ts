@@ -65,7 +65,7 @@ export async function startOpenBenchServer(store: string, binary?: string): Prom
   return startNatsServer({ configFile, storeDir: join(store, 'js'), port: 'random', ...(binary !== undefined ? { binary } : {}) });
 }
 
-export const BENCH_PRINCIPALS: Principals = { bench: { uid: 0, gid: 0, admin: true, delegate: false } };
+export const BENCH_PRINCIPALS: Principals = { bench: { uid: 0, gid: 0, admin: true, delegate: false, uids: [], gids: [], vmService: false } };
 
 /** The bundled dummy driver's copy script, which registrations in the benchmarks run. */
 export const DUMMY_CP = fileURLToPath(new URL('../drivers/dummy/cp', import.meta.url));

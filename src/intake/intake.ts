@@ -27,10 +27,9 @@ import { Outcomes } from './outcomes.js';
 import { Mailboxes } from '../actors/mailbox.js';
 import { InheritedOrder } from './inherited-order.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
-import type { PrincipalRegistry } from './principal-registry.js';
+import type { PrincipalLookup, PrincipalRegistry } from './principal-registry.js';
+import { actorOf } from './grants.js';
 import type { ImgrMetrics } from '../platform/metrics.js';
-import type { Principal } from '../platform/principals.js';
-import type { Actor } from '../messages/envelope.js';
 import { inboxPrefixFor } from '../platform/nats.js';
 import { DEFAULT_SECRET_ATTRIBUTES, REDACTED, unsealedSecrets } from '../secrets/sealed.js';
 
@@ -171,7 +170,7 @@ export class Intake {
   private handle(m: JsMsg): Promise<void> {
     const started = this.clock.now();
     const timer = performance.now();
-    const parsed = parseCommandMessage(publishedSubject(m.subject, this.source), m.string(), this.source, this.secretAttributes, (name) => this.principals?.get(name));
+    const parsed = parseCommandMessage(publishedSubject(m.subject, this.source), m.string(), this.source, this.secretAttributes, (name) => this.principals?.lookup(name));
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
@@ -334,7 +333,7 @@ export function parseCommandMessage(
   text: string,
   source: CommandSource = 'public',
   secrets: readonly string[] = DEFAULT_SECRET_ATTRIBUTES,
-  principalOf: (name: string) => Principal | undefined = () => undefined,
+  principalOf: (name: string) => PrincipalLookup = () => undefined,
 ): Parsed {
   const raw = safeJson(text);
   if (raw === undefined) return { ok: false, rejection: rejection('CMD_ERR_MALFORMED', { reason: 'not JSON' }), partial: {} };
@@ -356,16 +355,14 @@ export function parseCommandMessage(
   if (source === 'public') {
     const principal = principalOf(principalName);
     if (!principal) return { ok: false, rejection: rejection('CMD_ERR_PRINCIPAL', { principal: principalName }), partial: refusal };
+    if ('refused' in principal) return { ok: false, rejection: rejection('CMD_ERR_PRINCIPAL_REFUSED', { principal: principalName, why: principal.refused }), partial: refusal };
     if (r.data.replyTo !== null && !r.data.replyTo.startsWith(`${inboxPrefixFor(principalName)}.`)) {
       // Not answered there: it is somebody else's inbox.
       return { ok: false, rejection: rejection('CMD_ERR_REPLY_TO', { replyTo: r.data.replyTo, principal: principalName }), partial: { envelope: r.data.envelope } };
     }
     const authenticated = actorOf(principalName, principal, r.data.envelope.actor);
-    if (!authenticated) {
-      const a = r.data.envelope.actor;
-      return { ok: false, rejection: rejection('CMD_ERR_ACTOR', { actor: `${a.name} (uid ${a.uid}, gid ${a.gid})`, principal: principalName }), partial: refusal };
-    }
-    message = { ...r.data, envelope: { ...r.data.envelope, actor: authenticated } };
+    if (!authenticated.ok) return { ok: false, rejection: authenticated.rejection, partial: refusal };
+    message = { ...r.data, envelope: { ...r.data.envelope, actor: authenticated.actor } };
     if (INTERNAL_COMMANDS.has(r.data.command.type)) return { ok: false, rejection: rejection('CMD_ERR_INTERNAL', { type: r.data.command.type }), partial: refusal };
     if (commandId.startsWith(INTERNAL_ID_PREFIX)) return { ok: false, rejection: rejection('CMD_ERR_RESERVED_ID', { id: commandId, prefix: INTERNAL_ID_PREFIX }), partial: refusal };
   } else if (!commandId.startsWith(INTERNAL_ID_PREFIX)) {
@@ -375,18 +372,6 @@ export function parseCommandMessage(
   const plain = template ? unsealedSecrets(template, secrets) : [];
   if (plain.length > 0) return { ok: false, rejection: rejection('CMD_ERR_SECRET_PLAINTEXT', { attrs: plain.join(', ') }), partial: { ...message, command: withoutSecrets(message.command, secrets) } };
   return { ok: true, message };
-}
-
-/**
- * Who a principal's command is from. A principal acts as itself: the
- * envelope's actor may only repeat its uid and gid (or say nothing new), and
- * facts record the principal. A delegating gateway acts for the user it
- * names; the record says which gateway vouched for it.
- */
-function actorOf(name: string, p: Principal, claimed: Actor): Actor | undefined {
-  if (p.delegate) return { ...claimed, service: name };
-  if (claimed.uid !== p.uid || claimed.gid !== p.gid) return undefined;
-  return { uid: p.uid, gid: p.gid, name: p.uname ?? name, service: name };
 }
 
 /** The envelope and replyTo of a message whose command did not parse, so the sender still hears back. */

@@ -1,15 +1,21 @@
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../platform/logger.js';
-import { DEFAULT_PRINCIPALS, PRINCIPALS_KEY, PrincipalsSchema, type Principal, type Principals } from '../platform/principals.js';
+import { DEFAULT_PRINCIPALS, PRINCIPALS_KEY, readPrincipals, type Principal, type Principals } from '../platform/principals.js';
 import { safeJson } from '../platform/json.js';
+
+/** A principal by name: known, refused (with why), or unknown. */
+export type PrincipalLookup = Principal | { readonly refused: string } | undefined;
 
 /**
  * The principals the manager knows, from imgr_meta (`imgr principal add`
  * writes them), followed live so an added principal works without a restart.
- * A fresh store gets the default administrator.
+ * A fresh store gets the default administrator. An entry that is not
+ * consistent (gid 0 without admin, say) is refused, alone: its principal's
+ * commands are refused with the reason, the other principals go on.
  */
 export class PrincipalRegistry {
   private current: Principals = {};
+  private refused: Record<string, string> = {};
   private stopWatch: (() => void) | undefined;
 
   private constructor(private readonly log: Logger) {}
@@ -31,13 +37,24 @@ export class PrincipalRegistry {
     return Object.hasOwn(this.current, name) ? this.current[name] : undefined;
   }
 
+  /** The principal of that name, or why its entry is refused; undefined when there is none. */
+  lookup(name: string): PrincipalLookup {
+    if (Object.hasOwn(this.refused, name)) return { refused: this.refused[name] ?? '' };
+    return this.get(name);
+  }
+
   stop(): void {
     this.stopWatch?.();
   }
 
   private load(text: string): void {
-    const p = PrincipalsSchema.safeParse(safeJson(text));
-    if (p.success) this.current = p.data;
-    else this.log.error({ issues: p.error.issues.slice(0, 3) }, 'unreadable principals in imgr_meta: keeping the ones before');
+    const read = readPrincipals(safeJson(text));
+    if (read === undefined) {
+      this.log.error('unreadable principals in imgr_meta: keeping the ones before');
+      return;
+    }
+    this.current = read.principals;
+    this.refused = read.refused;
+    for (const [name, why] of Object.entries(read.refused)) this.log.error({ principal: name, why }, 'principal refused: its commands are refused until its entry is fixed');
   }
 }

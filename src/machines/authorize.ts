@@ -12,6 +12,7 @@ import type { Meta } from './image/events.js';
  * owner or an administrator; ADMIN an administrator (the oneadmin group).
  * The actor is the authenticated principal (or the user a delegating
  * principal vouched for); imgr's own commands act as the administrator.
+ * VM bookkeeping also needs the VM service's grant (VM_BOOKKEEPING).
  */
 export type Access = 'USE' | 'MANAGE' | 'ADMIN';
 
@@ -38,6 +39,27 @@ const IMAGE_ACCESS: Partial<Record<ImageCommand['type'], Access>> = {
   'image.addIncrement': 'ADMIN',
   'image.allocateBackup': 'ADMIN',
 };
+
+/**
+ * VM bookkeeping: the commands that tell imgr what a VM does with an image
+ * (holds it, lets it go, its disk's size and snapshots, a disk saved as a
+ * new image). In OpenNebula only oned sends them, never a user; here a
+ * principal with the VM service's grant (`vmService`), acting for the VM's
+ * owner, or an administrator. The image keeps only the ids of its VMs, not
+ * who acquired for them; since acquiring needs the grant too, whoever
+ * acquired for a VM is a VM service, and one rule covers both.
+ */
+export const VM_BOOKKEEPING: ReadonlySet<ImageCommand['type']> = new Set<ImageCommand['type']>([
+  'image.acquire',
+  'image.release',
+  'image.setSize',
+  'image.setSnapshots',
+  'image.saveAsDone',
+  'image.allocateSaveAs',
+]);
+
+/** The VM service's grant, from the authenticated principal (the intake sets it), or an administrator. */
+export const mayKeepVmBooks = (actor: Meta['actor']): boolean => isAdmin(actor) || actor.vmService === true;
 
 const DATASTORE_ACCESS: Partial<Record<DatastoreCommand['type'], Access>> = {
   'datastore.create': 'ADMIN',
@@ -68,6 +90,9 @@ export function authorizeImage(
   meta: Meta,
   origin: { id: number; uid: number; gid: number } | null,
 ): Rejection | null {
+  if (VM_BOOKKEEPING.has(command.type) && !mayKeepVmBooks(meta.actor)) {
+    return rejection('AUTH_ERR_VM_SERVICE', { uid: meta.actor.uid, type: command.type, id: command.imageId, principal: meta.actor.service });
+  }
   const access = IMAGE_ACCESS[command.type];
   if (access !== undefined && record !== null && !allows(access, meta.actor, record)) return denied(meta.actor, access, 'IMAGE', record.id);
   if (command.type === 'image.allocate' && command.skipCapacityCheck && !isAdmin(meta.actor)) return rejection('AUTH_ERR_SKIP_CAPACITY', { uid: meta.actor.uid });

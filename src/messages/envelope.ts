@@ -8,6 +8,12 @@ export const ActorSchema = z.object({
   name: z.string().min(1).max(128),
   /** The service that sent the command on the user's behalf, for the audit trail. */
   service: z.string().min(1).max(64).default('cli'),
+  /**
+   * The sending principal holds the VM service's grant (VM bookkeeping).
+   * Set by the intake from the authenticated principal only: what a message
+   * says here is replaced.
+   */
+  vmService: z.boolean().optional(),
 });
 export type Actor = z.infer<typeof ActorSchema>;
 

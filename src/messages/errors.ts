@@ -25,8 +25,17 @@ export const ERRORS = {
   ),
   AUTH_ERR_NOT_AUTHORIZED: def<{ uid: number; access: string; object: string; id: number }>('trust, OpenNebula authorization', ({ uid, access, object, id }) => `User [${uid}] : Not authorized to perform ${access} ${object} [${id}].`),
   AUTH_ERR_SKIP_CAPACITY: def<{ uid: number }>('trust', ({ uid }) => `User [${uid}] : Not authorized to skip the datastore capacity check.`),
+  AUTH_ERR_VM_SERVICE: def<{ uid: number; type: string; id: number; principal: string }>(
+    'trust, VM bookkeeping',
+    ({ uid, type, id, principal }) => `User [${uid}] : Not authorized to perform ${type} on IMAGE [${id}]: VM bookkeeping is a VM service's, and principal ${principal} has no vm-service grant.`,
+  ),
   CMD_ERR_PRINCIPAL: def<{ principal: string }>('trust', ({ principal }) => `Principal ${principal} is not known to imgr`),
   CMD_ERR_ACTOR: def<{ actor: string; principal: string }>('trust', ({ actor, principal }) => `Actor ${actor} is not the authenticated principal ${principal}`),
+  CMD_ERR_ACTOR_GRANT: def<{ actor: string; principal: string; grant: string }>(
+    'trust, delegation',
+    ({ actor, principal, grant }) => `Actor ${actor} is outside the grant of principal ${principal}: ${grant}`,
+  ),
+  CMD_ERR_PRINCIPAL_REFUSED: def<{ principal: string; why: string }>('trust', ({ principal, why }) => `Principal ${principal} is refused by imgr: ${why}`),
   CMD_ERR_REPLY_TO: def<{ replyTo: string; principal: string }>('trust', ({ replyTo, principal }) => `Reply subject ${replyTo} is not an inbox of principal ${principal}`),
   CMD_ERR_INTERNAL: def<{ type: string }>('trust', ({ type }) => `Command ${type} is internal to imgr; services cannot send it`),
   CMD_ERR_SECRET_PLAINTEXT: def<{ attrs: string }>('W23', ({ attrs }) => `Secret attributes must be sealed to imgr's key, not sent in plain text: ${attrs}`),

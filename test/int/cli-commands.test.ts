@@ -3,7 +3,7 @@
  * --json answer. A test at the end checks that no command was left out.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Kvm } from '@nats-io/kv';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,10 +165,35 @@ describe('every command, human and --json', () => {
   it('principals', async () => {
     // The principals file of this test's own data directory, not the repository's.
     process.env['IMGR_DATA_DIR'] = mkdtempSync(join(tmpdir(), 'imgr-cli-data-'));
-    await pair('principal add', ['principal', 'add', 'carol', '9', '100'], /^principal carol \(uid 9, gid 100\); password in .*carol; no nats-server of npm start to reload/, ['principal', 'add', 'dave', '10', '100', '--delegate'], (j) =>
-      expect(j).toMatchObject({ principal: 'dave', uid: 10, gid: 100, delegate: true }),
+    await pair('principal add', ['principal', 'add', 'carol', '9', '100'], /^principal carol \(uid 9, gid 100\); password in .*carol; no nats-server of npm start to reload/, ['principal', 'add', 'dave', '10', '100', '--delegate', '--uids', '1000-1999,3000', '--gids', '100-199', '--vm-service'], (j) =>
+      expect(j).toMatchObject({ principal: 'dave', uid: 10, gid: 100, delegate: true, uids: [[1000, 1999], [3000, 3000]], gids: [[100, 199]], vmService: true }),
     );
-    await both('principal list', ['principal', 'list'], /^NAME\s+UID\s+GID\s+ADMIN\s+DELEGATES\n(.*\n)*carol\s+9\s+100\s+no\s+no/, (j) => expect(j).toMatchObject({ oneadmin: { admin: true }, dave: { uid: 10 } }));
+    await both('principal list', ['principal', 'list'], /^NAME\s+UID\s+GID\s+ADMIN\s+DELEGATES FOR\s+VM SERVICE\n(.*\n)*carol\s+9\s+100\s+no\s+no\s+no\n(.*\n)*dave\s+10\s+100\s+no\s+uids 1000-1999,3000 gids 100-199\s+yes/, (j) =>
+      expect(j).toMatchObject({ oneadmin: { admin: true }, dave: { uid: 10 } }),
+    );
+    // Group 0 only with --admin, and --admin is group 0; ranges are a delegate's, and 0 only an administrator's to grant.
+    for (const [args, text] of [
+      [['ops', '5', '0'], "gid 0 is the administrators' group: only a principal added with --admin (admin: true) is in it"],
+      [['ops', '5', '100', '--admin'], "admin means membership of the administrators' group: its gid must be 0, not 100"],
+      [['ops', '0', '100'], 'uid 0 is oneadmin: only an administrator (admin: true) may be it'],
+      [['ops', '5', '100', '--uids', '1-9'], '--uids is the grant of a delegate: add --delegate'],
+      [['ops', '5', '100', '--delegate', '--uids', '9-1'], '--uids takes ids and ranges, as 1000-1999,3000'],
+      [['ops', '5', '100', '--delegate', '--uids', '1000-1999', '--gids', '0-199'], 'only an administrator may vouch for uid 0 or gid 0: its grant must leave them out'],
+    ] as const) {
+      const r = await run(['principal', 'add', ...args]);
+      expect(r, args.join(' ')).toMatchObject({ code: 1 });
+      expect(r.err).toContain(text);
+    }
+    expect((await run(['principal', 'add', 'ops', '5', '0', '--admin'])).code).toBe(0);
+    // A file with an entry granting what it does not say is refused by name; `principal add` replaces that entry.
+    const file = join(process.env['IMGR_DATA_DIR'] ?? '', 'principals.json');
+    const before = readFileSync(file, 'utf8');
+    writeFileSync(file, JSON.stringify({ ...(JSON.parse(before) as object), eve: { uid: 11, gid: 0, admin: false, delegate: false } }));
+    const refused = await run(['principal', 'list']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toContain("principal eve: gid 0 is the administrators' group");
+    expect((await run(['principal', 'add', 'eve', '11', '100'])).code).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ eve: { uid: 11, gid: 100, admin: false } });
     exercised.add('nats-users');
     const block = (await run(['nats-users'])).out;
     expect(block).toMatch(/^authorization \{\n {2}users: \[/);

@@ -14,17 +14,21 @@ import { provision } from '../../src/store/provision.js';
 export const NATS_CONF = fileURLToPath(new URL('../../nats.conf', import.meta.url));
 
 /**
- * The principals every test server knows: `service` is a delegating gateway
- * (tests act as any user through it, as a portal would); alice and bob act
- * only as themselves.
+ * The principals every test server knows: `service` is a delegating
+ * administrator with the VM service's grant (tests act as any user through
+ * it, as a portal would); alice and bob act only as themselves; `portal` and
+ * `scheduler` are delegates that are not administrators, granted uids
+ * 2-999 in gids 100-199 (alice and bob among them), and `scheduler` is a VM
+ * service.
  */
+const plain = { admin: false, delegate: false, uids: [], gids: [], vmService: false };
 export const TEST_PRINCIPALS: Principals = {
-  service: { uid: 0, gid: 0, admin: true, delegate: true },
-  oneadmin: { uid: 0, gid: 0, admin: true, delegate: false },
-  alice: { uid: 7, gid: 100, admin: false, delegate: false },
-  bob: { uid: 8, gid: 100, admin: false, delegate: false },
-  portal: { uid: 1, gid: 1, admin: false, delegate: true },
-  scheduler: { uid: 2, gid: 1, admin: false, delegate: true },
+  service: { uid: 0, gid: 0, admin: true, delegate: true, uids: [[0, 99_999]], gids: [[0, 99_999]], vmService: true },
+  oneadmin: { uid: 0, gid: 0, ...plain, admin: true },
+  alice: { uid: 7, gid: 100, ...plain },
+  bob: { uid: 8, gid: 100, ...plain },
+  portal: { uid: 1, gid: 1, ...plain, delegate: true, uids: [[2, 999]], gids: [[100, 199]] },
+  scheduler: { uid: 2, gid: 1, ...plain, delegate: true, uids: [[2, 999]], gids: [[100, 199]], vmService: true },
 };
 
 type PrincipalName = 'oneadmin' | 'alice' | 'bob' | 'portal' | 'scheduler';

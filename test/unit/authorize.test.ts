@@ -14,6 +14,8 @@ import type { ImageAggregate } from '../../src/machines/image/decide.js';
 
 const SAME_GROUP: Actor = { uid: 8, gid: 100, name: 'bob', service: 'test' };
 const STRANGER: Actor = { uid: 9, gid: 200, name: 'carol', service: 'test' };
+/** The same users through a VM service (a principal with the vm-service grant acting for them). */
+const viaVmService = (a: Actor): Actor => ({ ...a, service: 'scheduler', vmService: true });
 
 /** alice's READY image 5, registered from a PATH and copied by the driver. */
 const alicesImage = () =>
@@ -26,11 +28,11 @@ const alicesImage = () =>
 describe('authorisation of image commands', () => {
   it('the owner manages and uses the image', () => {
     given(alicesImage()).when(event({ type: 'image.disable', imageId: 5 }, { actor: USER })).thenState('DISABLED');
-    given(alicesImage()).when(event({ type: 'image.acquire', imageId: 5, vmId: 1, mode: 'deploy' }, { actor: USER })).thenState('USED');
+    given(alicesImage()).when(event({ type: 'image.acquire', imageId: 5, vmId: 1, mode: 'deploy' }, { actor: viaVmService(USER) })).thenState('USED');
   });
 
   it('a member of the group uses it but cannot manage it', () => {
-    given(alicesImage()).when(event({ type: 'image.acquire', imageId: 5, vmId: 1, mode: 'deploy' }, { actor: SAME_GROUP })).thenState('USED');
+    given(alicesImage()).when(event({ type: 'image.acquire', imageId: 5, vmId: 1, mode: 'deploy' }, { actor: viaVmService(SAME_GROUP) })).thenState('USED');
     given(alicesImage()).when(event({ type: 'image.delete', imageId: 5 }, { actor: SAME_GROUP })).thenRejects('AUTH_ERR_NOT_AUTHORIZED', 'User [8] : Not authorized to perform MANAGE IMAGE [5].');
     given(alicesImage()).when(event({ type: 'image.setPersistent', imageId: 5, persistent: true }, { actor: SAME_GROUP })).thenRejects('AUTH_ERR_NOT_AUTHORIZED', 'User [8] : Not authorized to perform MANAGE IMAGE [5].');
   });
@@ -44,9 +46,9 @@ describe('authorisation of image commands', () => {
     ['image.disable', {}, 'MANAGE'],
     ['image.chtype', { imageType: 'DATABLOCK' }, 'MANAGE'],
     ['image.snapshotDelete', { snapshotId: 0 }, 'MANAGE'],
-  ] as const)('a stranger may not %s it', (type, fields, access) => {
+  ] as const)('a stranger may not %s it (even through a VM service)', (type, fields, access) => {
     given(alicesImage())
-      .when(event({ type, imageId: 5, ...fields } as never, { actor: STRANGER }))
+      .when(event({ type, imageId: 5, ...fields } as never, { actor: viaVmService(STRANGER) }))
       .thenRejects('AUTH_ERR_NOT_AUTHORIZED', `User [9] : Not authorized to perform ${access} IMAGE [5].`);
   });
 
