@@ -58,6 +58,8 @@ async function startRole(role: RoleName, env: Env, settings: Settings, log: Logg
           graceMs: 5_000,
           maxStdoutBytes: 1024 * 1024,
           secretsKeyFile: env.IMGR_SECRETS_KEY_FILE ?? resolve(env.IMGR_DATA_DIR, 'secrets.key'),
+          // URL imports wait here (0700) for the datastore's cp.
+          stagingDir: resolve(env.IMGR_DATA_DIR, 'staging'),
         },
         systemClock,
         log,

@@ -14,7 +14,9 @@ import { connectAs, credentialsDir } from './platform/nats.js';
 import { Responder } from './platform/responder.js';
 import { writeServerConfig } from './platform/nats-auth.js';
 import { loadPrincipals, publishPrincipals } from './platform/principals-file.js';
-import { createLogger } from './platform/logger.js';
+import { createLogger, type Logger } from './platform/logger.js';
+import { privateFile, secureDataDir } from './platform/data-dir.js';
+import { defaultDatastoreTemplates, safeDirsCover } from './platform/default-datastores.js';
 import { systemClock } from './platform/clock.js';
 import { loadSettings, openNebulaOf } from './platform/settings.js';
 import { Manager } from './manager.js';
@@ -45,6 +47,9 @@ async function main(): Promise<void> {
   const data = resolve(env.IMGR_DATA_DIR);
   // The terminal shows the banner; the JSON log goes to a file beside the data.
   const logFile = resolve(data, 'imgr.log');
+  // <data> is imgr's alone (0700, its files 0600), an earlier start's looser modes included.
+  await secureDataDir(data);
+  privateFile(logFile);
   const log = createLogger('imgr', process.env['IMGR_LOG_LEVEL'] ?? 'info', logFile);
   await mkdir(resolve(data, 'nats'), { recursive: true });
   // Every process of this system (and the CLI) finds its NATS password here.
@@ -72,7 +77,7 @@ async function main(): Promise<void> {
   const driverConn = await connectAs('drivers', url);
   const host = new DriverHost(
     driverConn,
-    { driversDir: resolve(ROOT, 'drivers'), ...openNebulaOf(settings), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, secretsKeyFile: resolve(data, 'secrets.key') },
+    { driversDir: resolve(ROOT, 'drivers'), ...openNebulaOf(settings), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, stagingDir: resolve(data, 'staging'), secretsKeyFile: resolve(data, 'secrets.key') },
     systemClock,
     log.child({ role: 'drivers' }),
     metrics,
@@ -84,13 +89,15 @@ async function main(): Promise<void> {
   const projections = await ProjectionService.start(projectionsConn, await Responder.connect(url, 'imgr-projections-queries', projectionsLog), projectionsLog, metrics);
   readiness.push(connectionReadiness(projectionsConn, 'projections'));
   await mkdir(resolve(data, 'import'), { recursive: true, mode: 0o750 });
-  await createDefaults(url, settings.manager.drivers.datastoreLocation, resolve(data, 'import'));
+  await createDefaults(url, settings.manager.drivers.datastoreLocation, resolve(data, 'import'), log);
   const apiConn = await connectAs('dashboard', url, 'imgr-api');
   const views = await LiveViews.start(apiConn);
   const exposed = await exposure(process.env, resolve(data, 'api-token'));
   const api = buildApi({ views, security: exposed.security });
   const dashboard = await api.listen({ host: exposed.host, port: env.IMGR_HTTP_PORT });
   readiness.push(connectionReadiness(apiConn, 'api'));
+  // What the server and the roles wrote meanwhile (nats.conf, nats.pid, principals.json, api-token…) is 0600 too.
+  await secureDataDir(data);
   ready = true;
 
   const stop = async (signal: string): Promise<void> => {
@@ -131,19 +138,30 @@ async function main(): Promise<void> {
 
 /**
  * On first start: the built-in datastores of spec §12.2 (ids 1 and 2) and a
- * dummy one. They import only from the data directory's `import` folder and
- * from the datastores' own folder (where restores leave the disks they bring
- * back): everything else on the host is a restricted directory.
+ * dummy one (platform/default-datastores.ts). They copy local files only
+ * from the data directory's `import` folder; restores and URL imports reach
+ * their drivers by an allowance for the one copy. A datastore an earlier
+ * start created may still allow the datastores' folder: said at every start.
  */
-async function createDefaults(url: string, datastores: string, imports: string): Promise<void> {
+async function createDefaults(url: string, datastores: string, imports: string, log: Logger): Promise<void> {
   const c = await ImgrClient.connect({ servers: url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'start' } });
   try {
-    if ((await c.datastore(1)) !== null) return;
-    const safe = `${imports} ${datastores}`;
+    const existing = await c.datastore(1);
+    if (existing !== null) {
+      for (const d of [existing, await c.datastore(2)]) {
+        if (d !== null && safeDirsCover(d.template['SAFE_DIRS'], datastores)) {
+          const warning = `datastore ${d.id} (${d.name}) lets its driver copy from ${datastores} (SAFE_DIRS "${d.template['SAFE_DIRS'] ?? ''}"): any user may register another's image file by its SOURCE. Create datastores that import from ${imports} only, and move the images.`;
+          log.warn({ datastoreId: d.id }, warning);
+          process.stderr.write(`imgr: warning: ${warning}\n`);
+        }
+      }
+      return;
+    }
+    const defaults = defaultDatastoreTemplates(imports);
     const templates = [
-      { id: 1, template: { NAME: 'default', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },
-      { id: 2, template: { NAME: 'files', TYPE: 'FILE_DS', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } },
-      { id: await c.nextId('datastore'), template: { NAME: 'dummy', DS_MAD: 'dummy', TM_MAD: 'dummy' } },
+      { id: 1, template: defaults.default },
+      { id: 2, template: defaults.files },
+      { id: await c.nextId('datastore'), template: defaults.dummy },
     ];
     for (const { id, template } of templates) {
       const o = await c.send({ type: 'datastore.create', datastoreId: id, template }, { commandId: `bootstrap-datastore-${template.NAME}` });

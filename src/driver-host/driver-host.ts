@@ -343,7 +343,7 @@ export async function runAction(
     const refusedAfter = replied.result === 'SUCCESS' ? await inspectAfter(input.request, replied.info) : null;
     const r = refusedAfter === null ? replied : { result: 'FAILURE' as const, info: refusedAfter };
     // A failure names what the user gave (the URL), not the staged file; a success's SOURCE is the datastore's.
-    return { ...r, info: r.result === 'FAILURE' ? input.shown(r.info) : r.info, logs: classifyStderr(x.stderr).logs.map((l) => ({ ...l, text: input.shown(l.text) })), commandLine };
+    return { ...r, info: r.result === 'FAILURE' ? input.shown(r.info) : r.info, logs: [...input.logs, ...classifyStderr(x.stderr).logs.map((l) => ({ ...l, text: input.shown(l.text) }))], commandLine };
   } finally {
     await input.release();
   }

@@ -2,7 +2,9 @@ import { chmod, mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DriverRequest } from '../messages/wire.js';
+import { RESTORE_STAGING_EXTRA } from '../messages/driver.js';
 import type { Clock } from '../platform/clock.js';
+import type { LogLine } from './reply.js';
 import { AllowedNetworks, URL_ALLOW_ATTRIBUTE } from './address-policy.js';
 import { FetchError, contentLength, downloadTo } from './fetch-url.js';
 
@@ -27,18 +29,14 @@ export interface PreparedInput {
   readonly request: DriverRequest;
   /** The local file the action reads from the user, when it reads one. */
   readonly localPath: string | null;
+  /** What imgr did before the script ran (the download), for the image's log. */
+  readonly logs: readonly LogLine[];
   /** A text of the script's with the staged path shown as what the user gave. */
   shown(text: string): string;
   release(): Promise<void>;
 }
 export type Prepared = PreparedInput | { readonly ok: false; readonly failure: string };
 
-/**
- * Extra data of a CP (set only by the image machine for a disk a RESTORE
- * staged, from an internal command): the folder the restore wrote, which
- * this CP may read. It never reaches the script as such.
- */
-export const RESTORE_STAGING_EXTRA = 'IMGR_RESTORE_STAGING';
 
 const isUrl = (p: string): boolean => /^https?:\/\//i.test(p);
 const localOf = (p: string): string | null => (p.startsWith('file://') ? p.slice('file://'.length) : p.startsWith('/') ? p : null);
@@ -70,7 +68,7 @@ export function withAllowance(req: DriverRequest, dir: string): DriverRequest {
 
 const resolved = (p: string): Promise<string> => realpath(p).catch(() => p);
 
-const nothingStaged = (request: DriverRequest, localPath: string | null): PreparedInput => ({ ok: true, request, localPath, shown: (t) => t, release: () => Promise.resolve() });
+const nothingStaged = (request: DriverRequest, localPath: string | null): PreparedInput => ({ ok: true, request, localPath, logs: [], shown: (t) => t, release: () => Promise.resolve() });
 
 /** The input of one action, made local and allowed (see above). */
 export async function prepareInput(req: DriverRequest, o: StagingOptions, clock: Clock): Promise<Prepared> {
@@ -97,9 +95,11 @@ export async function prepareInput(req: DriverRequest, o: StagingOptions, clock:
   const release = (): Promise<void> => rm(dir, { recursive: true, force: true });
   try {
     const file = join(await resolved(dir), 'image');
-    await downloadTo(url, file, { allowed, signal: AbortSignal.timeout(Math.max(1, req.deadline - clock.now())) });
+    const got = await downloadTo(url, file, { allowed, signal: AbortSignal.timeout(Math.max(1, req.deadline - clock.now())) });
     const request = withAllowance({ ...req, image: { ...image, path: file } }, await resolved(dir));
-    return { ok: true, request, localPath: file, shown: (t) => t.replaceAll(file, url), release };
+    const from = got.url.href === url ? '' : `, from ${got.url.href}`;
+    const logs: LogLine[] = [{ severity: 'I', text: `imgr: downloaded ${url} (${got.bytes} bytes${from})` }];
+    return { ok: true, request, localPath: file, logs, shown: (t) => t.replaceAll(file, url), release };
   } catch (e) {
     await release();
     return { ok: false, failure: `Error downloading ${url}: ${e instanceof FetchError || e instanceof Error ? e.message : String(e)}` };

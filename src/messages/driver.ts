@@ -59,3 +59,12 @@ export const DEFAULT_DRIVER_TIMEOUTS: Readonly<Record<DriverAction, number>> = {
 
 export const DriverResultSchema = z.enum(['SUCCESS', 'FAILURE']);
 export type DriverResult = z.infer<typeof DriverResultSchema>;
+
+/**
+ * Extra data of the CP of a disk a RESTORE staged (set by the image machine
+ * only for the registration imgr itself sends, never for a user's command):
+ * the folder the restore wrote, which that one CP may read. The driver host
+ * turns it into a per-request allowance (driver-host/staging.ts); drivers
+ * never see it as such.
+ */
+export const RESTORE_STAGING_EXTRA = 'IMGR_RESTORE_STAGING';

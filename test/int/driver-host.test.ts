@@ -90,7 +90,8 @@ beforeAll(async () => {
   host = await startHost();
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   ds = await c.nextId('datastore');
-  await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'files', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: dir } });
+  // Its URL imports reach this test's server on loopback, which imgr refuses unless a datastore allows it.
+  await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'files', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: dir, IMGR_URL_ALLOWED_NETWORKS: '127.0.0.1/32' } });
   await eventually(() => manager.host.datastore(ds)?.monitoredAt !== null, 'monitored by the fs driver');
 });
 
@@ -127,11 +128,12 @@ describe('fs datastore through the driver host', () => {
     }
   });
 
-  it('records the driver\'s log lines on the image', async () => {
+  it('records the download and the driver\'s log lines on the image', async () => {
     const id = await register(url);
     const log = await readLog(await nats.connect('manager'), `imgr.evt.image.${id}`);
     const logged = factsIn(log).find((f) => f.type === 'image.driverLogged');
-    expect(logged?.detail['lines']).toBe(`I cp: downloading ${url}`);
+    // imgr downloads a URL (the driver copies the staged file), and says so in the image's log.
+    expect(logged?.detail['lines']).toBe(`I imgr: downloaded ${url} (${content.length} bytes)`);
   });
 
   it('clones and deletes with real files', async () => {
@@ -313,12 +315,17 @@ describe('backups through NATS', () => {
       expect(view(backup)).toMatchObject({ type: 'BACKUP', vms: [4] });
       expect(view(backup)?.increments[0]?.type).toBe('FULL');
 
-      await ok({ type: 'image.restore', imageId: backup, datastoreId: ds, options: { name: `back-${mad}` } });
+      // Into a datastore that copies local files only from a folder of its own: the restore's staging folder is
+      // allowed for the restored disk's one CP, not by its SAFE_DIRS.
+      const strict = await c.nextId('datastore');
+      await ok({ type: 'datastore.create', datastoreId: strict, template: { NAME: `strict-${mad}`, DS_MAD: 'fs', TM_MAD: 'shared', RESTRICTED_DIRS: '/', SAFE_DIRS: join(dir, 'import-only') } });
+      await ok({ type: 'image.restore', imageId: backup, datastoreId: strict, options: { name: `back-${mad}` } });
       const restored = await eventually(
-        () => [...manager.host.allImages()].map((r) => r.agg).find((a) => a.record.name === `back-${mad}-disk-0` && a.state === 'READY'),
-        'restored image READY',
+        () => [...manager.host.allImages()].map((r) => r.agg).find((a) => a.record.name === `back-${mad}-disk-0` && a.state !== 'LOCKED'),
+        'restored image copied',
       );
-      expect(restored.record.datastore.id).toBe(ds);
+      expect(restored.state, restored.record.error ?? '').toBe('READY');
+      expect(restored.record.datastore.id).toBe(strict);
       expect(readFileSync(restored.record.source).equals(last)).toBe(true);
       const log = await readLog(await nats.connect('manager'), `imgr.evt.image.${backup}`);
       // The backup image's machine decided what the reply meant: one restored disk, into the image it names.

@@ -2,6 +2,8 @@ import type { ImageRecord } from '../../messages/image-record.js';
 import type { ImageType } from '../../messages/states.js';
 import { CLONABLE_TYPES, FILE_TYPES, parseImageType } from '../../messages/states.js';
 import { isAdmin } from '../../messages/envelope.js';
+import { INTERNAL_ID_PREFIX } from '../../messages/wire.js';
+import { RESTORE_STAGING_EXTRA } from '../../messages/driver.js';
 import { rejection, type Rejection } from '../../messages/errors.js';
 import type { DatastoreInfo } from '../../messages/datastore-info.js';
 import type { ImageAction } from '../../messages/driver.js';
@@ -136,6 +138,7 @@ export function allocateFromTemplate(ev: ImageEventOf<'image.allocate'>): Alloca
   let state: Allocation['state'];
   let action: Allocation['action'];
   const extra: Record<string, string> = {};
+  const cpExtra: Record<string, string> = {};
 
   if (source !== '') {
     if (path !== '') return rejection('IMG_ERR_PATH_AND_SOURCE');
@@ -148,6 +151,8 @@ export function allocateFromTemplate(ev: ImageEventOf<'image.allocate'>): Alloca
     const s = ev.ctx.statSizeMb ?? templateSize;
     if (s === undefined) return rejection('IMG_ERR_SIZE_UNKNOWN');
     [size, state, action, format] = [s, 'LOCKED', 'CP', ''];
+    const staged = restoreStaging(ev, path, tpl);
+    if (staged !== null) cpExtra[RESTORE_STAGING_EXTRA] = staged;
   } else if (type === 'OS' || type === 'DATABLOCK') {
     if (templateSize === undefined) return rejection('IMG_ERR_SIZE');
     if (ds.driver !== '') {
@@ -173,8 +178,21 @@ export function allocateFromTemplate(ev: ImageEventOf<'image.allocate'>): Alloca
   return {
     state,
     action,
+    ...(Object.keys(cpExtra).length > 0 ? { extra: cpExtra } : {}),
     record: { ...base(ev, ds), name, type, persistent, source, path, format, size, fs: (tpl['FS'] ?? '').trim(), template },
   };
+}
+
+/**
+ * The folder a RESTORE staged this disk in, when imgr itself registers a
+ * restored disk (an internal command: a service's command id can never carry
+ * the internal prefix) and its PATH is a file in that folder. A user's PATH
+ * with the same attributes gets no allowance: only the datastore's SAFE_DIRS.
+ */
+function restoreStaging(ev: ImageEventOf<'image.allocate'>, path: string, tpl: Readonly<Record<string, string>>): string | null {
+  if (!ev.meta.commandId.startsWith(INTERNAL_ID_PREFIX) || tpl['FROM_BACKUP_DS'] === undefined) return null;
+  const m = /^(\/(?:[^/\s]+\/)*[^/\s]+)\/[^/\s]+$/.exec(path);
+  return m?.[1] !== undefined && !m[1].split('/').includes('..') ? m[1] : null;
 }
 
 /** §7.4 steps 1–6 and 10: the clone target, checked against its origin. */
