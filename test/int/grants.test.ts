@@ -80,8 +80,11 @@ describe('VM bookkeeping belongs to the VM service', () => {
     expect(await bob.send({ type: 'image.setSize', imageId: id, sizeMb: 1 })).toMatchObject({ code: 'AUTH_ERR_VM_SERVICE' });
     expect(sys.manager.host.image(id)).toMatchObject({ state: 'USED_PERS', vms: [10] });
 
-    // A forged grant in the envelope is replaced by the principal's.
-    expect(await bob.send({ type: 'image.release', imageId: id, vmId: 10 }, { actor: { uid: 8, gid: 100, name: 'bob', service: 'scheduler', vmService: true } })).toMatchObject({ code: 'AUTH_ERR_VM_SERVICE' });
+    // A grant forged in the envelope is replaced by the principal's, for one acting as itself and for a delegate.
+    const forged = { service: 'scheduler', vmService: true };
+    expect(await bob.send({ type: 'image.release', imageId: id, vmId: 10 }, { actor: { uid: 8, gid: 100, name: 'bob', ...forged } })).toMatchObject({ code: 'AUTH_ERR_VM_SERVICE' });
+    expect(await portalForBob.send({ type: 'image.release', imageId: id, vmId: 10 }, { actor: { uid: 8, gid: 100, name: 'bob', ...forged } })).toMatchObject({ code: 'AUTH_ERR_VM_SERVICE' });
+    expect(sys.manager.host.image(id)).toMatchObject({ state: 'USED_PERS', vms: [10] });
 
     expect(await schedulerForAlice.send({ type: 'image.release', imageId: id, vmId: 10 })).toMatchObject({ status: 'accepted', state: 'READY' });
   });
