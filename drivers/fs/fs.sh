@@ -14,9 +14,15 @@ new_destination() {
   echo "$BASE_PATH/$(printf '%s:%s' "${IMGR_REQUEST_ID:-$(date +%s%N)}" "$IMAGE_ID" | md5sum | cut -d' ' -f1)"
 }
 
-# qemu-img's view of a file: its format and virtual size in bytes.
-image_format() { qemu-img info --output=json -- "$1" 2>/dev/null | sed -n 's/^ *"format": *"\([^"]*\)".*/\1/p' | head -1; }
-virtual_bytes() { qemu-img info --output=json -- "$1" 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -1; }
+# Snapshots of this driver are qcow2's own (internal): the image's format must be qcow2 (a record
+# without a format is taken as one); prints the -f name.
+snapshot_format() {
+  local f="${IMGR_IMAGE_FORMAT:-qcow2}"
+  [[ "$f" == qcow2 ]] || fail "Snapshots of $1 need a qcow2 image, its format is $(shown "$f")"
+  echo qcow2
+}
+# qemu-img snapshot takes no -f: the format is named in its image options (a comma in a name is doubled).
+image_opts() { printf 'driver=%s,file.driver=file,file.filename=%s' "$1" "${2//,/,,}"; }
 
 # Local paths must not come from restricted directories unless they are in a safe one.
 check_restricted() {

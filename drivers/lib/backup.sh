@@ -46,11 +46,13 @@ staging_dir() {
 }
 
 size_mb_of() { to_mib "$(stat -c %s -- "$1")"; }
-# The size a restored disk has for its VM: qemu-img's virtual size (a 64 MB
-# qcow2 may take 1 MB on disk), the file's size when qemu-img cannot tell.
+# The size a restored disk has for its VM: a qcow2's virtual size (a 64 MB
+# qcow2 may take 1 MB on disk), else the file's size. Nobody has inspected a
+# restored disk yet (the driver host does once this prints it), so qemu-img
+# reads it only as a qcow2, whose header it reads without opening any file it names.
 virtual_mb_of() {
-  local v
-  v="$(qemu-img info --output=json -- "$1" 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -1)"
+  local v=""
+  [[ "$(content_format "$1")" == qcow2 ]] && v="$(virtual_bytes "$1" qcow2)"
   to_mib "${v:-$(stat -c %s -- "$1")}"
 }
 

@@ -55,5 +55,39 @@ require_path() {
   [[ "$v" == /* && ${#v} -le 4096 && "$v" != *$'\n'* && "/$v/" != */../* ]] || fail "Invalid $1: $(shown "$v")"
 }
 
+# qemu-img never guesses a format here: every call names it (-f), taken from the
+# driver host's inspection of the file (IMGR_IMAGE_PATH_FORMAT), the image
+# record (IMGR_IMAGE_FORMAT), or the file the driver made itself. A guess from
+# content would let a file claim a format, and a format opens its references.
+
+# qemu_format NAME: the -f name of a format an image record or the host names (vhd is vpc; an ISO or
+# LUKS container is read as raw); fails for anything that is no disk format.
+qemu_format() {
+  case "$1" in
+    raw|iso|luks) echo raw ;;
+    qcow2|qed|vmdk|vhdx|vdi) echo "$1" ;;
+    vpc|vhd) echo vpc ;;
+    *) fail "Unknown image format $(shown "$1")" ;;
+  esac
+}
+
+# content_format FILE: the format of a file by its first bytes, for a file no inspection has named (a
+# download made by the driver itself); the driver host inspects what the action made before it is used.
+content_format() {
+  case "$(head -c 8 -- "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" in
+    514649fb*) echo qcow2 ;;
+    51454400*) echo qed ;;
+    4b444d56*) echo vmdk ;;
+    636f6e6563746978) echo vpc ;;
+    7668647866696c65) echo vhdx ;;
+    4c554b53babe*) echo luks ;;
+    *) echo raw ;;
+  esac
+}
+
+# virtual_bytes FILE FORMAT: the virtual size qemu-img reads from FILE as FORMAT, without following
+# anything it names (-U: a disk in use is read too).
+virtual_bytes() { qemu-img info -U --output=json -f "$2" -- "$1" 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -1; }
+
 # The host passes the image (or, to MONITOR, the datastore) id as the first argument; -1 when none.
 [[ -z "${1:-}" || "$1" =~ ^-?[0-9]{1,18}$ ]] || fail "Invalid id argument: $(shown "$1")"

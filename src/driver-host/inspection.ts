@@ -75,7 +75,7 @@ export function filesBefore(req: DriverRequest): FileToCheck[] {
 export interface BeforeAction {
   /** Null when every file passed. */
   readonly refusal: string | null;
-  /** For imgr's drivers: the format of the PATH the host inspected (IMGR_IMAGE_PATH_FORMAT, qemu-img's name for it). */
+  /** For imgr's drivers: the format of the PATH (a CP's, a STAT's, a clone's origin) the host inspected, as qemu-img -f names it (IMGR_IMAGE_PATH_FORMAT). */
   readonly env: Readonly<Record<string, string>>;
 }
 
@@ -85,7 +85,7 @@ export async function inspectBefore(req: DriverRequest): Promise<BeforeAction> {
   for (const f of filesBefore(req)) {
     const v = await checkImageFile(f.path, f);
     if (v.refusal !== null) return { refusal: v.refusal, env };
-    if (v.inspection && (req.action === 'CP' || req.action === 'STAT') && f.path === localOf(req.image?.path ?? '')) {
+    if (v.inspection && (req.action === 'CP' || req.action === 'STAT' || req.action === 'CLONE') && f.path === localOf(req.image?.path ?? '')) {
       env['IMGR_IMAGE_PATH_FORMAT'] = qemuFormat(v.inspection.format);
     }
   }
