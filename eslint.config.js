@@ -47,7 +47,7 @@ const clientFace = {
       'error',
       {
         patterns: [
-          { group: SERVER.map((d) => `../${d}/*`), message: 'src/client imports the protocol (src/messages, src/protocol, src/secrets/sealed), never the server.' },
+          { group: SERVER.map((d) => `../${d}/*`), message: 'src/client imports the protocol (src/messages, src/protocol, src/secrets/sealed and fingerprint), never the server.' },
           { group: ['../manager.js', '../main.js', '../start.js', '../secrets/keyring.js'], message: 'src/client imports the protocol, never the server.' },
         ],
       },

@@ -21,6 +21,7 @@ import { systemClock } from './platform/clock.js';
 import { loadSettings, openNebulaOf } from './platform/settings.js';
 import { Manager } from './manager.js';
 import { DriverHost } from './driver-host/driver-host.js';
+import { loadOrCreateKey, publishSecretsKey } from './secrets/keyring.js';
 import { ProjectionService } from './projections/service.js';
 import { LiveViews } from './api/views.js';
 import { buildApi } from './api/api.js';
@@ -74,10 +75,14 @@ async function main(): Promise<void> {
   const manager = await Manager.start({ servers: url, config: settings.manager, log: log.child({ role: 'manager' }), metrics });
   readiness.push(connectionReadiness(manager.nc, 'manager'));
   await publishPrincipals(manager.nc, principals);
+  // The driver host's secrets key is created at first start; the manager role publishes its public half
+  // (the drivers role may not write imgr_meta) and pins its fingerprint beside the credentials for clients.
+  const secretsKeyFile = resolve(data, 'secrets.key');
+  await publishSecretsKey(manager.nc, (await loadOrCreateKey(secretsKeyFile)).publicKeyPem);
   const driverConn = await connectAs('drivers', url);
   const host = new DriverHost(
     driverConn,
-    { driversDir: resolve(ROOT, 'drivers'), ...openNebulaOf(settings), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, stagingDir: resolve(data, 'staging'), secretsKeyFile: resolve(data, 'secrets.key') },
+    { driversDir: resolve(ROOT, 'drivers'), ...openNebulaOf(settings), concurrency: 15, graceMs: 5_000, maxStdoutBytes: 1024 * 1024, stagingDir: resolve(data, 'staging'), secretsKeyFile },
     systemClock,
     log.child({ role: 'drivers' }),
     metrics,

@@ -9,6 +9,7 @@ import { historyOf, imageAt, datastoreAt, exportNdjson } from '../audit/history.
 import { subjects } from '../messages/wire.js';
 import { listParked } from '../audit/parked.js';
 import { PRINCIPAL_COMMANDS } from './principal-commands.js';
+import { SECRETS_COMMANDS } from './secrets-commands.js';
 import { verifyLog } from '../audit/verify.js';
 import { CliError, EXIT, fields, table } from './output.js';
 import { parseTemplate, templateFile } from './template.js';
@@ -473,6 +474,7 @@ export const COMMANDS: Command[] = [
 ];
 
 COMMANDS.push(...PRINCIPAL_COMMANDS);
+COMMANDS.push(...SECRETS_COMMANDS);
 
 COMMANDS.push({
   name: 'export',

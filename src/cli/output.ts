@@ -11,6 +11,7 @@ export const EXIT_FOR_FAILURE: Record<FailureCode, number> = {
   IMGR_STORE_TOO_NEW: EXIT.failed,
   IMGR_PARTITIONS_FIXED: EXIT.failed,
   IMGR_BAD_ANSWER: EXIT.failed,
+  IMGR_SECRETS_KEY: EXIT.failed,
 };
 
 export class CliError extends Error {

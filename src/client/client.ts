@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
 import { headers, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { ReplyInbox } from './reply-inbox.js';
 import { connectAs, inboxPrefixFor, type Role } from '../platform/nats.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
 import { sealingInfo } from './sealing.js';
 import { seal, unsealedSecrets } from '../secrets/sealed.js';
+import { fingerprintFile, pinnedFingerprint, publicKeyFingerprint } from '../secrets/fingerprint.js';
 import { rejection } from '../messages/errors.js';
 import { ImgrError } from '../messages/failures.js';
 import { z } from 'zod';
@@ -26,7 +26,7 @@ import {
   type CommandMessage,
   type Outcome,
 } from '../messages/wire.js';
-import { BUCKETS, MINTED_ID_HEADER } from '../messages/names.js';
+import { MINTED_ID_HEADER } from '../messages/names.js';
 import { querySubjects } from '../messages/queries.js';
 import { parseCommit } from '../messages/wire.js';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
@@ -47,9 +47,11 @@ export interface SendOptions {
   readonly actor?: Actor;
   readonly timeoutMs?: number;
   /**
-   * Send as imgr itself: on imgr's own subject, with an id under
-   * INTERNAL_ID_PREFIX. Only the manager and drivers roles may (nats.conf);
-   * for operators' repair tools and tests that stand in for a driver host.
+   * Send as imgr itself, with an id under INTERNAL_ID_PREFIX: connected as
+   * the manager role, on the manager's own subject (any internal command);
+   * as the drivers role, on the driver hosts' subject (their replies and
+   * reports only, DRIVER_COMMANDS). For operators' repair tools and tests
+   * that stand in for a driver host.
    */
   readonly internal?: boolean;
 }
@@ -60,7 +62,6 @@ export interface SendOptions {
  */
 export class ImgrClient {
   private readonly js: JetStreamClient;
-  private outcomes: Promise<KV> | undefined;
   private sealing: Promise<{ publicKeyPem: string | null; attributes: string[] }> | undefined;
   private order: Promise<void> = Promise.resolve();
   private readonly replies: ReplyInbox;
@@ -72,6 +73,11 @@ export class ImgrClient {
     private readonly inboxPrefix: string = inboxPrefixFor('service'),
     /** Whose subject commands go on; the manager takes the identity from it. */
     readonly principal: string = 'service',
+    /**
+     * The fingerprint of the only key secrets are sealed to (keyring.ts); by
+     * default the one pinned beside the credentials at imgr's first start.
+     */
+    private readonly secretsFingerprint?: string,
   ) {
     this.js = jetstream(nc);
     this.replies = new ReplyInbox(nc, inboxPrefix);
@@ -81,10 +87,10 @@ export class ImgrClient {
    * Connects as a principal (the NATS user of that name; `service` when
    * none is named), or as an imgr role for internal commands.
    */
-  static async connect(o: { servers: string; role?: Role; principal?: string; actor: ActorInput }): Promise<ImgrClient> {
+  static async connect(o: { servers: string; role?: Role; principal?: string; actor: ActorInput; secretsFingerprint?: string }): Promise<ImgrClient> {
     const user = o.principal ?? o.role ?? 'service';
     const nc = await connectAs(user, o.servers);
-    return new ImgrClient(nc, ActorSchema.parse(o.actor), inboxPrefixFor(user), user);
+    return new ImgrClient(nc, ActorSchema.parse(o.actor), inboxPrefixFor(user), user, o.secretsFingerprint);
   }
 
   async close(): Promise<void> {
@@ -118,7 +124,7 @@ export class ImgrClient {
       replyTo: waiting.subject,
     };
     try {
-      const subject = o.internal === true ? subjects.internal(kind, id) : subjects.command(this.principal, kind, id);
+      const subject = o.internal !== true ? subjects.command(this.principal, kind, id) : this.principal === 'drivers' ? subjects.driverReply(kind, id) : subjects.internal(kind, id);
       const minted = o.commandId === undefined ? headers() : undefined;
       minted?.set(MINTED_ID_HEADER, '1');
       const ack = await this.js.publish(subject, JSON.stringify(message), { msgID: commandId, ...(minted ? { headers: minted } : {}) });
@@ -161,12 +167,12 @@ export class ImgrClient {
 
   /** The outcome of an earlier command, once it is known. */
   async storedOutcome(commandId: string, timeoutMs: number): Promise<Outcome> {
-    this.outcomes ??= new Kvm(this.nc).open(BUCKETS.outcomes);
-    const kv = await this.outcomes;
     const until = Date.now() + timeoutMs;
     for (let wait = 20; Date.now() < until; wait = Math.min(wait * 2, 500)) {
-      const e = await kv.get(commandId);
-      if (e?.operation === 'PUT') return OutcomeSchema.parse(e.json());
+      // Asked of the manager, which shows a principal only the outcomes of its own commands.
+      const m = await this.nc.request(querySubjects.outcome(this.principal), commandId, { timeout: Math.max(1, Math.min(10_000, until - Date.now())) });
+      const kept = OutcomeSchema.nullable().parse(m.json());
+      if (kept !== null) return kept;
       await sleep(wait);
     }
     throw new ImgrTimeoutError(commandId, timeoutMs);
@@ -187,10 +193,28 @@ export class ImgrClient {
       info = await this.sealing;
     }
     const pem = info.publicKeyPem;
-    if (pem === null) throw new Error('cannot seal secret attributes: no driver host has published imgr\'s secrets key yet (start one)');
+    if (pem === null) throw new ImgrError('IMGR_SECRETS_KEY', "cannot seal secret attributes: imgr's secrets key is not published yet (npm start publishes it; for a driver host started on its own, `imgr secrets publish`)");
+    this.assertPinned(pem);
     const plain = new Set(unsealedSecrets(command.template, info.attributes));
     const template = Object.fromEntries(Object.entries(command.template).map(([k, v]) => [k, plain.has(k) ? seal(pem, v) : v]));
     return { ...command, template };
+  }
+
+  /**
+   * Secrets are sealed only to the key whose fingerprint this client pins:
+   * whoever could write imgr_meta must not be able to make clients seal to a
+   * key of theirs.
+   */
+  private assertPinned(pem: string): void {
+    const file = fingerprintFile();
+    const pinned = this.secretsFingerprint ?? pinnedFingerprint(file);
+    if (pinned === undefined) {
+      throw new ImgrError('IMGR_SECRETS_KEY', `cannot seal secret attributes: no pinned fingerprint of imgr's secrets key (${file}; imgr writes it at first start beside the credentials: copy it from the imgr host, or set IMGR_SECRETS_FINGERPRINT_FILE)`);
+    }
+    const published = publicKeyFingerprint(pem);
+    if (published !== pinned) {
+      throw new ImgrError('IMGR_SECRETS_KEY', `refusing to seal secret attributes: the secrets key published in imgr_meta (${published}) is not the pinned one (${pinned}); it was replaced, or this client pins another imgr's key`);
+    }
   }
 
   /** The current view of an image, or null when there is none. */

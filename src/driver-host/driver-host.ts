@@ -10,7 +10,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../platform/logger.js';
 import { ImgrMetrics } from '../platform/metrics.js';
 import type { Clock } from '../platform/clock.js';
-import { DriverRequestSchema, type CommandInput, type DriverRequest } from '../messages/wire.js';
+import { DriverRequestSchema, subjects, type CommandInput, type DriverRequest } from '../messages/wire.js';
 import { Publisher } from '../reactors/publish.js';
 import { isReplyAction } from '../messages/driver.js';
 import type { OpenNebulaConfig } from '../platform/settings.js';
@@ -22,7 +22,7 @@ import { inspectAfter, inspectBefore } from './inspection.js';
 import { classifyStderr, replyFor, type LogLine } from './reply.js';
 import { Semaphore } from './semaphore.js';
 import { isSealed, unseal } from '../secrets/sealed.js';
-import { loadOrCreateKey, publishPublicKey, type SecretsKey } from '../secrets/keyring.js';
+import { isPublishedKey, loadOrCreateKey, type SecretsKey } from '../secrets/keyring.js';
 import { prepareInput, statOfUrl } from './staging.js';
 
 
@@ -38,8 +38,8 @@ export interface DriverHostOptions {
   readonly maxStdoutBytes: number;
   /**
    * The private key that opens sealed secret attributes (W23), created at
-   * first start (0600) and its public half published for clients. Without
-   * it sealed values reach drivers as they are.
+   * first start (0600); the manager role publishes its public half for
+   * clients (keyring.ts). Without it sealed values reach drivers as they are.
    */
   readonly secretsKeyFile?: string;
   /**
@@ -75,13 +75,17 @@ export class DriverHost {
     private readonly metrics: ImgrMetrics = new ImgrMetrics(),
   ) {
     this.js = jetstream(nc);
-    this.out = new Publisher(nc, 'driver-host');
+    // Replies and reports go on the driver hosts' own subject: the drivers role may publish on no other.
+    this.out = new Publisher(nc, 'driver-host', subjects.driverReply);
   }
 
   async start(): Promise<void> {
     if (this.o.secretsKeyFile !== undefined) {
       this.key = await loadOrCreateKey(this.o.secretsKeyFile);
-      await publishPublicKey(this.nc, this.key);
+      // The manager role publishes it (npm start, `imgr secrets publish`); a driver host only checks it is its own.
+      if (!(await isPublishedKey(this.nc, this.key))) {
+        this.log.warn({ keyFile: this.o.secretsKeyFile }, `imgr's secrets key is not published yet: clients cannot seal secrets until an operator runs \`imgr secrets publish --key ${this.o.secretsKeyFile}\``);
+      }
     }
     // STAT is synchronous (§9.3): request/reply in a queue group, not the work queue.
     this.statSub = this.nc.subscribe('imgr.stat', {

@@ -11,6 +11,8 @@ import {
   ReplySubjectSchema,
   INTERNAL_COMMANDS,
   INTERNAL_ID_PREFIX,
+  DRIVER_COMMANDS,
+  DRIVER_ACTOR,
   type CommandSource,
   type Command,
   aggregateOfCommand,
@@ -124,14 +126,16 @@ export class Intake {
 
   async start(): Promise<void> {
     const from = this.feed;
-    if (from.existing !== true) await this.jsm.consumers.add(from.stream, {
-      durable_name: from.durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      filter_subject: from.filter,
-      ack_wait: nanos(this.ackWaitMs),
-      max_ack_pending: 2000,
-    });
+    if (from.existing !== true) {
+      const changeable = { filter_subject: from.filter, ack_wait: nanos(this.ackWaitMs), max_ack_pending: 2000 };
+      await this.jsm.consumers.add(from.stream, { durable_name: from.durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ...changeable }).catch(async (e: unknown) => {
+        // A durable of an older imgr (its partition's filter named imgr.int. only): brought to this one in place.
+        const had = await this.jsm.consumers.info(from.stream, from.durable).catch(() => undefined);
+        if (!had) throw e;
+        if (had.config.filter_subject !== from.filter) this.log.info({ durable: from.durable, was: had.config.filter_subject, now: from.filter }, 'intake durable takes its partition of every imgr subject now');
+        await this.jsm.consumers.update(from.stream, from.durable, changeable);
+      });
+    }
     this.keepAlive = setInterval(() => {
       for (const m of this.deciding) m.working();
     }, Math.max(50, Math.floor(this.ackWaitMs / 3)));
@@ -170,7 +174,8 @@ export class Intake {
   private handle(m: JsMsg): Promise<void> {
     const started = this.clock.now();
     const timer = performance.now();
-    const parsed = parseCommandMessage(publishedSubject(m.subject, this.source), m.string(), this.source, this.secretAttributes, (name) => this.principals?.lookup(name));
+    const published = publishedSubject(m.subject, this.source);
+    const parsed = parseCommandMessage(published, m.string(), this.source, this.secretAttributes, (name) => this.principals?.lookup(name));
     if (!parsed.ok) return this.refuseUnreadable(m, parsed.rejection, parsed.partial);
     const msg = parsed.message;
     const fingerprint = fingerprintOf(msg.command, msg.envelope.actor);
@@ -193,7 +198,7 @@ export class Intake {
           this.counted(msg.command.type, 'rejected', timer);
           return;
         }
-        const outcome = await this.finish(msg, decided.outcome);
+        const outcome = await this.finish(msg, decided.outcome, published);
         m.ack();
         this.counted(msg.command.type, outcome.status, timer);
         this.log.info(
@@ -217,7 +222,7 @@ export class Intake {
    * stored by a manager that decided on older state; a refusal is stored
    * first and only if no outcome is, and the sender hears the one stored.
    */
-  private async finish(msg: CommandMessage, outcome: Outcome): Promise<Outcome> {
+  private async finish(msg: CommandMessage, outcome: Outcome, subject: string): Promise<Outcome> {
     const id = msg.envelope.commandId;
     if (outcome.status === 'accepted') {
       this.reply(msg, outcome);
@@ -235,7 +240,7 @@ export class Intake {
       await this.recordRejection(subjects.rejected(kind, aggregateId), {
         commandId: id,
         actor: msg.envelope.actor,
-        subject: this.source === 'public' ? subjects.command(msg.envelope.actor.service, kind, aggregateId) : subjects.internal(kind, aggregateId),
+        subject,
         code: outcome.code,
         message: outcome.message,
         at: this.clock.now(),
@@ -337,18 +342,27 @@ export function parseCommandMessage(
 ): Parsed {
   const raw = safeJson(text);
   if (raw === undefined) return { ok: false, rejection: rejection('CMD_ERR_MALFORMED', { reason: 'not JSON' }), partial: {} };
+  // imgr's stream holds the manager's own commands and the driver hosts' reports: the subject says which.
+  const fromDriver = source === 'internal' && isDriverSubject(subject);
+  // A driver host reports and decides nothing else: any other type is refused before it is even read (a type added later too).
+  const type = commandTypeOf(raw);
+  if (fromDriver && !DRIVER_COMMANDS.has(type)) {
+    return { ok: false, rejection: rejection('CMD_ERR_NOT_DRIVER', { type, allowed: [...DRIVER_COMMANDS].join(', ') }), partial: partialOf(raw, `${inboxPrefixFor('drivers')}.`) };
+  }
   const r = CommandMessageSchema.safeParse(raw);
   if (!r.success) {
     const issues = r.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
-    return { ok: false, rejection: rejection('CMD_ERR_INVALID', { issues }), partial: partialOf(raw, source === 'public' ? `${inboxPrefixFor(subject.split('.')[2] ?? '')}.` : '_INBOX.') };
+    const inbox = source === 'public' ? `${inboxPrefixFor(subject.split('.')[2] ?? '')}.` : fromDriver ? `${inboxPrefixFor('drivers')}.` : '_INBOX.';
+    return { ok: false, rejection: rejection('CMD_ERR_INVALID', { issues }), partial: partialOf(raw, inbox) };
   }
   const { kind, id } = aggregateOfCommand(r.data.command);
   // The principal is the subject's third token: the server let only that principal publish there.
   const principalName = source === 'public' ? (subject.split('.')[2] ?? '') : '';
-  // A refusal is answered only on the sender's own inbox.
-  const ownReply = source === 'internal' || r.data.replyTo?.startsWith(`${inboxPrefixFor(principalName)}.`) === true ? r.data.replyTo : null;
+  // A refusal is answered only on the sender's own inbox: a principal's, the driver hosts' (the manager's own commands name any).
+  const inbox = source === 'public' ? inboxPrefixFor(principalName) : fromDriver ? inboxPrefixFor('drivers') : undefined;
+  const ownReply = inbox === undefined || r.data.replyTo?.startsWith(`${inbox}.`) === true ? r.data.replyTo : null;
   const refusal = { envelope: r.data.envelope, replyTo: ownReply };
-  const expected = source === 'public' ? subjects.command(principalName, kind, id) : subjects.internal(kind, id);
+  const expected = source === 'public' ? subjects.command(principalName, kind, id) : fromDriver ? subjects.driverReply(kind, id) : subjects.internal(kind, id);
   if (subject !== expected) return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected }), partial: refusal };
   const commandId = r.data.envelope.commandId;
   let message = r.data;
@@ -367,12 +381,26 @@ export function parseCommandMessage(
     if (commandId.startsWith(INTERNAL_ID_PREFIX)) return { ok: false, rejection: rejection('CMD_ERR_RESERVED_ID', { id: commandId, prefix: INTERNAL_ID_PREFIX }), partial: refusal };
   } else if (!commandId.startsWith(INTERNAL_ID_PREFIX)) {
     return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected: subjects.command('<principal>', kind, id) }), partial: r.data };
+  } else if (fromDriver) {
+    // A driver host acts as the system, never as whom its message names.
+    if (r.data.replyTo !== null && ownReply === null) return { ok: false, rejection: rejection('CMD_ERR_REPLY_TO', { replyTo: r.data.replyTo, principal: 'drivers' }), partial: { envelope: r.data.envelope } };
+    message = { ...r.data, envelope: { ...r.data.envelope, actor: { ...DRIVER_ACTOR } } };
   }
   const template = 'template' in r.data.command ? r.data.command.template : undefined;
   const plain = template ? unsealedSecrets(template, secrets) : [];
   if (plain.length > 0) return { ok: false, rejection: rejection('CMD_ERR_SECRET_PLAINTEXT', { attrs: plain.join(', ') }), partial: { ...message, command: withoutSecrets(message.command, secrets) } };
   return { ok: true, message };
 }
+
+/** The type a message's command says it is, whatever else it holds. */
+function commandTypeOf(raw: unknown): string {
+  const command = typeof raw === 'object' && raw !== null && 'command' in raw ? raw.command : undefined;
+  const type = typeof command === 'object' && command !== null && 'type' in command ? command.type : undefined;
+  return typeof type === 'string' ? type.slice(0, 64) : '(none)';
+}
+
+/** A driver host's subject (subjects.driverReply), as published. */
+export const isDriverSubject = (subject: string): boolean => subject.startsWith('imgr.drv-reply.');
 
 /** The envelope and replyTo of a message whose command did not parse, so the sender still hears back. */
 function partialOf(raw: unknown, inbox: string): Partial<CommandMessage> & { replyTo?: string | null } {

@@ -38,6 +38,7 @@ export const ERRORS = {
   CMD_ERR_PRINCIPAL_REFUSED: def<{ principal: string; why: string }>('trust', ({ principal, why }) => `Principal ${principal} is refused by imgr: ${why}`),
   CMD_ERR_REPLY_TO: def<{ replyTo: string; principal: string }>('trust', ({ replyTo, principal }) => `Reply subject ${replyTo} is not an inbox of principal ${principal}`),
   CMD_ERR_INTERNAL: def<{ type: string }>('trust', ({ type }) => `Command ${type} is internal to imgr; services cannot send it`),
+  CMD_ERR_NOT_DRIVER: def<{ type: string; allowed: string }>('trust', ({ type, allowed }) => `Command ${type} is not a driver host's; a driver host sends only ${allowed}`),
   CMD_ERR_SECRET_PLAINTEXT: def<{ attrs: string }>('W23', ({ attrs }) => `Secret attributes must be sealed to imgr's key, not sent in plain text: ${attrs}`),
   CMD_ERR_ID_REUSED: def<{ id: string }>('trust', ({ id }) => `Command id ${id} was already used for a different command`),
   CMD_ERR_RESERVED_ID: def<{ id: string; prefix: string }>('trust', ({ id, prefix }) => `Command id ${id} is reserved: ids starting with "${prefix}" are imgr's own`),

@@ -18,6 +18,8 @@ export const FAILURE_CODES = [
   'IMGR_QUERY_REFUSED',
   /** An answer that does not parse (a service of another version, a stray responder). */
   'IMGR_BAD_ANSWER',
+  /** Secrets cannot be sealed: no key published, none pinned, or the published one is not the pinned one. */
+  'IMGR_SECRETS_KEY',
 ] as const;
 export type FailureCode = (typeof FAILURE_CODES)[number];
 

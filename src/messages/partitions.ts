@@ -3,7 +3,8 @@ import type { CommandSource } from './wire.js';
 /**
  * Commands are partitioned by aggregate with NATS's deterministic subject
  * partitioning: the command streams take exactly the subjects senders
- * publish (`imgr.cmd.<principal>.<kind>.<id>`, `imgr.int.<kind>.<id>`) and
+ * publish (`imgr.cmd.<principal>.<kind>.<id>`, `imgr.int.<kind>.<id>`,
+ * `imgr.drv-reply.<kind>.<id>`) and
  * store them with the partition of `<kind>.<id>` appended, the same
  * partition in both streams. Each partition has a durable per stream, and
  * one manager at a time holds a partition (intake/partition-ownership.ts).
@@ -21,15 +22,17 @@ export function partitionedSubjects(count: number): Record<CommandSource, { subj
       subjects: ['imgr.cmd.*.*.*'],
       subject_transform: { src: 'imgr.cmd.*.*.*', dest: `imgr.cmd.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(${count},2,3)}}` },
     },
+    // The manager's own commands and the driver hosts' reports (two subjects, so that each role may
+    // publish on its own only) share the stream and its partitions: one transform keeps the first token.
     internal: {
-      subjects: ['imgr.int.*.*'],
-      subject_transform: { src: 'imgr.int.*.*', dest: `imgr.int.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(${count},1,2)}}` },
+      subjects: ['imgr.int.*.*', 'imgr.drv-reply.*.*'],
+      subject_transform: { src: 'imgr.*.*.*', dest: `imgr.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(${count},2,3)}}` },
     },
   };
 }
 
 /** What a partition's durable takes from its stream. */
-export const partitionFilter = (source: CommandSource, partition: number): string => (source === 'public' ? `imgr.cmd.*.*.*.${partition}` : `imgr.int.*.*.${partition}`);
+export const partitionFilter = (source: CommandSource, partition: number): string => (source === 'public' ? `imgr.cmd.*.*.*.${partition}` : `imgr.*.*.*.${partition}`);
 
 const PUBLISHED_TOKENS: Record<CommandSource, number> = { public: 5, internal: 4 };
 

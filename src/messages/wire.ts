@@ -15,8 +15,14 @@ export type AggregateKind = z.infer<typeof AggregateKindSchema>;
 export const subjects = {
   /** A principal's command: only that principal may publish under its name (nats.conf, generated users). */
   command: (principal: string, kind: AggregateKind, id: number): string => `imgr.cmd.${principal}.${kind}.${id}`,
-  /** Commands only imgr sends (driver replies, follow-ups, timeouts): only the manager and driver hosts may publish here. */
+  /** Commands only the manager sends (follow-ups, timeouts, internal steps): only the manager role may publish here. */
   internal: (kind: AggregateKind, id: number): string => `imgr.int.${kind}.${id}`,
+  /**
+   * What a driver host reports (DRIVER_COMMANDS: replies, log lines,
+   * monitors, sweeps): only the drivers role may publish here, and the
+   * intake takes nothing else from it.
+   */
+  driverReply: (kind: AggregateKind, id: number): string => `imgr.drv-reply.${kind}.${id}`,
   event: (kind: AggregateKind, id: number): string => `imgr.evt.${kind}.${id}`,
   events: 'imgr.evt.>',
   driverRequest: (dsMad: string, action: string): string => `imgr.drv.${dsMad}.${action}`,
@@ -84,6 +90,21 @@ export const INTERNAL_COMMANDS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * What a driver host may send, on its own subject (subjects.driverReply):
+ * the replies to requests and the reports of what its scripts found. Every
+ * other command type is refused there, a type added later included: this is
+ * the list of what is allowed, not of what is not.
+ */
+export const DRIVER_COMMANDS: ReadonlySet<string> = new Set(['driver.reply', 'driver.log', 'datastore.monitored', 'datastore.swept'] satisfies Command['type'][]);
+
+/**
+ * Who a driver host's report is from, whatever its message says: a fixed
+ * system actor (the drivers role is a driver, not a user or an administrator
+ * of its choosing).
+ */
+export const DRIVER_ACTOR = { uid: 0, gid: 0, name: 'imgr', service: 'driver-host' } as const;
+
+/**
  * Ids imgr derives for itself (`imgr.reply-<request>`, `imgr.timeout-<request>`,
  * …) start with this; a service's command id may not, so no client can
  * claim one first.
@@ -117,6 +138,8 @@ export const OutcomeSchema = z.discriminatedUnion('status', [
     seq: z.number().int().positive(),
     /** What the command id stood for (intake/fingerprint.ts); absent in outcomes kept before it existed. */
     fingerprint: z.string().optional(),
+    /** The principal that sent it: the one principal (besides administrators and roles) that may read the outcome again. */
+    principal: z.string().optional(),
   }),
   z.object({
     status: z.literal('rejected'),
@@ -124,6 +147,7 @@ export const OutcomeSchema = z.discriminatedUnion('status', [
     code: ErrorCodeSchema,
     message: z.string(),
     fingerprint: z.string().optional(),
+    principal: z.string().optional(),
   }),
 ]);
 export type Outcome = z.infer<typeof OutcomeSchema>;

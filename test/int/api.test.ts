@@ -13,7 +13,7 @@ import type { ImgrClient } from '../../src/client/index.js';
 import { LiveViews } from '../../src/api/views.js';
 import { buildApi } from '../../src/api/api.js';
 import { exposure } from '../../src/api/exposure.js';
-import { loadOrCreateKey, publishPublicKey } from '../../src/secrets/keyring.js';
+import { loadOrCreateKey, publishSecretsKey } from '../../src/secrets/keyring.js';
 import { REDACTED, unseal } from '../../src/secrets/sealed.js';
 import { readLog } from '../support/log.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -191,7 +191,8 @@ describe('the HTTP API as a web page or a stranger meets it', () => {
 
   it('shows secret attributes redacted: views, events and histories hold no plain text (W23)', async () => {
     const key = await loadOrCreateKey(join(mkdtempSync(join(tmpdir(), 'imgr-key-')), 'secrets.key'));
-    await publishPublicKey(await nats.connect('drivers'), key);
+    // Published by the manager role, and pinned beside the credentials for the clients (as npm start does).
+    await publishSecretsKey(await nats.connect('manager'), key.publicKeyPem);
     const id = await c.nextId('datastore');
     expect(await sys.admin.send({ type: 'datastore.create', datastoreId: id, template: { NAME: 'vault', TYPE: 'BACKUP_DS', DS_MAD: 'restic', RESTIC_PASSWORD: 'api-visible-SECRET' } })).toMatchObject({ status: 'accepted' });
     await eventually(() => views.datastores.get(id) !== undefined, 'the datastore view');

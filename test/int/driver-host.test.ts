@@ -22,6 +22,7 @@ import { ImgrClient } from '../../src/client/index.js';
 import { connectAs, inboxPrefixFor } from '../../src/platform/nats.js';
 import { exportNdjson, historyOf } from '../../src/audit/history.js';
 import { REDACTED } from '../../src/secrets/sealed.js';
+import { loadOrCreateKey, publishSecretsKey } from '../../src/secrets/keyring.js';
 import { main } from '../../src/cli/imgr.js';
 import { STREAMS } from '../../src/store/provision.js';
 import { silentLogger } from '../../src/platform/logger.js';
@@ -88,6 +89,8 @@ beforeAll(async () => {
     },
   });
   host = await startHost();
+  // The host created its key; the manager role publishes it and pins it for the clients (as npm start does).
+  await publishSecretsKey(await nats.connect('manager'), (await loadOrCreateKey(join(dir, 'secrets.key'))).publicKeyPem);
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   ds = await c.nextId('datastore');
   // Its URL imports reach this test's server on loopback, which imgr refuses unless a datastore allows it.

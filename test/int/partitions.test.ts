@@ -116,9 +116,10 @@ async function ensureImages(): Promise<void> {
 }
 
 describe('partitioned managers', () => {
-  it('stores every command with its aggregate\'s partition, the same in both command streams', async () => {
+  it('stores every command with its aggregate\'s partition, the same in both command streams and on both of imgr\'s subjects', async () => {
     const service = jetstream(await nats.connect('service'));
     const manager = jetstream(await nats.connect('manager'));
+    const drivers = jetstream(await nats.connect('drivers'));
     const jsm = await jetstreamManager(await nats.connect('manager'));
     const stored = async (published: Promise<{ seq: number }>, stream: string): Promise<string> => (await jsm.streams.getMessage(stream, { seq: (await published).seq }))?.subject ?? '';
     const seen = new Set<string>();
@@ -126,9 +127,12 @@ describe('partitioned managers', () => {
       for (let id = 0; id < 24; id++) {
         const pub = await stored(service.publish(`imgr.cmd.service.${kind}.${id}`, 'probe'), STREAMS.commands);
         const int = await stored(manager.publish(`imgr.int.${kind}.${id}`, 'probe'), STREAMS.internal);
+        const reply = await stored(drivers.publish(`imgr.drv-reply.${kind}.${id}`, 'probe'), STREAMS.internal);
         const partition = pub.split('.').at(-1) ?? '';
         expect(pub).toBe(`imgr.cmd.service.${kind}.${id}.${partition}`);
         expect(int).toBe(`imgr.int.${kind}.${id}.${partition}`);
+        // The driver hosts' reports share the partitions of the manager's own commands.
+        expect(reply).toBe(`imgr.drv-reply.${kind}.${id}.${partition}`);
         // What managers compute for their timers is what the server decided.
         expect(partitionOf(kind, id, DEFAULT_PARTITIONS)).toBe(Number(partition));
         seen.add(partition);

@@ -1,5 +1,5 @@
 import { jetstream } from '@nats-io/jetstream';
-import { DriverRequestSchema, type DriverRequest } from '../../src/messages/wire.js';
+import { DriverRequestSchema, subjects, type DriverRequest } from '../../src/messages/wire.js';
 import type { DriverAction } from '../../src/messages/driver.js';
 import { DRIVERS_DURABLE, STREAMS } from '../../src/store/provision.js';
 import { ImgrClient } from '../../src/client/index.js';
@@ -21,8 +21,8 @@ export class DriverResponder {
   private readonly out: Publisher;
 
   private constructor(private readonly client: ImgrClient) {
-    // Replies travel as a driver host's do: on imgr's own subjects, with derived ids.
-    this.out = new Publisher(client.nc, 'driver-host');
+    // Replies travel as a driver host's do: on the driver hosts' own subject, with derived ids.
+    this.out = new Publisher(client.nc, 'driver-host', subjects.driverReply);
   }
 
   /** Binds to the driver hosts' durable (the manager provisions it), as a driver host does. */
