@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem, type TestSystem } from '../support/system.js';
 import { eventually } from '../support/eventually.js';
 import { ImgrClient } from '../../src/client/index.js';
+import { publishPrincipals } from '../../src/platform/principals-file.js';
+import { TEST_PRINCIPALS } from '../support/nats.js';
+import type { Outcome } from '../../src/messages/wire.js';
 
 let sys: TestSystem;
 let ds: number;
@@ -87,5 +90,23 @@ describe('VM bookkeeping belongs to the VM service', () => {
     expect(sys.manager.host.image(id)).toMatchObject({ state: 'USED_PERS', vms: [10] });
 
     expect(await schedulerForAlice.send({ type: 'image.release', imageId: id, vmId: 10 })).toMatchObject({ status: 'accepted', state: 'READY' });
+  });
+});
+
+describe('an inconsistent registry entry is refused, not guessed at', () => {
+  it('bob entered in gid 0 without admin: his commands are refused with why; the others go on', async () => {
+    const meta = await sys.nats.connect('manager');
+    // Written by hand into imgr_meta, past the CLI's checks.
+    await publishPrincipals(meta, { ...TEST_PRINCIPALS, bob: { uid: 8, gid: 0, admin: false, delegate: false, uids: [], gids: [], vmService: false } });
+    const bob = await as('bob', { uid: 8, gid: 0, name: 'bob' });
+    const refused = await eventually(async () => {
+      const o: Outcome = await bob.send({ type: 'datastore.create', datastoreId: 900, template: { NAME: 'bobs', DS_MAD: 'fs', TM_MAD: 'shared' } });
+      return o.status === 'rejected' && o.code === 'CMD_ERR_PRINCIPAL_REFUSED' ? o : undefined;
+    }, 'the registry to refuse bob');
+    expect(refused.message).toBe("Principal bob is refused by imgr: gid 0 is the administrators' group: only a principal added with --admin (admin: true) is in it");
+    expect(sys.manager.host.datastore(900)).toBeUndefined();
+    const alice = await as('alice', { uid: 7, gid: 100, name: 'alice' });
+    expect(await alice.register(ds, { NAME: 'still-works', PATH: '/tmp/a', SIZE: '1' })).toMatchObject({ status: 'accepted' });
+    await publishPrincipals(meta, TEST_PRINCIPALS);
   });
 });
