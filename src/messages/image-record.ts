@@ -47,6 +47,9 @@ export const PendingRequestSchema = z.object({
 });
 export type PendingRequest = z.infer<typeof PendingRequestSchema>;
 
+/** How many requests that ended without their reply an image remembers (`abandoned`). */
+export const ABANDONED_KEPT = 8;
+
 export const SaveAsSchema = z.object({
   vmId: int.nonnegative(),
   diskId: int.nonnegative(),
@@ -130,6 +133,13 @@ export const ImageRecordSchema = z.object({
   reservedMb: int.nonnegative(),
   /** BACKUP and RESTORE requests that read this image, until their reply or timeout (§7.3, §7.13.1). */
   jobs: z.array(JobSchema).max(64),
+  /**
+   * The last requests whose pending operation ended without their reply (a
+   * timeout, a disable, a removal, a request replaced): a late reply to one is
+   * a known stale reply (§10: what it stored is an orphan to reclaim); a reply
+   * naming any other request was never asked of this image and is ignored.
+   */
+  abandoned: z.array(PendingRequestSchema.pick({ requestId: true, action: true })).max(ABANDONED_KEPT),
 });
 export type ImageRecord = z.infer<typeof ImageRecordSchema>;
 
@@ -142,6 +152,6 @@ export type ImageView = z.infer<typeof ImageViewSchema>;
  * itself, where zod would put it into every fact's partial `changes`).
  */
 export const StoredImageViewSchema = z.preprocess(
-  (v) => (typeof v === 'object' && v !== null ? { reservedMb: 0, jobs: [], ...v } : v),
+  (v) => (typeof v === 'object' && v !== null ? { reservedMb: 0, jobs: [], abandoned: [], ...v } : v),
   ImageViewSchema,
 );

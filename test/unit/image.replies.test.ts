@@ -356,13 +356,28 @@ describe('§6.3 row "any other state": W11, replies must match the pending reque
     const id = replay(facts)?.pending?.requestId ?? '';
     given(facts).when(event({ type: 'driver.reply', imageId: ID, requestId: id, action: 'MKFS', result: 'SUCCESS', info: '/a' })).then({ type: 'image.replyIgnored' });
   });
-  it('§10: a success for a removed image records the orphaned source for the reaper', () => {
-    const facts = imageIn('ERROR');
-    const removed = given(facts).when(event({ type: 'image.delete', imageId: ID })).then({ state: 'REMOVED' });
-    const f = given([...facts, removed])
-      .when(event({ type: 'driver.reply', imageId: ID, requestId: 'cmd-x', action: 'CP', result: 'SUCCESS', info: '/ds/1/orphan raw' }))
+  it('§10: a late success for a removed image records the orphaned source for the reaper', () => {
+    // The copy timed out (the image remembers the request it abandoned), then the image was removed.
+    const copying = locked.CP();
+    const running = replay(copying)?.pending?.requestId ?? '';
+    const failed = given(copying).when(timeoutOf).thenState('ERROR');
+    expect(failed.changes.abandoned).toEqual([{ requestId: running, action: 'CP' }]);
+    const removed = given([...copying, failed]).when(event({ type: 'image.delete', imageId: ID })).then({ state: 'REMOVED' });
+    const f = given([...copying, failed, removed])
+      .when(event({ type: 'driver.reply', imageId: ID, requestId: running, action: 'CP', result: 'SUCCESS', info: '/ds/1/orphan raw' }))
       .then({ type: 'image.replyIgnored', state: 'REMOVED' });
     expect(f.effects).toEqual([{ kind: 'datastore.orphanSource', datastoreId: IMAGE_DS.id, imageId: ID, source: '/ds/1/orphan' }]);
+  });
+
+  it('a reply naming a request the image never asked for changes nothing and reclaims nothing, in every state', () => {
+    const stranger = event({ type: 'driver.reply', imageId: ID, requestId: 'imgr.forged-1', action: 'CP', result: 'SUCCESS', info: '/etc/passwd raw' });
+    for (const s of ['READY', 'LOCKED', 'ERROR', 'DISABLED', 'DELETE', 'USED_PERS'] as const) {
+      const f = given(imageIn(s)).when(stranger).then({ type: 'image.replyIgnored', state: s, changes: {}, effects: [] });
+      expect(f.detail['reason'], s).toMatch(/^no pending request matches .*never asked for request imgr\.forged-1$/);
+    }
+    const facts = imageIn('ERROR');
+    const removed = given(facts).when(event({ type: 'image.delete', imageId: ID })).then({ state: 'REMOVED' });
+    given([...facts, removed]).when(stranger).then({ type: 'image.replyIgnored', state: 'REMOVED', changes: {}, effects: [] });
   });
 });
 
@@ -409,10 +424,23 @@ describe('W1/W2: timeouts', () => {
 
 describe('driver log lines (driver-contract §7)', () => {
   const log = event({ type: 'driver.log', imageId: ID, requestId: 'r-1', action: 'CP', lines: [{ severity: 'I', text: 'cp: copying' }, { severity: 'E', text: 'slow disk' }] });
-  it('are recorded on the image in every state, changing nothing', () => {
+  it('are recorded on the image for the request it runs, changing nothing', () => {
+    const copying = locked.CP();
+    const running = replay(copying)?.pending?.requestId ?? '';
+    const f = given(copying).when(event({ ...log, requestId: running })).then({ type: 'image.driverLogged', state: 'LOCKED', changes: {}, effects: [] });
+    expect(f.detail).toMatchObject({ requestId: running, action: 'CP', lines: 'I cp: copying\nE slow disk' });
+  });
+  it('are recorded for a request that ended without its reply (its lines may come after its timeout)', () => {
+    const copying = locked.CP();
+    const running = replay(copying)?.pending?.requestId ?? '';
+    const failed = given(copying).when(timeoutOf).thenState('ERROR');
+    given([...copying, failed]).when(event({ ...log, requestId: running })).then({ type: 'image.driverLogged', state: 'ERROR', changes: {}, effects: [] });
+  });
+  it('naming a request the image never asked for, are ignored in every state', () => {
     for (const s of ['READY', 'LOCKED', 'ERROR', 'DELETE', 'USED_PERS'] as const) {
-      const f = given(imageIn(s)).when(log).then({ type: 'image.driverLogged', state: s, changes: {}, effects: [] });
-      expect(f.detail).toMatchObject({ requestId: 'r-1', action: 'CP', lines: 'I cp: copying\nE slow disk' });
+      const f = given(imageIn(s)).when(log).then({ type: 'image.replyIgnored', state: s, changes: {}, effects: [] });
+      expect(f.detail, s).toMatchObject({ requestId: 'r-1', kind: 'log CP' });
+      expect(f.detail['lines'], s).toBeUndefined();
     }
   });
   it('are refused for an image that never existed', () => given(imageIn('INIT')).when(log).thenRejects('IMG_ERR_NOT_FOUND', 'Error getting image [5].'));

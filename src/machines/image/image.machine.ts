@@ -36,7 +36,7 @@ const imageSetup = setup({
 const apply = (step: Step, from: ImageLifecycle) =>
   imageSetup.enqueueActions(({ context, event, enqueue }) => {
     const s = step(context, event, from);
-    enqueue.assign(s.changes);
+    enqueue.assign(S.withAbandoned(context, event, s.changes));
     enqueue.emit({ type: 'fact', fact: s.fact, detail: s.detail ?? {}, effects: s.effects ?? [] });
   });
 
@@ -371,8 +371,10 @@ const saveAsCompleted: Step = (r, ev, from) => {
   };
 };
 
-const driverLogged: Step = (_r, ev) => {
+const driverLogged: Step = (r, ev) => {
   const l = S.eventOf(ev, 'driver.log');
+  // Lines are kept only for a request this image asked for.
+  if (!S.knowsRequest(r, l.requestId)) return { fact: 'image.replyIgnored', changes: {}, detail: { requestId: l.requestId, kind: `log ${l.action}`, reason: `the image never asked for request ${l.requestId}` } };
   return {
     fact: 'image.driverLogged',
     changes: {},

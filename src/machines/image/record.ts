@@ -35,6 +35,7 @@ export function emptyImage(id: number): ImageRecord {
     saveAs: null,
     reservedMb: 0,
     jobs: [],
+    abandoned: [],
   };
 }
 

@@ -1,4 +1,4 @@
-import type { ImageRecord } from '../../messages/image-record.js';
+import { ABANDONED_KEPT, type ImageRecord } from '../../messages/image-record.js';
 import type { Effect } from '../../messages/effects.js';
 import type { ImageFactType } from '../../messages/image-facts.js';
 import type { ImageAction } from '../../messages/driver.js';
@@ -42,6 +42,22 @@ export function request(
     changes: { pending: { requestId, action, issuedAt: ev.meta.at, deadline } },
     effect: { kind: 'driver.request', requestId, action, imageId: r.id, datastoreId: r.datastore.id, deadline, extra },
   };
+}
+
+/** Whether the image asked for this request: it is pending, a job, or one that ended without its reply. */
+export const knowsRequest = (r: ImageRecord, requestId: string): boolean =>
+  r.pending?.requestId === requestId || r.jobs.some((j) => j.requestId === requestId) || r.abandoned.some((a) => a.requestId === requestId);
+
+/**
+ * The changes of a step, and the pending request they end without its reply
+ * (cleared or replaced by anything but that reply) remembered in `abandoned`.
+ */
+export function withAbandoned(r: ImageRecord, ev: ImageEvent, changes: Partial<ImageRecord>): Partial<ImageRecord> {
+  const p = r.pending;
+  if (p === null || !('pending' in changes) || changes.pending?.requestId === p.requestId) return changes;
+  if (ev.type === 'driver.reply' && ev.requestId === p.requestId) return changes;
+  const abandoned = [...r.abandoned.filter((a) => a.requestId !== p.requestId), { requestId: p.requestId, action: p.action }].slice(-ABANDONED_KEPT);
+  return { ...changes, abandoned };
 }
 
 export const matchesPending = (r: ImageRecord, ev: ImageEvent): boolean =>
@@ -238,7 +254,10 @@ export const deferredRm: Step = (r, ev) => {
 export const replyIgnored: Step = (r, ev) => {
   if (ev.type !== 'driver.reply' && ev.type !== 'driver.timeout') throw new Error(`not a reply: ${ev.type}`);
   const expected = r.pending ? `${r.pending.action} ${r.pending.requestId}` : 'none';
+  // Only a request this image asked for may leave an orphan to reclaim: a reply naming any other changes nothing.
+  const known = knowsRequest(r, ev.requestId);
   const orphan =
+    known &&
     ev.type === 'driver.reply' &&
     ev.result === 'SUCCESS' &&
     (ev.action === 'CP' || ev.action === 'CLONE' || ev.action === 'MKFS') &&
@@ -251,7 +270,7 @@ export const replyIgnored: Step = (r, ev) => {
     detail: {
       requestId: ev.requestId,
       kind: ev.type === 'driver.reply' ? `${ev.action} ${ev.result}` : 'timeout',
-      reason: `no pending request matches (expected ${expected})`,
+      reason: known ? `no pending request matches (expected ${expected})` : `no pending request matches (expected ${expected}); the image never asked for request ${ev.requestId}`,
     },
     // §10: data a stale success stored is nobody's now; say so for the reaper.
     effects: orphan ? [{ kind: 'datastore.orphanSource', datastoreId: r.datastore.id, imageId: r.id, source }] : [],
