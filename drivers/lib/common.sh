@@ -89,5 +89,17 @@ content_format() {
 # anything it names (-U: a disk in use is read too).
 virtual_bytes() { qemu-img info -U --output=json -f "$2" -- "$1" 2>/dev/null | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -1; }
 
+# no_references FILE FORMAT: refuses a qcow2 or QED image that names another file (a backing file, an
+# external data file): qemu-img info reads its header without opening them. The driver host inspected
+# the file before the action; this holds for a file changed since, and for a driver run without the host.
+no_references() {
+  local info
+  [[ "$2" == qcow2 || "$2" == qed ]] || return 0
+  info="$(qemu-img info -U --output=json -f "$2" -- "$1" 2>/dev/null)" || fail "Cannot read $1 as $2"
+  if grep -Eq '"(backing-filename|data-file)"' <<<"$info"; then
+    fail "Image $1 refused: it names another file (images are data, never references)"
+  fi
+}
+
 # The host passes the image (or, to MONITOR, the datastore) id as the first argument; -1 when none.
 [[ -z "${1:-}" || "$1" =~ ^-?[0-9]{1,18}$ ]] || fail "Invalid id argument: $(shown "$1")"

@@ -17,6 +17,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { act, datastoreView, imageView } from '../support/driver-request.js';
 import { craft, leaks, makeSecret, plant, refusalOf, type Crafted, type Secret } from '../support/crafted-images.js';
 import type { Increment } from '../../src/messages/image-record.js';
+import { requestFor, DRIVERS_DIR } from '../support/driver-request.js';
+import { actionDocument, actionEnvironment } from '../../src/driver-host/document.js';
+import { runScript } from '../../src/driver-host/run.js';
+import { inspectFile } from '../../src/inspect/index.js';
+import type { DriverAction } from '../../src/messages/driver.js';
+import type { DatastoreView } from '../../src/messages/datastore.js';
+import type { ImageView } from '../../src/messages/image-record.js';
 
 let dir: string;
 let secret: Secret;
@@ -218,5 +225,70 @@ describe('dummy: even a driver that never opens a file gets no crafted one', () 
     const c = byName('qcow2 backing file to a secret');
     const ds = datastoreView(base, { dsMad: 'dummy', tmMad: 'dummy' });
     for (const action of ['CP', 'STAT'] as const) expect((await act(action, ds, imageView({ path: c.file }))).info).toMatch(refusalOf(c.file, c));
+  });
+});
+
+describe("the bundled drivers alone, without the host's inspection (defence in depth)", () => {
+  /** A driver script run without the driver host: nothing inspected, no IMGR_IMAGE_PATH_FORMAT. */
+  const alone = async (action: DriverAction, ds: DatastoreView, image: ImageView, extra: Record<string, string> = {}) => {
+    const req = requestFor(action, ds, image, { extra });
+    const x = await runScript({
+      script: join(DRIVERS_DIR, ds.dsMad, action.toLowerCase()),
+      args: [String(req.imageId)],
+      stdin: Buffer.from(actionDocument(req)).toString('base64'),
+      env: actionEnvironment(req),
+      timeoutMs: 60_000,
+      graceMs: 500,
+      maxStdoutBytes: 65536,
+    });
+    return { ok: x.exitCode === 0, out: x.stdout.trim(), err: x.stderr.join(' ') };
+  };
+
+  it('fs CLONE converts with the recorded format: a qcow2 recorded raw is copied as its bytes, never read through its backing file', async () => {
+    const c = byName('qcow2 backing file to a secret');
+    const r = await alone('CLONE', fsDs({ DRIVER: 'qcow2' }), imageView({ path: c.file, format: 'raw' }));
+    expect(r.ok, r.err).toBe(true);
+    const [copy = ''] = r.out.split(' ');
+    // Its guest sees the qcow2's bytes (the secret's name among them, as data); not one byte of the secret.
+    expect(readFileSync(copy).includes(secret.marker)).toBe(false);
+    expect(await inspectFile(copy)).toMatchObject({ format: 'qcow2', violations: [] });
+    rmSync(copy);
+    noLeak();
+  });
+
+  it('fs CLONE, SNAP_FLATTEN and SNAP_REVERT refuse a qcow2 that names another file', async () => {
+    mkdirSync(base, { recursive: true });
+    for (const name of ['qcow2 backing file to a secret', 'qcow2 external data file']) {
+      const c = byName(name);
+      const clone = await alone('CLONE', fsDs({ DRIVER: 'raw' }), imageView({ path: c.file, format: 'qcow2' }));
+      expect(clone).toMatchObject({ ok: false, err: `Image ${c.file} refused: it names another file (images are data, never references)` });
+      const src = placedAt(c, join(base, `alone${name.length}`));
+      for (const action of ['SNAP_FLATTEN', 'SNAP_REVERT'] as const) {
+        expect(await alone(action, fsDs(), imageView({ source: src, format: 'qcow2', targetSnapshot: 0 }))).toMatchObject({ ok: false, err: `Image ${src} refused: it names another file (images are data, never references)` });
+      }
+    }
+    noLeak();
+  });
+
+  it('fs STAT and CP read a VMDK descriptor as the raw text it is, never opening the extent it names', async () => {
+    const c = byName('VMDK descriptor naming a secret');
+    // Read as a VMDK, its extent says 10 MiB; as raw it is one line of text.
+    expect(await alone('STAT', fsDs(), imageView({ path: c.file }))).toMatchObject({ ok: true, out: '1' });
+    const cp = await alone('CP', fsDs(), imageView({ path: c.file }));
+    expect(cp.ok, cp.err).toBe(true);
+    expect(cp.out.split(' ')[1]).toBe('raw');
+    rmSync(cp.out.split(' ')[0] ?? '', { force: true });
+  });
+
+  it('rsync RESTORE sizes a restored VMDK descriptor by its own length, never by the extent it names', async () => {
+    const c = byName('VMDK descriptor naming a secret');
+    const bds = datastoreView(join(dir, 'ds', 'rsync-alone'), { id: 301, dsMad: 'rsync', type: 'BACKUP_DS', template: { RSYNC_HOST: 'localhost' } });
+    const id = storeBackup('rsync', bds.basePath, c.file);
+    const image = imageView({ id: 12, type: 'BACKUP', vms: [4], state: 'READY', source: id, increments: [{ id: 0, type: 'FULL', parentId: -1, source: id, size: 1, date: 0 }] });
+    const r = await alone('RESTORE', bds, image, { DESTINATION_DS_ID: '1', USERNAME: 'oneadmin' });
+    expect(r.ok, r.err).toBe(true);
+    const [file = '', size] = r.out.split(':');
+    expect(size).toBe('1');
+    placed.add(file);
   });
 });

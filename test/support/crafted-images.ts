@@ -45,7 +45,7 @@ export function craft(dir: string, secret: Secret): Crafted[] {
   const vmdk = join(dir, 'descriptor.vmdk');
   writeFileSync(
     vmdk,
-    ['# Disk DescriptorFile', 'version=1', 'CID=fffffffe', 'parentCID=ffffffff', 'createType="monolithicFlat"', '', `RW 2048 FLAT "${secret.file}" 0`, '', 'ddb.adapterType = "ide"', ''].join('\n'),
+    ['# Disk DescriptorFile', 'version=1', 'CID=fffffffe', 'parentCID=ffffffff', 'createType="monolithicFlat"', '', `RW 20480 FLAT "${secret.file}" 0`, '', 'ddb.adapterType = "ide"', ''].join('\n'),
   );
   const raw = join(dir, 'plainraw.img');
   writeFileSync(raw, Buffer.alloc(1024 * 1024, 0x5a));
