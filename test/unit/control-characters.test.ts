@@ -7,7 +7,7 @@
  * imgr itself (never by a client) with the reason.
  */
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { CommandMessageSchema, CommandSchema, INTERNAL_COMMANDS } from '../../src/messages/wire.js';
 import { TemplateSchema } from '../../src/messages/bounds.js';
 import { parseCommandMessage } from '../../src/intake/intake.js';
