@@ -28,7 +28,10 @@ export const SECRETS_COMMANDS: Command[] = [
       } catch (e) {
         throw new CliError(`cannot read a key from ${file}: ${e instanceof Error ? e.message : String(e)}`, EXIT.usage, 'a driver host creates it at its first start (IMGR_SECRETS_KEY_FILE, default <data>/secrets.key)');
       }
-      const fingerprint = await publishSecretsKey(await x.admin(), pem);
+      // Another key published, or pinned here, is refused: secrets sealed to the first would no longer open.
+      const fingerprint = await publishSecretsKey(await x.admin(), pem).catch((e: unknown) => {
+        throw new CliError(e instanceof Error ? e.message : String(e), EXIT.failed);
+      });
       const pin = fingerprintFile();
       return { human: `secrets key ${fingerprint} published; fingerprint pinned in ${pin} (copy it beside the credentials of every client that seals)`, json: { fingerprint, pin, key: file } };
     },

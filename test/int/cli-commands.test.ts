@@ -15,6 +15,7 @@ import type { ProjectionService } from '../../src/projections/service.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { main } from '../../src/cli/imgr.js';
 import { COMMANDS } from '../../src/cli/commands.js';
+import { loadOrCreateKey, pinnedFingerprint, publicKeyFingerprint } from '../../src/secrets/keyring.js';
 import { TWO_SNAPSHOTS } from '../support/image-states.js';
 
 let sys: TestSystem;
@@ -49,8 +50,8 @@ beforeAll(async () => {
   await c.send({ type: 'image.setSnapshots', imageId: ids.snap, snapshots: TWO_SNAPSHOTS });
   await c.send({ type: 'image.release', imageId: ids.snap, vmId: 9 });
   ids.backupImage = await c.nextId('image');
-  // A backup image is registered by a driver host, on imgr's own subjects.
-  const asImgr = await ImgrClient.connect({ servers: nats.url, role: 'drivers', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'driver-host' } });
+  // A backup image is registered by imgr itself (the manager's backup bookkeeping), on its own subject.
+  const asImgr = await ImgrClient.connect({ servers: nats.url, role: 'manager', actor: { uid: 0, gid: 0, name: 'imgr', service: 'process-manager' } });
   await asImgr.send(
     { type: 'image.allocateBackup', imageId: ids.backupImage, datastoreId: ids.backups, vmId: 9, source: 'b0', sizeMb: 4, format: 'raw', diskIds: [0], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } },
     { internal: true },
@@ -202,6 +203,23 @@ describe('every command, human and --json', () => {
     // The manager follows imgr_meta: carol is known to it at once.
     const meta = await new Kvm(await nats.connect('manager')).open('imgr_meta');
     expect(Object.keys(JSON.parse((await meta.get('principals'))?.string() ?? '{}') as object)).toEqual(expect.arrayContaining(['carol', 'dave', 'oneadmin']));
+  });
+
+  it('secrets', async () => {
+    // A driver host's key file: the manager role publishes its public half and pins its fingerprint beside the credentials.
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'imgr-cli-key-')), 'secrets.key');
+    const fingerprint = publicKeyFingerprint((await loadOrCreateKey(keyFile)).publicKeyPem);
+    await both('secrets publish', ['secrets', 'publish', '--key', keyFile], new RegExp(`^secrets key ${fingerprint} published; fingerprint pinned in .*secrets\\.fingerprint`), (j) =>
+      expect(j).toMatchObject({ fingerprint, key: keyFile }),
+    );
+    expect(pinnedFingerprint()).toBe(fingerprint);
+    // Another key is refused: the published one and the pin stay.
+    const other = join(mkdtempSync(join(tmpdir(), 'imgr-cli-key-')), 'secrets.key');
+    await loadOrCreateKey(other);
+    const r = await run(['secrets', 'publish', '--key', other]);
+    expect(r.code).toBe(5);
+    expect(r.err).toContain('pins another secrets key');
+    expect(pinnedFingerprint()).toBe(fingerprint);
   });
 
   it('left no command out', () => {

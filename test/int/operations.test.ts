@@ -10,7 +10,7 @@ import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
-import { INTERNAL_COMMANDS, type CommandInput, type Outcome } from '../../src/messages/wire.js';
+import { DRIVER_COMMANDS, INTERNAL_COMMANDS, type CommandInput, type Outcome } from '../../src/messages/wire.js';
 import { TWO_SNAPSHOTS } from '../support/image-states.js';
 import { jetstream } from '@nats-io/jetstream';
 import { factsIn, readLog } from '../support/log.js';
@@ -27,14 +27,16 @@ let nats: TestNats;
 let manager: Manager;
 let drivers: DriverResponder;
 let c: ImgrClient;
-/** Stands in for a driver host where a test sends backup bookkeeping itself. */
+/** Stands in for a driver host where a test sends a driver's reply itself. */
 let asImgr: ImgrClient;
+/** Stands in for the manager where a test sends imgr's own backup bookkeeping itself. */
+let asManager: ImgrClient;
 let ds: number;
 let backups: number;
 
 const ok = async (cmd: CommandInput): Promise<Extract<Outcome, { status: 'accepted' }>> => {
-  // Backup bookkeeping is imgr's own: sent as a driver host would, on the internal subjects.
-  const o = INTERNAL_COMMANDS.has(cmd.type) ? await asImgr.send(cmd, { internal: true }) : await c.send(cmd);
+  // Backup bookkeeping is imgr's own: a driver's reply sent as a driver host would, the rest as the manager does.
+  const o = INTERNAL_COMMANDS.has(cmd.type) ? await (DRIVER_COMMANDS.has(cmd.type) ? asImgr : asManager).send(cmd, { internal: true }) : await c.send(cmd);
   if (o.status !== 'accepted') throw new Error(`${cmd.type} rejected: ${o.code} ${o.message}`);
   return o;
 };
@@ -46,6 +48,7 @@ beforeAll(async () => {
   drivers = await DriverResponder.start(nats.url);
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   asImgr = await ImgrClient.connect({ servers: nats.url, role: 'drivers', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'driver-host' } });
+  asManager = await ImgrClient.connect({ servers: nats.url, role: 'manager', actor: { uid: 0, gid: 0, name: 'imgr', service: 'process-manager' } });
   ds = await c.nextId('datastore');
   await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
   backups = await c.nextId('datastore');
@@ -57,6 +60,7 @@ afterAll(async () => {
   await drivers.stop();
   await c.close();
   await asImgr.close();
+  await asManager.close();
   await manager.stop();
   await nats.dispose();
 });

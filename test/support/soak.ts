@@ -326,7 +326,7 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
     const out: string[] = [];
     for (const m of await readStream(nc, STREAMS.rejected)) {
       const r = JSON.parse(m.string()) as { subject: string; code: string; message: string; commandId: string | null };
-      if (r.subject.startsWith('imgr.int.') && r.code === 'IMG_ERR_NOT_FOUND') out.push(`${r.commandId ?? '?'}: ${r.message}`);
+      if ((r.subject.startsWith('imgr.int.') || r.subject.startsWith('imgr.drv-reply.')) && r.code === 'IMG_ERR_NOT_FOUND') out.push(`${r.commandId ?? '?'}: ${r.message}`);
     }
     return out;
   }
