@@ -3,6 +3,8 @@ import type { KV } from '@nats-io/kv';
 import { connectAs } from './platform/nats.js';
 import { Responder } from './platform/responder.js';
 import { QUERY_PATTERNS } from './messages/queries.js';
+import { mayRead, mayReadOutcome, readerOf, type Reader } from './intake/readers.js';
+import { safeJson } from './platform/json.js';
 import { ManagerConfigSchema, type ManagerConfig, type ManagerConfigInput } from './platform/config.js';
 import { systemClock, type Clock } from './platform/clock.js';
 import type { Logger } from './platform/logger.js';
@@ -24,7 +26,7 @@ import { ProcessManager } from './reactors/process-manager.js';
 import { Watchdog } from './reactors/watchdog.js';
 import { MonitorTimer } from './reactors/monitor-timer.js';
 import { Publisher } from './reactors/publish.js';
-import { AggregateKindSchema, COMMAND_SOURCES, StatReplySchema, type AggregateKind, type CommandSource, type DriverRequest } from './messages/wire.js';
+import { AggregateKindSchema, COMMAND_SOURCES, OutcomeSchema, StatReplySchema, type AggregateKind, type CommandSource, type DriverRequest } from './messages/wire.js';
 
 export interface ManagerOptions {
   readonly servers: string;
@@ -131,12 +133,26 @@ export class Manager {
     });
     // Point reads of the resident state, until the projections serve richer queries. Any manager answers:
     // another partition's image is loaded for the read (and given up again once idle).
+    // A principal reads the images it may USE (any datastore: see Projector.serve); another is not found, as one that does not exist.
+    const readerOfAsker = (asker: string): Reader | undefined => readerOf(asker, (name) => principals.lookup(name));
     queries.serve(QUERY_PATTERNS.view, 'imgr-views', async (q) => {
+      const reader = readerOfAsker(q.asker);
       const [kind, idText] = [q.tokens[4], q.tokens[5]];
       const id = Number(idText);
-      const view = kind === 'image' && Number.isSafeInteger(id) && id >= 0 ? await host.readImage(id) : kind === 'datastore' ? host.datastore(id) : undefined;
+      const view = reader === undefined ? undefined : kind === 'image' && Number.isSafeInteger(id) && id >= 0 ? await host.readImage(id) : kind === 'datastore' ? host.datastore(id) : undefined;
       // A deleted aggregate is not found, as the API and the commands say (its history stays in the log).
-      return JSON.stringify(redactSealed(view === undefined || view.state === 'REMOVED' ? null : view));
+      const shown = view === undefined || view.state === 'REMOVED' || reader === undefined || (kind === 'image' && !mayRead(reader, view)) ? null : view;
+      return JSON.stringify(redactSealed(shown));
+    });
+    // A kept outcome, for a sender that lost its reply: the sender's own only (a command id is no secret).
+    queries.serve(QUERY_PATTERNS.outcome, 'imgr-outcomes', async (q) => {
+      const reader = readerOfAsker(q.asker);
+      const commandId = q.text();
+      // A key the bucket cannot hold (wildcards among them) names no outcome.
+      if (reader === undefined || !/^[-/=.\w]{1,256}$/.test(commandId)) return 'null';
+      const e = await p.outcomes.get(commandId);
+      const outcome = e?.operation === 'PUT' ? OutcomeSchema.safeParse(safeJson(e.string())) : undefined;
+      return outcome?.success === true && mayReadOutcome(reader, outcome.data) ? JSON.stringify(outcome.data) : 'null';
     });
     const m = new Manager(nc, host, ownership, p.partitions, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], queries, config, o.log);
     const out = new Publisher(nc, 'watchdog');

@@ -243,7 +243,11 @@ export class ImgrClient {
     return z.array(DatastoreViewSchema).parse(m.json());
   }
 
-  /** Calls `onCommit` for every commit of one image as it is written; returns a function that stops. */
+  /**
+   * Calls `onCommit` for every commit of one image as it is written; returns a
+   * function that stops. The raw log is for roles (auditor, dashboard): a
+   * principal's subscription to it is refused by the server.
+   */
   watchImage(id: number, onCommit: (c: Commit) => void): () => void {
     const sub = this.nc.subscribe(subjects.event('image', id), {
       callback: (err, m) => {

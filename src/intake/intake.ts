@@ -189,7 +189,7 @@ export class Intake {
       .run(`${kind}:${id}`, async () => {
         const known = minted ? undefined : await this.kept.get(msg.envelope.commandId);
         if (known?.fingerprint !== undefined && known.fingerprint !== fingerprint) return { reused: true as const };
-        return { reused: false as const, outcome: known ?? { ...(await this.host.execute(msg)), fingerprint } };
+        return { reused: false as const, outcome: known ?? { ...(await this.host.execute(msg)), fingerprint, ...this.sender(msg) } };
       })
       .then(async (decided) => {
         if (decided.reused) {
@@ -250,6 +250,15 @@ export class Intake {
     return first;
   }
 
+  /**
+   * Who sent a public command, kept with its outcome: only that principal
+   * (besides administrators and roles) may read the outcome again. The
+   * authenticated actor's `service` is the principal the subject named.
+   */
+  private sender(msg: CommandMessage): { principal?: string } {
+    return this.source === 'public' ? { principal: msg.envelope.actor.service } : {};
+  }
+
   private reply(msg: CommandMessage, outcome: Outcome): void {
     if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
   }
@@ -257,7 +266,7 @@ export class Intake {
   /** An id taken by another command: the sender hears why; the first outcome stays as it was. */
   private async refuseReuse(msg: CommandMessage, fingerprint: string): Promise<Outcome> {
     const r = rejection('CMD_ERR_ID_REUSED', { id: msg.envelope.commandId });
-    const outcome: Outcome = { status: 'rejected', commandId: msg.envelope.commandId, ...r, fingerprint };
+    const outcome: Outcome = { status: 'rejected', commandId: msg.envelope.commandId, ...r, fingerprint, ...this.sender(msg) };
     if (msg.replyTo !== null) this.nc.publish(msg.replyTo, JSON.stringify(outcome));
     const { kind, id } = aggregateOfCommand(msg.command);
     await this.js.publish(

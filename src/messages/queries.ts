@@ -12,6 +12,8 @@ export const querySubjects = {
   nextId: (asker: string, kind: AggregateKind): string => `imgr.query.${asker}.next-id.${kind}`,
   images: (asker: string): string => `imgr.query.${asker}.images`,
   datastores: (asker: string): string => `imgr.query.${asker}.datastores`,
+  /** The outcome kept for a command id (the body): its sender's, an administrator's or a role's to read. */
+  outcome: (asker: string): string => `imgr.query.${asker}.outcome`,
 } as const;
 
 /** What the answerers subscribe to: every asker's query of one kind. */
@@ -20,6 +22,7 @@ export const QUERY_PATTERNS = {
   nextId: 'imgr.query.*.next-id.*',
   images: 'imgr.query.*.images',
   datastores: 'imgr.query.*.datastores',
+  outcome: 'imgr.query.*.outcome',
 } as const;
 
 /** Who may publish a user's queries: itself only (the generated NATS permissions). */

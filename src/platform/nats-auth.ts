@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ROLES, type Role } from './nats.js';
 import type { Principals } from './principals.js';
 import { ownQueries } from '../messages/queries.js';
+import { META_KEYS } from '../messages/names.js';
 
 /**
  * Credentials and the NATS users block. No password is written in the
@@ -75,20 +76,28 @@ const ROLE_PERMISSIONS: Record<Exclude<Role, 'service'>, string> = {
   dashboard: `{ publish: ${readerPublish('dashboard')}, subscribe: ["_INBOX.dashboard.>", "imgr.evt.>"] }`,
 };
 
-/** What every principal may publish besides its own commands: queries, its outcomes, what to seal. */
+/**
+ * What every principal may publish besides its own commands and queries:
+ * the two imgr_meta keys a client seals secrets with, each by its literal
+ * name. A direct get is answered for a wildcard subject too (the last
+ * message of any key), so no pattern is granted: a principal reads no other
+ * key (not the principals, counters or positions), no outcome (it asks the
+ * manager for its own: imgr.query.<name>.outcome) and no view (it asks, and
+ * sees what it may USE).
+ */
 const PRINCIPAL_PUBLISH = [
   '$JS.API.INFO',
-  '$JS.API.STREAM.INFO.KV_imgr_outcomes',
-  '$JS.API.DIRECT.GET.KV_imgr_outcomes.>',
-  '$JS.API.STREAM.MSG.GET.KV_imgr_outcomes',
   '$JS.API.STREAM.INFO.KV_imgr_meta',
-  '$JS.API.DIRECT.GET.KV_imgr_meta.>',
-  '$JS.API.STREAM.MSG.GET.KV_imgr_meta',
+  ...[META_KEYS.publicKey, META_KEYS.secretAttributes].map((k) => `$JS.API.DIRECT.GET.KV_imgr_meta.$KV.imgr_meta.${k}`),
 ];
 
-/** A principal publishes commands only under its own name and reads only its own inbox. */
+/**
+ * A principal publishes commands and queries only under its own name and
+ * reads only its own inbox: the raw log (imgr.evt.>) is for roles, since a
+ * principal sees only what it may USE.
+ */
 const principalPermissions = (name: string): string =>
-  `{ publish: ${JSON.stringify([`imgr.cmd.${name}.>`, ownQueries(name), ...PRINCIPAL_PUBLISH])}, subscribe: ${JSON.stringify([`_INBOX.${name}.>`, 'imgr.evt.>'])} }`;
+  `{ publish: ${JSON.stringify([`imgr.cmd.${name}.>`, ownQueries(name), ...PRINCIPAL_PUBLISH])}, subscribe: ${JSON.stringify([`_INBOX.${name}.>`])} }`;
 
 const quote = (s: string): string => JSON.stringify(s);
 

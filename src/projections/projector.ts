@@ -18,6 +18,7 @@ import { untilDone } from '../platform/retry.js';
 import { FlushLoop } from './flush-loop.js';
 import type { Responder } from '../platform/responder.js';
 import { QUERY_PATTERNS } from '../messages/queries.js';
+import { mayRead, type Reader } from '../intake/readers.js';
 import { inParallel } from '../platform/parallel.js';
 
 /** A write the client refuses before sending (a value over the server's max_payload): no retry cures it. */
@@ -112,8 +113,8 @@ export class Projector {
   static async start(
     nc: NatsConnection,
     log: Logger,
-    /** `queries`: answer imgr.query.<asker>.images and .datastores on it (the live generation does; a rebuild's candidate not yet). */
-    o: { generation?: number; queries?: Responder; onProgress?: (applied: number, target: number) => void } = {},
+    /** `queries`: answer imgr.query.<asker>.images and .datastores on it, to each asker what `readerOf` lets it read (the live generation does; a rebuild's candidate not yet). */
+    o: { generation?: number; queries?: { responder: Responder; readerOf: (asker: string) => Reader | undefined }; onProgress?: (applied: number, target: number) => void } = {},
   ): Promise<Projector> {
     const p = await provision(nc);
     const generation = o.generation ?? (await activeGeneration(p.meta));
@@ -126,7 +127,7 @@ export class Projector {
     };
     const projector = new Projector(nc, new EventStore(nc, p.jsm), kv, log, generation);
     await projector.boot(o.onProgress);
-    if (o.queries) projector.serve(o.queries);
+    if (o.queries) projector.serve(o.queries.responder, o.queries.readerOf);
     return projector;
   }
 
@@ -194,15 +195,29 @@ export class Projector {
     onProgress?.(this.progress.applied, target);
   }
 
-  /** Answers imgr.query.<asker>.images and .datastores from this projection. */
-  serve(queries: Responder): void {
+  /**
+   * Answers imgr.query.<asker>.images and .datastores from this projection:
+   * to each asker the images it may read (`readerOf`: a principal those it
+   * may USE, operators' roles and administrators all).
+   */
+  serve(queries: Responder, readerOf: (asker: string) => Reader | undefined): void {
+    const readable = <V extends { uid: number; gid: number }>(asker: string, views: Iterable<V>): V[] => {
+      const reader = readerOf(asker);
+      if (reader === undefined) return [];
+      return reader.all ? [...views] : [...views].filter((v) => mayRead(reader, v));
+    };
     this.queries.push(
-      queries.serve(QUERY_PATTERNS.datastores, 'imgr-projections', () => JSON.stringify(redactSealed([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id)))),
+      // Every reader sees every datastore: any principal may register into one (none needs the datastore's USE, as
+      // with OpenNebula's default datastores, USE for others), and their secrets are sealed.
+      queries.serve(QUERY_PATTERNS.datastores, 'imgr-projections', (m) =>
+        JSON.stringify(readerOf(m.asker) === undefined ? [] : redactSealed([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id))),
+      ),
       queries.serve(QUERY_PATTERNS.images, 'imgr-projections', (m) => {
         // An empty request means "no filters"; unreadable JSON is refused by the schema.
         const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.text()) ?? null) : {});
+        if (!q.success) return JSON.stringify({ ok: false, error: q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') });
         // Redact the page only: the filter scans the views, the answer carries at most one page of them.
-        return JSON.stringify(q.success ? { ok: true, ...redactSealed(queryImages([...this.images.values()].map((x) => x.view), q.data)) } : { ok: false, error: q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') });
+        return JSON.stringify({ ok: true, ...redactSealed(queryImages(readable(m.asker, [...this.images.values()].map((x) => x.view)), q.data)) });
       }),
     );
   }

@@ -7,6 +7,8 @@ import { BUCKETS } from '../store/provision.js';
 import { GENERATION_KEY, Projector, viewBuckets } from './projector.js';
 import { ImgrMetrics } from '../platform/metrics.js';
 import type { Responder } from '../platform/responder.js';
+import { PrincipalRegistry } from '../intake/principal-registry.js';
+import { readerOf, type Reader } from '../intake/readers.js';
 
 export const REBUILD_SUBJECT = 'imgr.admin.projections.rebuild';
 export const REBUILD_PROGRESS = 'imgr.admin.projections.progress';
@@ -31,7 +33,8 @@ export class ProjectionService {
   private constructor(
     private readonly nc: NatsConnection,
     private current: Projector,
-    private readonly queries: Responder,
+    private readonly queries: { responder: Responder; readerOf: (asker: string) => Reader | undefined },
+    private readonly principals: PrincipalRegistry,
     private readonly log: Logger,
     private readonly metrics: ImgrMetrics,
   ) {
@@ -48,9 +51,11 @@ export class ProjectionService {
     });
   }
 
-  /** `queries` answers the views' queries; the service closes it when it stops. */
-  static async start(nc: NatsConnection, queries: Responder, log: Logger, metrics: ImgrMetrics = new ImgrMetrics()): Promise<ProjectionService> {
-    return new ProjectionService(nc, await Projector.start(nc, log, { queries }), queries, log, metrics);
+  /** `responder` answers the views' queries, to each asker what it may read; the service closes it when it stops. */
+  static async start(nc: NatsConnection, responder: Responder, log: Logger, metrics: ImgrMetrics = new ImgrMetrics()): Promise<ProjectionService> {
+    const principals = await PrincipalRegistry.start(await new Kvm(nc).open(BUCKETS.meta), log.child({ component: 'principals' }));
+    const queries = { responder, readerOf: (asker: string) => readerOf(asker, (name) => principals.lookup(name)) };
+    return new ProjectionService(nc, await Projector.start(nc, log, { queries }), queries, principals, log, metrics);
   }
 
   /** The projector whose views are served, and whose lag is reported. */
@@ -81,7 +86,7 @@ export class ProjectionService {
       const old = this.current;
       this.current = candidate;
       this.live(candidate);
-      candidate.serve(this.queries);
+      candidate.serve(this.queries.responder, this.queries.readerOf);
       await old.destroy();
       this.log.info({ generation: next, seq }, 'projections rebuilt and switched');
       return { ok: true, generation: next, images: candidate.images.size, datastores: candidate.datastores.size, compared, seq };
@@ -121,8 +126,9 @@ export class ProjectionService {
 
   async stop(): Promise<void> {
     this.sub.unsubscribe();
-    this.queries.unsubscribe();
+    this.queries.responder.unsubscribe();
+    this.principals.stop();
     await this.current.stop();
-    await this.queries.close();
+    await this.queries.responder.close();
   }
 }

@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { TestNats } from '../support/nats.js';
+import { eventually } from '../support/eventually.js';
+import { sealingInfo } from '../../src/client/sealing.js';
 import { ROLES, inboxPrefixFor, type Role } from '../../src/platform/nats.js';
 import { BUCKETS, DRIVERS_DURABLE, STREAMS, provision } from '../../src/store/provision.js';
 
@@ -59,19 +61,47 @@ describe('nats.conf roles on nats-server 2.15', () => {
     await expect(drivers.publish('imgr.evt.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
   });
 
-  it('service: sends commands and reads its outcomes; cannot write the log, the outcomes or the snapshots', async () => {
+  it('service: sends commands; cannot read the outcomes bucket (it asks for its own), write the log, the outcomes or the snapshots', async () => {
     const mgrNc = await nats.connect('manager');
     const outcomes = await new Kvm(mgrNc).open(BUCKETS.outcomes);
     await outcomes.put('perm-out-1', '{"status":"accepted"}');
     const nc = await nats.connect('service');
     const service = jetstream(nc);
     await expect(service.publish('imgr.cmd.service.image.2', '{}', { msgID: 'perm-svc-1' })).resolves.toMatchObject({ stream: STREAMS.commands });
-    const readable = await new Kvm(nc).open(BUCKETS.outcomes);
-    expect((await readable.get('perm-out-1'))?.string()).toBe('{"status":"accepted"}');
-    await expect(readable.put('perm-out-1', 'forged')).rejects.toThrow();
+    // Neither by key nor by a wildcard subject (a direct get answers one with the last message of any key).
+    for (const subject of ['$JS.API.DIRECT.GET.KV_imgr_outcomes.$KV.imgr_outcomes.perm-out-1', '$JS.API.DIRECT.GET.KV_imgr_outcomes.$KV.imgr_outcomes.>', '$JS.API.STREAM.MSG.GET.KV_imgr_outcomes']) {
+      await expect(nc.request(subject, '{"seq":1}', { timeout: 2_000 })).rejects.toThrow();
+    }
+    nc.publish(`$KV.${BUCKETS.outcomes}.perm-out-1`, 'forged');
+    await nc.flush();
+    expect((await outcomes.get('perm-out-1'))?.string()).toBe('{"status":"accepted"}');
     await expect(service.publish('imgr.evt.image.1', '{}', { timeout: 2_000 })).rejects.toThrow();
     await expect(service.publish(`$KV.${BUCKETS.snapshots}.image.1`, '{}', { timeout: 2_000 })).rejects.toThrow();
     await expect((await jetstreamManager(nc, { checkAPI: false })).streams.purge(STREAMS.commands)).rejects.toThrow();
+  });
+
+  it('a principal reads of imgr_meta only the two keys it seals with, and not the raw log', async () => {
+    const meta = await new Kvm(await nats.connect('manager')).open(BUCKETS.meta);
+    await meta.put('secrets.attributes', '["X"]');
+    const nc = await nats.connect('alice');
+    const kv = await new Kvm(nc).open(BUCKETS.meta, { allow_direct: true });
+    expect((await kv.get('secrets.attributes'))?.string()).toBe('["X"]');
+    expect((await sealingInfo(nc)).attributes).toEqual(['X']);
+    for (const key of ['principals', 'next.image', 'schema']) await expect(kv.get(key)).rejects.toThrow();
+    await expect(nc.request('$JS.API.DIRECT.GET.KV_imgr_meta.$KV.imgr_meta.>', '', { timeout: 2_000 })).rejects.toThrow();
+    await expect(nc.request('$JS.API.DIRECT.GET.KV_imgr_meta.$KV.imgr_meta.secrets.*', '', { timeout: 2_000 })).rejects.toThrow();
+    // The log is for roles: a principal's subscription to it is refused by the server.
+    const mgr = jetstream(await nats.connect('manager'));
+    const heard: string[] = [];
+    const errors: unknown[] = [];
+    nc.subscribe('imgr.evt.>', { callback: (e, m) => (e ? errors.push(e) : heard.push(m.subject)) });
+    await nc.flush();
+    // The server refuses the subscription (the client hears why), and the commit published after it is not heard.
+    await eventually(() => errors.length > 0, 'the subscription refused');
+    expect(String(errors[0])).toMatch(/Permissions Violation for Subscription to "imgr\.evt\.>"/);
+    await mgr.publish('imgr.evt.image.93', '{}');
+    await nc.flush();
+    expect(heard).toEqual([]);
   });
 
   it.each(['auditor', 'dashboard'] as const)('%s: reads the log and the views; cannot send commands, write or purge anything', async (role) => {

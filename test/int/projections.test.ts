@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kvm } from '@nats-io/kv';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { TestNats } from '../support/nats.js';
+import { TEST_PRINCIPALS, TestNats } from '../support/nats.js';
 import { DriverResponder } from '../support/driver-responder.js';
 import { eventually } from '../support/eventually.js';
 import { readLog } from '../support/log.js';
@@ -17,6 +17,7 @@ import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
 import { Responder } from '../../src/platform/responder.js';
 import { querySubjects } from '../../src/messages/queries.js';
+import { readerOf } from '../../src/intake/readers.js';
 import type { ImageView } from '../../src/messages/image-record.js';
 
 let nats: TestNats;
@@ -34,7 +35,7 @@ beforeAll(async () => {
   drivers = await DriverResponder.start(nats.url);
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
   queries = await Responder.connect(nats.url, 'test-projections-queries', silentLogger());
-  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries });
+  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (asker) => readerOf(asker, (name) => TEST_PRINCIPALS[name]) } });
   ds = await c.nextId('datastore');
   // Datastores are the administrator's to create.
   const admin = await ImgrClient.connect({ servers: nats.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
@@ -118,7 +119,7 @@ describe('projections', () => {
   it('resume from the checkpoint after a restart, and a rebuild from scratch equals the live views', async () => {
     await projector.stop();
     await c.send({ type: 'image.enable', imageId: ids[0] ?? -1 });
-    projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries });
+    projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (asker) => readerOf(asker, (name) => TEST_PRINCIPALS[name]) } });
     await caughtUp(projector);
     expect(projector.images.get(ids[0] ?? -1)?.view.state).toBe('READY');
 

@@ -44,8 +44,8 @@ describe('redelivery after a crash between commit and answer', () => {
         replyTo: null,
       });
       // A fresh decision refuses (IMG_ERR_EXISTS), but the aggregate's last commit is this command's:
-      // the host answers with the commit; the intake adds the fingerprint to what it sends and keeps.
-      const { fingerprint: _kept, ...answer } = first;
+      // the host answers with the commit; the intake adds the fingerprint and the sender to what it sends and keeps.
+      const { fingerprint: _kept, principal: _sender, ...answer } = first;
       expect(await b.host.execute(msg)).toEqual(answer);
     } finally {
       await client.close();

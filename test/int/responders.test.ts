@@ -174,7 +174,11 @@ describe('answering never writes for the asker', () => {
     const listeners: NatsConnection[] = [];
     for (const [user, subject] of [['manager', '_INBOX.manager.stolen.>'], ['manager', 'imgr.admin.>'], ['drivers', '_INBOX.drivers.stolen.>'], ['drivers', 'imgr.stat'], ['responder', '_INBOX.responder.stolen.>'], ['oneadmin', '_INBOX.oneadmin.stolen.>'], ['service', '_INBOX.service.stolen.>'], ['bob', '_INBOX.bob.stolen.>'], ['dashboard', '_INBOX.dashboard.stolen.>'], ['auditor', '_INBOX.auditor.stolen.>'], ['alice', '_INBOX.alice.stolen.>']] as const) {
       const nc = await sys.nats.connect(user);
-      nc.subscribe(subject, { callback: (_e, m) => heard.push(`${user} heard ${m.subject}`) });
+      nc.subscribe(subject, {
+        callback: (_e, m) => {
+          heard.push(`${user} heard ${m.subject}`);
+        },
+      });
       await nc.flush();
       listeners.push(nc);
     }

@@ -132,10 +132,11 @@ describe('image life cycle through NATS', () => {
 });
 
 describe('client reads', () => {
-  it('queries a view and follows an image\'s commits', async () => {
+  it('queries a view and follows an image\'s commits (the log is a role\'s to follow: here the auditor\'s)', async () => {
     const id = await register('watched');
     const seen: string[] = [];
-    const stop = user.watchImage(id, (c) => seen.push(...c.facts.map((f) => `${f.type}:${f.state}`)));
+    const auditor = await ImgrClient.connect({ servers: nats.url, role: 'auditor', actor: { uid: 0, gid: 0, name: 'auditor' } });
+    const stop = auditor.watchImage(id, (c) => seen.push(...c.facts.map((f) => `${f.type}:${f.state}`)));
     try {
       accepted(await user.send({ type: 'image.disable', imageId: id }));
       await eventually(() => seen.length > 0, 'a watched commit');
@@ -145,6 +146,7 @@ describe('client reads', () => {
       expect(await user.datastore(ds)).toMatchObject({ id: ds, name: 'images', state: 'READY' });
     } finally {
       stop();
+      await auditor.close();
     }
   });
 });

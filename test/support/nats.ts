@@ -16,7 +16,8 @@ export const NATS_CONF = fileURLToPath(new URL('../../nats.conf', import.meta.ur
 /**
  * The principals every test server knows: `service` is a delegating
  * administrator with the VM service's grant (tests act as any user through
- * it, as a portal would); alice and bob act only as themselves; `portal` and
+ * it, as a portal would); alice and bob (one group) and mallory (another)
+ * act only as themselves; `portal` and
  * `scheduler` are delegates that are not administrators, granted uids
  * 2-999 in gids 100-199 (alice and bob among them), and `scheduler` is a VM
  * service.
@@ -29,9 +30,10 @@ export const TEST_PRINCIPALS: Principals = {
   bob: { uid: 8, gid: 100, ...plain },
   portal: { uid: 1, gid: 1, ...plain, delegate: true, uids: [[2, 999]], gids: [[100, 199]] },
   scheduler: { uid: 2, gid: 1, ...plain, delegate: true, uids: [[2, 999]], gids: [[100, 199]], vmService: true },
+  mallory: { uid: 9, gid: 200, ...plain },
 };
 
-type PrincipalName = 'oneadmin' | 'alice' | 'bob' | 'portal' | 'scheduler';
+type PrincipalName = 'oneadmin' | 'alice' | 'bob' | 'portal' | 'scheduler' | 'mallory';
 
 /** One credentials folder per test process, shared by its servers and every role it starts. */
 export function testCredentials(): string {
