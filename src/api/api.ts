@@ -62,7 +62,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get('/api/parked', () => listParked(nc));
 
   app.get('/api/events', (req, reply) => {
-    if (!streams.openStream(reply)) return reply;
+    const release = streams.openStream(req, reply);
+    if (release === null) return reply;
     // The raw stream bypasses fastify's send: carry the security headers the hook set.
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(reply.getHeaders())) if (typeof v === 'string') headers[k] = v;
@@ -73,7 +74,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     reply.raw.write(': connected\n\n');
     const ping = setInterval(() => reply.raw.write(': ping\n\n'), 15_000);
     req.raw.on('close', () => {
-      streams.closeStream();
+      release();
       clearInterval(ping);
       for (const [e, h] of Object.entries(handlers)) views.off(e, h);
     });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_SECURITY, LOOPBACK_HOSTS, type ApiSecurity } from './security.js';
+import { DEFAULT_SECURITY, DEFAULT_STREAMS_PER_CLIENT, LOOPBACK_HOSTS, type ApiSecurity } from './security.js';
 
 const EnvSchema = z.object({
   /** Address the dashboard and API listen on; loopback unless an operator says otherwise. */
@@ -12,6 +12,8 @@ const EnvSchema = z.object({
   /** The bearer token; when absent and the API listens beyond loopback, one is generated into the token file. */
   IMGR_API_TOKEN: z.string().min(16).optional(),
   IMGR_HTTP_MAX_STREAMS: z.coerce.number().int().positive().default(DEFAULT_SECURITY.maxEventStreams),
+  /** Of those, how many one client address may hold (behind a reverse proxy, every client is the proxy). */
+  IMGR_HTTP_MAX_STREAMS_PER_CLIENT: z.coerce.number().int().positive().default(DEFAULT_STREAMS_PER_CLIENT),
 });
 
 export interface Exposure {
@@ -33,9 +35,9 @@ export async function exposure(env: NodeJS.ProcessEnv, tokenFile: string): Promi
   const extra = e.IMGR_HTTP_ALLOWED_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
   const bound = e.IMGR_HTTP_HOST === '0.0.0.0' || e.IMGR_HTTP_HOST === '::' ? [] : [e.IMGR_HTTP_HOST.toLowerCase()];
   const allowedHosts = [...new Set([...LOOPBACK_HOSTS, ...bound, ...extra])];
-  if (isLoopback(e.IMGR_HTTP_HOST)) return { host: e.IMGR_HTTP_HOST, security: { allowedHosts, token: e.IMGR_API_TOKEN ?? null, maxEventStreams: e.IMGR_HTTP_MAX_STREAMS }, tokenFile: null };
+  if (isLoopback(e.IMGR_HTTP_HOST)) return { host: e.IMGR_HTTP_HOST, security: { allowedHosts, token: e.IMGR_API_TOKEN ?? null, maxEventStreams: e.IMGR_HTTP_MAX_STREAMS, maxEventStreamsPerClient: e.IMGR_HTTP_MAX_STREAMS_PER_CLIENT }, tokenFile: null };
   const token = e.IMGR_API_TOKEN ?? (await generatedToken(tokenFile));
-  return { host: e.IMGR_HTTP_HOST, security: { allowedHosts, token, maxEventStreams: e.IMGR_HTTP_MAX_STREAMS }, tokenFile: e.IMGR_API_TOKEN === undefined ? tokenFile : null };
+  return { host: e.IMGR_HTTP_HOST, security: { allowedHosts, token, maxEventStreams: e.IMGR_HTTP_MAX_STREAMS, maxEventStreamsPerClient: e.IMGR_HTTP_MAX_STREAMS_PER_CLIENT }, tokenFile: e.IMGR_API_TOKEN === undefined ? tokenFile : null };
 }
 
 async function generatedToken(file: string): Promise<string> {

@@ -12,7 +12,16 @@ export interface ApiSecurity {
   readonly token: string | null;
   /** Server-Sent Event streams open at once; more are refused with 503. */
   readonly maxEventStreams: number;
+  /**
+   * Of those, how many one client address may hold (an IPv6 client counts by
+   * its /64, which one host usually has whole), so one client cannot take
+   * every place; DEFAULT_STREAMS_PER_CLIENT when absent. Behind a reverse
+   * proxy every client has the proxy's address: raise it there.
+   */
+  readonly maxEventStreamsPerClient?: number;
 }
+
+export const DEFAULT_STREAMS_PER_CLIENT = 8;
 
 export const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]', '::1'] as const;
 export const DEFAULT_SECURITY: ApiSecurity = { allowedHosts: LOOPBACK_HOSTS, token: null, maxEventStreams: 64 };
@@ -67,10 +76,28 @@ function presented(req: FastifyRequest): string | undefined {
 }
 
 /**
- * Security headers on every answer, the Host allow-list and the token check
- * before any route runs, and the count of open event streams.
+ * Who a stream counts against: the peer's address (never a header a client
+ * writes), an IPv4-mapped one as IPv4, an IPv6 one by its /64.
  */
-export function secure(app: FastifyInstance, s: ApiSecurity): { openStream(reply: FastifyReply): boolean; closeStream(): void } {
+export function clientKey(address: string | undefined): string {
+  const a = (address ?? '').toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (mapped?.[1] !== undefined) return mapped[1];
+  if (!a.includes(':')) return a;
+  const [head = '', tail] = a.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = [...h, ...new Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/**
+ * Security headers on every answer, the Host allow-list and the token check
+ * before any route runs, and the count of open event streams, in all and per
+ * client address. `openStream` answers 503 itself when there is no place and
+ * returns null; else the function that gives the place back.
+ */
+export function secure(app: FastifyInstance, s: ApiSecurity): { openStream(req: FastifyRequest, reply: FastifyReply): (() => void) | null } {
   const allowed = new Set(s.allowedHosts.map((h) => h.toLowerCase()));
   app.addHook('onRequest', async (req, reply) => {
     for (const [k, v] of Object.entries(HEADERS)) reply.header(k, v);
@@ -84,17 +111,31 @@ export function secure(app: FastifyInstance, s: ApiSecurity): { openStream(reply
     return undefined;
   });
   let open = 0;
+  const perClient = new Map<string, number>();
+  const maxPerClient = s.maxEventStreamsPerClient ?? DEFAULT_STREAMS_PER_CLIENT;
   return {
-    openStream: (reply) => {
+    openStream: (req, reply) => {
+      const key = clientKey(req.socket.remoteAddress);
+      const mine = perClient.get(key) ?? 0;
+      if (mine >= maxPerClient) {
+        void reply.code(503).send({ error: `too many event streams from ${key} (at most ${maxPerClient} per client)` });
+        return null;
+      }
       if (open >= s.maxEventStreams) {
         void reply.code(503).send({ error: `too many event streams (at most ${s.maxEventStreams})` });
-        return false;
+        return null;
       }
       open += 1;
-      return true;
-    },
-    closeStream: () => {
-      open -= 1;
+      perClient.set(key, mine + 1);
+      let given = false;
+      return () => {
+        if (given) return;
+        given = true;
+        open -= 1;
+        const left = (perClient.get(key) ?? 1) - 1;
+        if (left <= 0) perClient.delete(key);
+        else perClient.set(key, left);
+      };
     },
   };
 }
