@@ -147,9 +147,9 @@ describe('the drivers user', () => {
   });
 
   it('may not write the secrets public key', async () => {
-    const meta = await new Kvm(await nats.connect('drivers')).open(BUCKETS.meta);
-    await expect(meta.put(META_KEYS.publicKey, 'forged', { timeout: 2_000 })).rejects.toThrow();
-    await expect(meta.delete(META_KEYS.publicKey, { timeout: 2_000 })).rejects.toThrow();
+    const meta = await new Kvm(await nats.connect('drivers')).open(BUCKETS.meta, { timeout: 2_000 });
+    await expect(meta.put(META_KEYS.publicKey, 'forged')).rejects.toThrow();
+    await expect(meta.delete(META_KEYS.publicKey)).rejects.toThrow();
     const published = await (await new Kvm(await nats.connect('manager')).open(BUCKETS.meta)).get(META_KEYS.publicKey);
     expect(published?.string()).toBe(keyPem);
   });

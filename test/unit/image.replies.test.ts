@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ImageFact } from '../../src/messages/image-facts.js';
+import type { CommandInput } from '../../src/messages/wire.js';
 import type { ImageShape } from '../support/image-states.js';
 import { event, given, history, replay } from '../support/image-spec.js';
 import { acquire, allocateBackup, imageIn, readyWithSnapshots, registerFromPath, registerReady, replyTo, timeoutOf, TWO_SNAPSHOTS } from '../support/image-states.js';
@@ -423,18 +424,19 @@ describe('W1/W2: timeouts', () => {
 });
 
 describe('driver log lines (driver-contract §7)', () => {
-  const log = event({ type: 'driver.log', imageId: ID, requestId: 'r-1', action: 'CP', lines: [{ severity: 'I', text: 'cp: copying' }, { severity: 'E', text: 'slow disk' }] });
+  const lines: CommandInput = { type: 'driver.log', imageId: ID, requestId: 'r-1', action: 'CP', lines: [{ severity: 'I', text: 'cp: copying' }, { severity: 'E', text: 'slow disk' }] };
+  const log = event(lines);
   it('are recorded on the image for the request it runs, changing nothing', () => {
     const copying = locked.CP();
     const running = replay(copying)?.pending?.requestId ?? '';
-    const f = given(copying).when(event({ ...log, requestId: running })).then({ type: 'image.driverLogged', state: 'LOCKED', changes: {}, effects: [] });
+    const f = given(copying).when(event({ ...lines, requestId: running })).then({ type: 'image.driverLogged', state: 'LOCKED', changes: {}, effects: [] });
     expect(f.detail).toMatchObject({ requestId: running, action: 'CP', lines: 'I cp: copying\nE slow disk' });
   });
   it('are recorded for a request that ended without its reply (its lines may come after its timeout)', () => {
     const copying = locked.CP();
     const running = replay(copying)?.pending?.requestId ?? '';
     const failed = given(copying).when(timeoutOf).thenState('ERROR');
-    given([...copying, failed]).when(event({ ...log, requestId: running })).then({ type: 'image.driverLogged', state: 'ERROR', changes: {}, effects: [] });
+    given([...copying, failed]).when(event({ ...lines, requestId: running })).then({ type: 'image.driverLogged', state: 'ERROR', changes: {}, effects: [] });
   });
   it('naming a request the image never asked for, are ignored in every state', () => {
     for (const s of ['READY', 'LOCKED', 'ERROR', 'DELETE', 'USED_PERS'] as const) {
