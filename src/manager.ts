@@ -1,8 +1,8 @@
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { connectAs } from './platform/nats.js';
-import { Responder } from './platform/responder.js';
-import { QUERY_PATTERNS } from './messages/queries.js';
+import { Responder, type Query } from './platform/responder.js';
+import { QUERY_PATTERNS, READ_AS_HEADER } from './messages/queries.js';
 import { mayRead, mayReadOutcome, readerOf, type Reader } from './intake/readers.js';
 import { safeJson } from './platform/json.js';
 import { ManagerConfigSchema, type ManagerConfig, type ManagerConfigInput } from './platform/config.js';
@@ -134,9 +134,9 @@ export class Manager {
     // Point reads of the resident state, until the projections serve richer queries. Any manager answers:
     // another partition's image is loaded for the read (and given up again once idle).
     // A principal reads the images it may USE (any datastore: see Projector.serve); another is not found, as one that does not exist.
-    const readerOfAsker = (asker: string): Reader | undefined => readerOf(asker, (name) => principals.lookup(name));
+    const readerOfAsker = (q: Query): Reader | undefined => readerOf(q.asker, (name) => principals.lookup(name), q.header(READ_AS_HEADER));
     queries.serve(QUERY_PATTERNS.view, 'imgr-views', async (q) => {
-      const reader = readerOfAsker(q.asker);
+      const reader = readerOfAsker(q);
       const [kind, idText] = [q.tokens[4], q.tokens[5]];
       const id = Number(idText);
       const view = reader === undefined ? undefined : kind === 'image' && Number.isSafeInteger(id) && id >= 0 ? await host.readImage(id) : kind === 'datastore' ? host.datastore(id) : undefined;
@@ -146,7 +146,7 @@ export class Manager {
     });
     // A kept outcome, for a sender that lost its reply: the sender's own only (a command id is no secret).
     queries.serve(QUERY_PATTERNS.outcome, 'imgr-outcomes', async (q) => {
-      const reader = readerOfAsker(q.asker);
+      const reader = readerOfAsker(q);
       const commandId = q.text();
       // A key the bucket cannot hold (wildcards among them) names no outcome.
       if (reader === undefined || !/^[-/=.\w]{1,256}$/.test(commandId)) return 'null';

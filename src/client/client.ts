@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { headers, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { headers, TimeoutError, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { ReplyInbox } from './reply-inbox.js';
 import { connectAs, inboxPrefixFor, type Role } from '../platform/nats.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
@@ -27,7 +27,7 @@ import {
   type Outcome,
 } from '../messages/wire.js';
 import { MINTED_ID_HEADER } from '../messages/names.js';
-import { querySubjects } from '../messages/queries.js';
+import { READ_AS_HEADER, querySubjects } from '../messages/queries.js';
 import { parseCommit } from '../messages/wire.js';
 import { ImageViewSchema, type ImageView } from '../messages/image-record.js';
 import { DatastoreViewSchema, type DatastoreView } from '../messages/datastore.js';
@@ -217,21 +217,31 @@ export class ImgrClient {
     }
   }
 
-  /** The current view of an image, or null when there is none. */
+  /**
+   * A query's options: the user this client acts for, which a delegating
+   * principal reads as (within its grant); any other principal reads as itself.
+   */
+  private readOptions(): { timeout: number; headers: MsgHdrs } {
+    const h = headers();
+    h.set(READ_AS_HEADER, `${this.actor.uid}:${this.actor.gid}`);
+    return { timeout: 10_000, headers: h };
+  }
+
+  /** The current view of an image, or null when there is none (or one this client's user may not USE). */
   async image(id: number): Promise<ImageView | null> {
-    const m = await this.nc.request(querySubjects.view(this.principal, 'image', id), '', { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.view(this.principal, 'image', id), '', this.readOptions());
     return ImageViewSchema.nullable().parse(m.json());
   }
 
   async datastore(id: number): Promise<DatastoreView | null> {
-    const m = await this.nc.request(querySubjects.view(this.principal, 'datastore', id), '', { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.view(this.principal, 'datastore', id), '', this.readOptions());
     return DatastoreViewSchema.nullable().parse(m.json());
   }
 
   /** Images matching a query (served by the projections): filters and pagination. */
   /** One page of images; `nextOffset` is where the next starts (a page also stops before 1 MiB). */
   async images(query: ImageQueryInput = {}): Promise<{ total: number; items: ImageView[]; nextOffset: number | null }> {
-    const m = await this.nc.request(querySubjects.images(this.principal), JSON.stringify(query), { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.images(this.principal), JSON.stringify(query), this.readOptions());
     const r = ImagesAnswerSchema.parse(m.json());
     if (!r.ok) throw new ImgrError('IMGR_QUERY_REFUSED', `query refused: ${r.error}`);
     return { total: r.total, items: r.items, nextOffset: r.nextOffset };
@@ -239,7 +249,7 @@ export class ImgrClient {
 
   /** Every datastore (served by the projections). */
   async datastores(): Promise<DatastoreView[]> {
-    const m = await this.nc.request(querySubjects.datastores(this.principal), '', { timeout: 10_000 });
+    const m = await this.nc.request(querySubjects.datastores(this.principal), '', this.readOptions());
     return z.array(DatastoreViewSchema).parse(m.json());
   }
 

@@ -1,4 +1,5 @@
 import type { PrincipalLookup } from './principal-registry.js';
+import { actorOf } from './grants.js';
 
 /**
  * Who a query's asker reads as. The asker is the NATS user the query subject
@@ -12,13 +13,23 @@ export type Reader = { readonly all: true; readonly principal: string } | { read
 /** The roles whose queries see everything: operators' tools. */
 export const WHOLE_PICTURE_ROLES: ReadonlySet<string> = new Set(['auditor', 'dashboard', 'manager']);
 
-/** The reader an asker is, or undefined for one that may read nothing (unknown, refused, or a role that asks nothing). */
-export function readerOf(asker: string, lookup: (name: string) => PrincipalLookup): Reader | undefined {
+/**
+ * The reader an asker is, or undefined for one that may read nothing
+ * (unknown, refused, a role that asks nothing, or a delegate claiming a user
+ * outside its grant). `readAs` is a delegate's claim (READ_AS_HEADER).
+ */
+export function readerOf(asker: string, lookup: (name: string) => PrincipalLookup, readAs?: string): Reader | undefined {
   if (WHOLE_PICTURE_ROLES.has(asker)) return { all: true, principal: asker };
   const p = lookup(asker);
   if (p === undefined || 'refused' in p) return undefined;
-  if (p.admin) return { all: true, principal: asker };
-  return { all: false, principal: asker, uid: p.uid, gid: p.gid };
+  const claim = p.delegate && readAs !== undefined ? /^(\d{1,9}):(\d{1,9})$/.exec(readAs) : null;
+  if (p.delegate && readAs !== undefined && claim === null) return undefined;
+  const [uid, gid] = claim ? [Number(claim[1]), Number(claim[2])] : [p.uid, p.gid];
+  const granted = actorOf(asker, p, { uid, gid, name: asker, service: asker });
+  if (!granted.ok) return undefined;
+  // OpenNebula's rule: the oneadmin group sees everything (only an administrator reaches it, itself or for a user).
+  if (granted.actor.gid === 0 || (p.admin && claim === null)) return { all: true, principal: asker };
+  return { all: false, principal: asker, uid: granted.actor.uid, gid: granted.actor.gid };
 }
 
 /** Whether a reader may see what `owner` owns: USE (its owner, its group) or the whole picture. */

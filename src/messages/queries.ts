@@ -25,5 +25,12 @@ export const QUERY_PATTERNS = {
   outcome: 'imgr.query.*.outcome',
 } as const;
 
+/**
+ * The user a delegate reads for, on a query (`uid:gid`): a portal shows its
+ * user what that user may USE. Checked against the delegate's grant as a
+ * command's actor is; any other principal reads as itself whatever it says.
+ */
+export const READ_AS_HEADER = 'Imgr-Read-As';
+
 /** Who may publish a user's queries: itself only (the generated NATS permissions). */
 export const ownQueries = (user: string): string => `imgr.query.${user}.>`;

@@ -8,6 +8,8 @@ export interface Query {
   readonly tokens: readonly string[];
   readonly data: Uint8Array;
   text(): string;
+  /** A header of the request; what it says is a claim, to be checked against the asker's grant. */
+  header(name: string): string | undefined;
 }
 
 /** The answer's body, or undefined for none (the asker times out). */
@@ -51,7 +53,7 @@ export class Responder {
           return;
         }
         const tokens = m.subject.split('.');
-        const q: Query = { asker: tokens[2] ?? '', tokens, data: m.data, text: () => m.string() };
+        const q: Query = { asker: tokens[2] ?? '', tokens, data: m.data, text: () => m.string(), header: (name) => (m.headers?.has(name) === true ? m.headers.get(name) : undefined) };
         Promise.resolve()
           .then(() => answer(q))
           .then(

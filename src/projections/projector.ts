@@ -16,7 +16,7 @@ import { ImageQuerySchema, queryImages } from './query.js';
 import { DatastoreSummaries, DatastoreSummarySchema, EMPTY_SUMMARY } from './summary.js';
 import { untilDone } from '../platform/retry.js';
 import { FlushLoop } from './flush-loop.js';
-import type { Responder } from '../platform/responder.js';
+import type { Query, Responder } from '../platform/responder.js';
 import { QUERY_PATTERNS } from '../messages/queries.js';
 import { mayRead, type Reader } from '../intake/readers.js';
 import { inParallel } from '../platform/parallel.js';
@@ -114,7 +114,7 @@ export class Projector {
     nc: NatsConnection,
     log: Logger,
     /** `queries`: answer imgr.query.<asker>.images and .datastores on it, to each asker what `readerOf` lets it read (the live generation does; a rebuild's candidate not yet). */
-    o: { generation?: number; queries?: { responder: Responder; readerOf: (asker: string) => Reader | undefined }; onProgress?: (applied: number, target: number) => void } = {},
+    o: { generation?: number; queries?: { responder: Responder; readerOf: (q: Query) => Reader | undefined }; onProgress?: (applied: number, target: number) => void } = {},
   ): Promise<Projector> {
     const p = await provision(nc);
     const generation = o.generation ?? (await activeGeneration(p.meta));
@@ -200,9 +200,9 @@ export class Projector {
    * to each asker the images it may read (`readerOf`: a principal those it
    * may USE, operators' roles and administrators all).
    */
-  serve(queries: Responder, readerOf: (asker: string) => Reader | undefined): void {
-    const readable = <V extends { uid: number; gid: number }>(asker: string, views: Iterable<V>): V[] => {
-      const reader = readerOf(asker);
+  serve(queries: Responder, readerOf: (q: Query) => Reader | undefined): void {
+    const readable = <V extends { uid: number; gid: number }>(q: Query, views: Iterable<V>): V[] => {
+      const reader = readerOf(q);
       if (reader === undefined) return [];
       return reader.all ? [...views] : [...views].filter((v) => mayRead(reader, v));
     };
@@ -210,14 +210,14 @@ export class Projector {
       // Every reader sees every datastore: any principal may register into one (none needs the datastore's USE, as
       // with OpenNebula's default datastores, USE for others), and their secrets are sealed.
       queries.serve(QUERY_PATTERNS.datastores, 'imgr-projections', (m) =>
-        JSON.stringify(readerOf(m.asker) === undefined ? [] : redactSealed([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id))),
+        JSON.stringify(readerOf(m) === undefined ? [] : redactSealed([...this.datastores.values()].map((x) => x.view).sort((a, b) => a.id - b.id))),
       ),
       queries.serve(QUERY_PATTERNS.images, 'imgr-projections', (m) => {
         // An empty request means "no filters"; unreadable JSON is refused by the schema.
         const q = ImageQuerySchema.safeParse(m.data.length > 0 ? (safeJson(m.text()) ?? null) : {});
         if (!q.success) return JSON.stringify({ ok: false, error: q.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') });
         // Redact the page only: the filter scans the views, the answer carries at most one page of them.
-        return JSON.stringify({ ok: true, ...redactSealed(queryImages(readable(m.asker, [...this.images.values()].map((x) => x.view)), q.data)) });
+        return JSON.stringify({ ok: true, ...redactSealed(queryImages(readable(m, [...this.images.values()].map((x) => x.view)), q.data)) });
       }),
     );
   }

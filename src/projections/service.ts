@@ -6,9 +6,10 @@ import { jsonEqual } from '../machines/shared/equal.js';
 import { BUCKETS } from '../store/provision.js';
 import { GENERATION_KEY, Projector, viewBuckets } from './projector.js';
 import { ImgrMetrics } from '../platform/metrics.js';
-import type { Responder } from '../platform/responder.js';
+import type { Query, Responder } from '../platform/responder.js';
 import { PrincipalRegistry } from '../intake/principal-registry.js';
 import { readerOf, type Reader } from '../intake/readers.js';
+import { READ_AS_HEADER } from '../messages/queries.js';
 
 export const REBUILD_SUBJECT = 'imgr.admin.projections.rebuild';
 export const REBUILD_PROGRESS = 'imgr.admin.projections.progress';
@@ -33,7 +34,7 @@ export class ProjectionService {
   private constructor(
     private readonly nc: NatsConnection,
     private current: Projector,
-    private readonly queries: { responder: Responder; readerOf: (asker: string) => Reader | undefined },
+    private readonly queries: { responder: Responder; readerOf: (q: Query) => Reader | undefined },
     private readonly principals: PrincipalRegistry,
     private readonly log: Logger,
     private readonly metrics: ImgrMetrics,
@@ -54,7 +55,7 @@ export class ProjectionService {
   /** `responder` answers the views' queries, to each asker what it may read; the service closes it when it stops. */
   static async start(nc: NatsConnection, responder: Responder, log: Logger, metrics: ImgrMetrics = new ImgrMetrics()): Promise<ProjectionService> {
     const principals = await PrincipalRegistry.start(await new Kvm(nc).open(BUCKETS.meta), log.child({ component: 'principals' }));
-    const queries = { responder, readerOf: (asker: string) => readerOf(asker, (name) => principals.lookup(name)) };
+    const queries = { responder, readerOf: (q: Query) => readerOf(q.asker, (name) => principals.lookup(name), q.header(READ_AS_HEADER)) };
     return new ProjectionService(nc, await Projector.start(nc, log, { queries }), queries, principals, log, metrics);
   }
 

@@ -32,7 +32,7 @@ beforeAll(async () => {
   nats = await TestNats.start();
   manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
   queries = await Responder.connect(nats.url, 'test-projections-queries', silentLogger());
-  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (asker) => readerOf(asker, (name) => TEST_PRINCIPALS[name]) } });
+  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (q) => readerOf(q.asker, (name) => TEST_PRINCIPALS[name]) } });
   drivers = await DriverResponder.start(nats.url);
   dir = mkdtempSync(join(tmpdir(), 'imgr-cli-'));
 });

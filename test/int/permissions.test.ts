@@ -94,7 +94,12 @@ describe('nats.conf roles on nats-server 2.15', () => {
     const mgr = jetstream(await nats.connect('manager'));
     const heard: string[] = [];
     const errors: unknown[] = [];
-    nc.subscribe('imgr.evt.>', { callback: (e, m) => (e ? errors.push(e) : heard.push(m.subject)) });
+    nc.subscribe('imgr.evt.>', {
+      callback: (e, m) => {
+        if (e) errors.push(e);
+        else heard.push(m.subject);
+      },
+    });
     await nc.flush();
     // The server refuses the subscription (the client hears why), and the commit published after it is not heard.
     await eventually(() => errors.length > 0, 'the subscription refused');

@@ -35,7 +35,7 @@ beforeAll(async () => {
   drivers = await DriverResponder.start(nats.url);
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 7, gid: 100, name: 'alice' } });
   queries = await Responder.connect(nats.url, 'test-projections-queries', silentLogger());
-  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (asker) => readerOf(asker, (name) => TEST_PRINCIPALS[name]) } });
+  projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (q) => readerOf(q.asker, (name) => TEST_PRINCIPALS[name]) } });
   ds = await c.nextId('datastore');
   // Datastores are the administrator's to create.
   const admin = await ImgrClient.connect({ servers: nats.url, principal: 'oneadmin', actor: { uid: 0, gid: 0, name: 'oneadmin' } });
@@ -119,7 +119,7 @@ describe('projections', () => {
   it('resume from the checkpoint after a restart, and a rebuild from scratch equals the live views', async () => {
     await projector.stop();
     await c.send({ type: 'image.enable', imageId: ids[0] ?? -1 });
-    projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (asker) => readerOf(asker, (name) => TEST_PRINCIPALS[name]) } });
+    projector = await Projector.start(await nats.connect('manager'), silentLogger(), { queries: { responder: queries, readerOf: (q) => readerOf(q.asker, (name) => TEST_PRINCIPALS[name]) } });
     await caughtUp(projector);
     expect(projector.images.get(ids[0] ?? -1)?.view.state).toBe('READY');
 

@@ -69,6 +69,27 @@ describe('reads follow USE', () => {
     expect(view?.name).toBe('alices');
   });
 
+  it('a delegate reads as the user it acts for, within its grant only', async () => {
+    const as = async (uid: number, gid: number): Promise<ImgrClient> => {
+      const c = await ImgrClient.connect({ servers: sys.nats.url, principal: 'portal', actor: { uid, gid, name: `u${uid}` } });
+      clients[`portal-${uid}-${gid}`] = c;
+      return c;
+    };
+    // The portal acts for uids 2-999 in gids 100-199: alice (7:100) is within, mallory (9:200) is not.
+    expect((await (await as(7, 100)).image(aliceImage))?.name).toBe('alices');
+    expect(await names(await as(7, 100))).toEqual(['alices']);
+    expect(await (await as(9, 200)).image(aliceImage)).toBeNull();
+    expect(await names(await as(9, 200))).toEqual([]);
+    // Claiming the oneadmin group (or uid 0) is refused to a delegate that is no administrator.
+    expect(await names(await as(0, 0))).toEqual([]);
+    expect(await names(await as(7, 0))).toEqual([]);
+    // As itself (1:1) it owns nothing.
+    expect(await names(await as(1, 1))).toEqual([]);
+    // The claim travels in a header: a raw query without it reads as the portal itself.
+    const raw = await sys.nats.connect('portal');
+    expect((await raw.request(querySubjects.view('portal', 'image', aliceImage), '', { timeout: 10_000 })).json()).toBeNull();
+  });
+
   it('an outcome is read again only by the principal that sent the command (and administrators)', async () => {
     expect(await client('alice').storedOutcome(aliceCommand, 5_000)).toMatchObject({ status: 'accepted', id: aliceImage, principal: 'alice' });
     expect(await client('oneadmin').storedOutcome(aliceCommand, 5_000)).toMatchObject({ status: 'accepted', id: aliceImage });
