@@ -236,4 +236,10 @@ describe('§10 sweep: files no image names', () => {
   it('without what the images name, a sweep reclaims nothing', () => {
     expect(swept({}).fact.effects).toEqual([]);
   });
+  it('a report naming files outside the datastore folder (a hostile or confused driver host) reclaims none of them', () => {
+    const outside = ['/etc/passwd', `${base}/../101/disk`, `${base}/sub/disk`, `${base}/..`, `${base}/.`, `${base}-other/disk`, `${base}/`];
+    const d = decideDatastore(imageDs(), ev({ type: 'datastore.swept', datastoreId: DS, files: outside.map((path) => ({ path, ageSec: 9_000 })) }, { sweep: { named: new Set(), graceSec: 60 } }));
+    if (!d.ok) throw new Error(d.rejection.message);
+    expect(d.fact).toMatchObject({ detail: { files: outside.length, orphans: 0 }, effects: [] });
+  });
 });

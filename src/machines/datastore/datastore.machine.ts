@@ -103,13 +103,20 @@ const monitorFailed = (r: R, ev: E): Step => {
 const swept = (r: R, ev: E): Step => {
   const c = of(ev, 'datastore.swept');
   const sweep = ev.ctx.sweep;
-  const orphans = sweep ? c.files.filter((f) => f.ageSec > sweep.graceSec && !sweep.named.has(f.path)) : [];
+  // Only a file directly in this datastore's folder can be its orphan: a report naming any other path reclaims nothing.
+  const orphans = sweep ? c.files.filter((f) => inFolder(r.basePath, f.path) && f.ageSec > sweep.graceSec && !sweep.named.has(f.path)) : [];
   return {
     fact: 'datastore.swept',
     changes: {},
     detail: { files: c.files.length, orphans: orphans.length },
     effects: orphans.map((f) => ({ kind: 'datastore.orphanSource' as const, datastoreId: r.id, imageId: -1, source: f.path })),
   };
+};
+/** A file directly in `folder`: no sub-folder, no `.` or `..` step out of it. */
+const inFolder = (folder: string, path: string): boolean => {
+  if (folder === '' || !path.startsWith(`${folder.replace(/\/+$/, '')}/`)) return false;
+  const name = path.slice(folder.replace(/\/+$/, '').length + 1);
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/');
 };
 const removed = (): Step => ({ fact: 'datastore.removed', changes: {} });
 const notEmpty = (r: R, ev: E): Rejection | undefined => (ev.ctx.images > 0 ? rejection('DS_ERR_NOT_EMPTY', { id: r.id }) : undefined);
