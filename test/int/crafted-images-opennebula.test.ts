@@ -10,7 +10,9 @@
  * ERROR (or the command is refused), and no datastore holds a byte of the
  * secret or a reference to it.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -222,5 +224,39 @@ describe("OpenNebula's fs: an image a VM wrote a crafted header into", () => {
     await eventually(() => view(id)?.state === 'READY' && view(id)?.error !== null, 'flatten answered');
     expect(view(id)?.error).toMatch(new RegExp(`Image ${esc(`${source}.snap/0`)} refused: qcow2 backing file "${esc(secret.file)}"`));
     noLeak();
+  });
+});
+
+describe("OpenNebula's fs: the references that are imgr's own still work", () => {
+  it('a qcow2 snapshot chain kept in <SOURCE>.snap (absolute names, and relative through the folder\'s self link) is flattened', async () => {
+    const clean = join(dir, 'in', 'own.raw');
+    copyFileSync(crafted.find((x) => x.name === 'raw file declared qcow2')?.file ?? '', clean);
+    const id = await register(qcow, { PATH: clean, SIZE: '1', PERSISTENT: 'YES' });
+    const src = view(id)?.source ?? '';
+    const snap = `${src}.snap`;
+    // The layout OpenNebula's qcow2 transfer driver leaves: 0 standalone, each later one an overlay of the one before.
+    mkdirSync(snap);
+    symlinkSync('.', join(snap, `${basename(src)}.snap`));
+    const qemu = (...a: string[]) => execFileSync('qemu-img', a, { stdio: 'ignore' });
+    const io = (cmd: string, f: string) => execFileSync('qemu-io', ['-c', cmd, f], { encoding: 'utf8' });
+    qemu('create', '-q', '-f', 'qcow2', join(snap, '0'), '1M');
+    io('write -P 0x11 0 4k', join(snap, '0'));
+    qemu('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', join(snap, '0'), join(snap, '1'));
+    io('write -P 0x22 4k 4k', join(snap, '1'));
+    qemu('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', `${basename(src)}.snap/1`, join(snap, '2'));
+    io('write -P 0x33 8k 4k', join(snap, '2'));
+    await ok({ type: 'image.acquire', imageId: id, vmId: 9, mode: 'deploy' });
+    const s = (n: number) => ({ id: n, name: `q${n}`, date: n, parent: n - 1, children: [], active: n === 2, size: 1 });
+    await ok({ type: 'image.setSnapshots', imageId: id, snapshots: { mode: 'DENY', currentBase: -1, nextSnapshot: 3, list: [s(0), s(1), s(2)] } });
+    await ok({ type: 'image.release', imageId: id, vmId: 9 });
+    await ok({ type: 'image.snapshotFlatten', imageId: id, snapshotId: 2 });
+    await eventually(() => view(id)?.state === 'READY' && view(id)?.targetSnapshot === -1, 'flatten answered');
+    expect(view(id)?.error).toBeNull();
+    expect(view(id)?.snapshots.list).toEqual([]);
+    expect(existsSync(snap)).toBe(false);
+    // The whole chain is in the image now, and it names nothing.
+    const byte = (at: number) => io(`read -v ${at} 1`, src).split(/\s+/)[1];
+    expect([byte(0), byte(4096), byte(8192)]).toEqual(['11', '22', '33']);
+    expect(execFileSync('qemu-img', ['info', '-U', '--output=json', '-f', 'qcow2', src], { encoding: 'utf8' })).not.toMatch(/backing-filename/);
   });
 });
