@@ -15,7 +15,7 @@ import { readLog } from '../support/log.js';
 import { duplicateCommits, viewsFromLog } from '../support/replay.js';
 import { verifyLog } from '../../src/audit/verify.js';
 import { ImgrClient } from '../../src/client/index.js';
-import type { CommandInput, Outcome } from '../../src/messages/wire.js';
+import { DRIVER_COMMANDS, type CommandInput, type Outcome } from '../../src/messages/wire.js';
 
 const CONFIG = { ackWaitMs: 2_000, snapshotIntervalMs: 200 };
 const SLOW = { timeoutMs: 60_000 };
@@ -23,6 +23,7 @@ let nats: TestNats;
 let drivers: DriverResponder;
 let client: ImgrClient;
 let asDriverHost: ImgrClient;
+let asManager: ImgrClient;
 let manager: RoleProcess;
 let ds: number;
 let backups: number;
@@ -33,6 +34,7 @@ beforeAll(async () => {
   drivers = await DriverResponder.start(nats.url);
   client = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   asDriverHost = await ImgrClient.connect({ servers: nats.url, role: 'drivers', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'driver-host' } });
+  asManager = await ImgrClient.connect({ servers: nats.url, role: 'manager', actor: { uid: 0, gid: 0, name: 'imgr', service: 'process-manager' } });
   ds = await client.nextId('datastore');
   await accepted({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'images', DS_MAD: 'fs', TM_MAD: 'shared' } });
   backups = await client.nextId('datastore');
@@ -45,6 +47,7 @@ afterAll(async () => {
   await drivers.stop();
   await client.close();
   await asDriverHost.close();
+  await asManager.close();
   await manager.stop();
   await nats.dispose();
 });
@@ -176,7 +179,8 @@ describe('a restore, killed at every step', () => {
   for (const point of RESTORE_STEPS) {
     it(`${point}: each restored disk becomes exactly one image, the job ends, nothing is reserved`, async () => {
       const backup = await client.nextId('image');
-      const send = (cmd: CommandInput, commandId: string) => asDriverHost.send(cmd, { internal: true, commandId, ...SLOW });
+      // The backup image is registered by the manager's bookkeeping, the RESTORE answered by a driver host: each on its own subject.
+      const send = (cmd: CommandInput, commandId: string) => (DRIVER_COMMANDS.has(cmd.type) ? asDriverHost : asManager).send(cmd, { internal: true, commandId, ...SLOW });
       const made = await send(
         { type: 'image.allocateBackup', imageId: backup, datastoreId: backups, vmId: 3, source: `bk-${backup}`, sizeMb: 5, format: 'raw', diskIds: [0, 1], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } },
         `backup-${backup}`,
