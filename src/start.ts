@@ -162,7 +162,8 @@ async function createDefaults(url: string, datastores: string, imports: string, 
       }
       return;
     }
-    const defaults = defaultDatastoreTemplates(imports);
+    // IMGR_URL_ALLOWED_NETWORKS at first start: the networks their URL imports may reach besides public ones.
+    const defaults = defaultDatastoreTemplates(imports, process.env['IMGR_URL_ALLOWED_NETWORKS']);
     const templates = [
       { id: 1, template: defaults.default },
       { id: 2, template: defaults.files },

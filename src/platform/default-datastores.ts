@@ -1,3 +1,5 @@
+import { AllowedNetworks, URL_ALLOW_ATTRIBUTE } from '../driver-host/address-policy.js';
+
 /**
  * The datastores `npm start` creates on first start: the built-in ones of
  * spec §12.2 (ids 1 and 2) and a dummy one. Their drivers copy local files
@@ -8,8 +10,12 @@
  * folder by an allowance for that one copy (driver-host/staging.ts), and a
  * URL is downloaded by imgr into its own staging folder the same way.
  */
-export function defaultDatastoreTemplates(imports: string) {
-  const paths = { RESTRICTED_DIRS: '/', SAFE_DIRS: imports };
+export function defaultDatastoreTemplates(imports: string, urlAllowedNetworks?: string) {
+  // The networks URL imports may reach besides public addresses (none unless the operator names some; checked here).
+  const networks = (urlAllowedNetworks ?? '').trim();
+  if (networks !== '') AllowedNetworks.parse(networks);
+  const allow = networks !== '' ? { [URL_ALLOW_ATTRIBUTE]: networks } : {};
+  const paths = { RESTRICTED_DIRS: '/', SAFE_DIRS: imports, ...allow };
   return {
     default: { NAME: 'default', DS_MAD: 'fs', TM_MAD: 'shared', ...paths },
     files: { NAME: 'files', TYPE: 'FILE_DS', DS_MAD: 'fs', TM_MAD: 'shared', ...paths },

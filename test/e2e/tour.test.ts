@@ -3,7 +3,7 @@
  * system started by the same code as `npm start`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,13 +35,18 @@ const idIn = (out: string): number => Number(/(?:image|datastore) (\d+)/.exec(ou
 beforeAll(async () => {
   mkdirSync(join(data, 'import'), { recursive: true });
   writeFileSync(disk, bytes);
+  // Left open by an earlier version: the start closes them.
+  chmodSync(data, 0o755);
+  writeFileSync(join(data, 'imgr.log'), '', { mode: 0o644 });
+  chmodSync(join(data, 'imgr.log'), 0o644);
   http = createServer((_q, r) => r.writeHead(200, { 'content-length': String(bytes.length) }).end(bytes));
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   const a = http.address();
   url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/disk.raw`;
   system = spawn(process.execPath, ['--unhandled-rejections=strict', '--import', 'tsx', 'src/start.ts'], {
     cwd: ROOT,
-    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_METRICS_PORT: '0', IMGR_LOG_LEVEL: 'warn' },
+    // The tour's URL is this test's server on loopback, which imgr refuses unless the datastore allows it.
+    env: { ...process.env, IMGR_DATA_DIR: data, IMGR_NATS_PORT: '0', IMGR_HTTP_PORT: '0', IMGR_METRICS_PORT: '0', IMGR_LOG_LEVEL: 'warn', IMGR_URL_ALLOWED_NETWORKS: '127.0.0.1/32' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -65,6 +70,13 @@ afterAll(async () => {
 });
 
 describe('the README tour', () => {
+  it("keeps its data to itself: <data> 0700 and every file in it 0600, an earlier start's looser modes included", () => {
+    expect(statSync(data).mode & 0o777).toBe(0o700);
+    const files = readdirSync(data, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+    expect(files).toEqual(expect.arrayContaining(['imgr.log', 'principals.json', 'nats.conf', 'nats.pid']));
+    for (const f of files) expect(statSync(join(data, f)).mode & 0o777, f).toBe(0o600);
+  });
+
   it('datastores, registration from a file and a URL, clone, VMs, backup, restore, dashboard, audit', async () => {
     expect(await imgr('datastore', 'list')).toMatch(/default/);
     const backups = idIn(await imgr('datastore', 'create', '--name', 'backups', '--type', 'BACKUP_DS', '--ds-mad', 'restic', 'RESTIC_PASSWORD=tour-secret'));
