@@ -24,7 +24,7 @@ export class PrincipalRegistry {
     const r = new PrincipalRegistry(log);
     await meta.create(PRINCIPALS_KEY, JSON.stringify(DEFAULT_PRINCIPALS)).catch(() => undefined);
     const e = await meta.get(PRINCIPALS_KEY);
-    if (e?.operation === 'PUT') r.load(e.string());
+    if (e?.operation === 'PUT' && !r.load(e.string())) await r.loadLastReadable(meta);
     const w = await meta.watch({ key: PRINCIPALS_KEY, include: 'updates' });
     r.stopWatch = () => w.stop();
     void (async () => {
@@ -47,14 +47,34 @@ export class PrincipalRegistry {
     this.stopWatch?.();
   }
 
-  private load(text: string): void {
+  /**
+   * An unreadable value found at start: the newest readable one the bucket
+   * still keeps (imgr_meta keeps five per key) stands in, so a bad write
+   * never leaves every principal unknown.
+   */
+  private async loadLastReadable(meta: KV): Promise<void> {
+    const values: string[] = [];
+    for await (const h of await meta.history({ key: PRINCIPALS_KEY })) if (h.operation === 'PUT') values.push(h.string());
+    for (const text of values.reverse()) {
+      if (readPrincipals(safeJson(text)) !== undefined) {
+        this.load(text);
+        this.log.error('the principals in imgr_meta are unreadable: the last readable ones stand in until they are written again (imgr principal add)');
+        return;
+      }
+    }
+    this.log.error('the principals in imgr_meta are unreadable and no earlier value is: every principal is unknown until they are written again (imgr principal add)');
+  }
+
+  /** Takes a value of the principals key; false (and the ones before kept) when it is unreadable. */
+  private load(text: string): boolean {
     const read = readPrincipals(safeJson(text));
     if (read === undefined) {
       this.log.error('unreadable principals in imgr_meta: keeping the ones before');
-      return;
+      return false;
     }
     this.current = read.principals;
     this.refused = read.refused;
     for (const [name, why] of Object.entries(read.refused)) this.log.error({ principal: name, why }, 'principal refused: its commands are refused until its entry is fixed');
+    return true;
   }
 }
