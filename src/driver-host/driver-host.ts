@@ -23,7 +23,7 @@ import { classifyStderr, replyFor, type LogLine } from './reply.js';
 import { Semaphore } from './semaphore.js';
 import { isSealed, unseal } from '../secrets/sealed.js';
 import { isPublishedKey, loadOrCreateKey, type SecretsKey } from '../secrets/keyring.js';
-import { prepareInput, statOfUrl } from './staging.js';
+import { prepareInput, statOfUrl, sweepStaging } from './staging.js';
 
 
 export interface DriverHostOptions {
@@ -87,6 +87,8 @@ export class DriverHost {
         this.log.warn({ keyFile: this.o.secretsKeyFile }, `imgr's secrets key is not published yet: clients cannot seal secrets until an operator runs \`imgr secrets publish --key ${this.o.secretsKeyFile}\``);
       }
     }
+    const leftover = await sweepStaging(this.o);
+    if (leftover > 0) this.log.info({ stagingDir: this.o.stagingDir, removed: leftover }, 'downloads a stopped driver host left staged were removed');
     // STAT is synchronous (§9.3): request/reply in a queue group, not the work queue.
     this.statSub = this.nc.subscribe('imgr.stat', {
       queue: 'imgr-drivers',

@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DriverRequest } from '../messages/wire.js';
@@ -91,7 +91,8 @@ export async function prepareInput(req: DriverRequest, o: StagingOptions, clock:
   } catch (e) {
     return { ok: false, failure: `Error downloading ${url}: ${(e as Error).message}` };
   }
-  const dir = await mkdtemp(join(await stagingRoot(o), `cp-${req.imageId}-`));
+  // Named after this process: a later host removes what a dead one left (sweepStaging).
+  const dir = await mkdtemp(join(await stagingRoot(o), `cp-${process.pid}-${req.imageId}-`));
   const release = (): Promise<void> => rm(dir, { recursive: true, force: true });
   try {
     const file = join(await resolved(dir), 'image');
@@ -123,4 +124,32 @@ export async function statOfUrl(req: DriverRequest, clock: Clock): Promise<{ res
   } catch (e) {
     return { result: 'FAILURE', info: `Cannot determine size for ${url}: ${(e as Error).message}` };
   }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Removes what a driver host that died mid-download left in the staging
+ * folder: the folders of processes no longer running (a live host sharing
+ * the folder keeps its own). Returns how many were removed.
+ */
+export async function sweepStaging(o: StagingOptions): Promise<number> {
+  if (o.stagingDir === undefined) return 0;
+  const root = await stagingRoot(o);
+  let removed = 0;
+  for (const name of await readdir(root)) {
+    const pid = Number(/^cp-(\d+)-/.exec(name)?.[1] ?? NaN);
+    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) {
+      await rm(join(root, name), { recursive: true, force: true });
+      removed += 1;
+    }
+  }
+  return removed;
 }

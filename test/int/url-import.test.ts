@@ -7,13 +7,15 @@
  * refusal is shown to happen before any connection.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datastoreView, imageView, requestFor, DRIVERS_DIR } from '../support/driver-request.js';
 import { runAction } from '../../src/driver-host/driver-host.js';
+import { sweepStaging } from '../../src/driver-host/staging.js';
 import { systemClock } from '../../src/platform/clock.js';
 import type { DatastoreView } from '../../src/messages/datastore.js';
 import type { ImageView } from '../../src/messages/image-record.js';
@@ -60,8 +62,7 @@ beforeAll(async () => {
     switch (url.pathname) {
       case '/disk.raw':
         res.writeHead(200, { 'content-length': String(content.length) });
-        res.end(req.method === 'HEAD' ? undefined : content);
-        return;
+        return res.end(req.method === 'HEAD' ? undefined : content);
       case '/to-secret':
         return redirect(res, `${secret.base}/`);
       case '/to-metadata':
@@ -77,10 +78,9 @@ beforeAll(async () => {
         return redirect(res, hop > 1 ? `/chain?hop=${hop - 1}` : '/disk.raw');
       case '/endless':
         res.writeHead(200);
-        res.write(content.subarray(0, 1024));
-        return;
+        return res.write(content.subarray(0, 1024));
       default:
-        res.writeHead(404).end();
+        return res.writeHead(404).end();
     }
   });
 });
@@ -192,5 +192,15 @@ describe('URL imports refuse the host and its networks', () => {
     expect(viaRedirect.info).toMatch(/redirect refused: 127\.0\.0\.2 is a loopback address/);
     expect(secret.hits).toEqual([]);
     expect(await run('STAT', store('127.0.0.0/8'), imageView({ path: `${files.base}/disk.raw` }))).toMatchObject({ result: 'SUCCESS', info: '2' });
+  });
+});
+
+describe('the staging folder', () => {
+  it("a host's start removes what a dead host left staged, and nothing of a live one's", async () => {
+    const dead = spawnSync('true').pid;
+    for (const name of [`cp-${dead}-3-abc`, `cp-${process.ppid}-4-def`, `cp-${process.pid}-5-ghi`]) mkdirSync(join(staging, name), { recursive: true });
+    expect(await sweepStaging({ stagingDir: staging })).toBe(1);
+    expect(staged().sort()).toEqual([`cp-${process.pid}-5-ghi`, `cp-${process.ppid}-4-def`].sort());
+    for (const name of staged()) rmSync(join(staging, name), { recursive: true });
   });
 });
