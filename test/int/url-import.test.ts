@@ -114,6 +114,15 @@ describe('URL imports refuse the host and its networks', () => {
     expect(r.info).toMatch(/^Error downloading http:\/\/localhost:\d+\/disk\.raw: localhost: (127\.0\.0\.1|::1) is a loopback address/);
   });
 
+  it('https and IPv6 literals are checked the same way, before any connection', async () => {
+    const port = new URL(files.base).port;
+    const byName = await cp(`https://localhost:${port}/disk.raw`);
+    expect(byName.info).toMatch(/^Error downloading https:\/\/localhost:\d+\/disk\.raw: localhost: (127\.0\.0\.1|::1) is a loopback address/);
+    expect((await cp(`http://[::1]:${port}/disk.raw`)).info).toMatch(/: ::1 is a loopback address/);
+    expect((await cp('http://169.254.169.254/latest/meta-data/')).info).toMatch(/: 169\.254\.169\.254 is a link-local address/);
+    expect((await cp(`http://user:pw@127.0.0.1:${port}/disk.raw`, '127.0.0.0/8')).info).toMatch(/a URL with credentials is not downloaded/);
+  });
+
   it('the IPv4-mapped form of a loopback address is refused', async () => {
     const r = await cp(`http://[::ffff:127.0.0.1]:${new URL(files.base).port}/disk.raw`);
     expect(r.result).toBe('FAILURE');
