@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { addressRefusal, type AllowedNetworks } from './address-policy.js';
 
@@ -121,13 +122,23 @@ function send(url: URL, method: string, lookup: LookupFunction, signal: AbortSig
   });
 }
 
-/** GET `text` into the file `to` (created 0600, never through an existing file). */
-export async function downloadTo(text: string, to: string, o: FetchOptions): Promise<{ bytes: number; url: URL }> {
+/**
+ * GET `text` into the file `to` (created 0600, never through an existing
+ * file), at most `maxBytes` of it when given: a body that goes on past what
+ * the image was registered with is cut, not left to fill the staging disk.
+ */
+export async function downloadTo(text: string, to: string, o: FetchOptions & { readonly maxBytes?: number }): Promise<{ bytes: number; url: URL }> {
   const { res, url } = await openUrl(text, 'GET', o);
   let bytes = 0;
-  res.on('data', (c: Buffer) => (bytes += c.length));
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      if (o.maxBytes !== undefined && bytes > o.maxBytes) done(new FetchError(`${url.href} sent more than the ${o.maxBytes} bytes the image was registered with`));
+      else done(null, chunk);
+    },
+  });
   try {
-    await pipeline(res, createWriteStream(to, { flags: 'wx', mode: 0o600 }), o.signal ? { signal: o.signal } : {});
+    await pipeline(res, counted, createWriteStream(to, { flags: 'wx', mode: 0o600 }), o.signal ? { signal: o.signal } : {});
   } catch (e) {
     if (e instanceof FetchError) throw e;
     throw new FetchError(`download of ${url.href} failed: ${(e as Error).message}`);

@@ -96,7 +96,9 @@ export async function prepareInput(req: DriverRequest, o: StagingOptions, clock:
   const release = (): Promise<void> => rm(dir, { recursive: true, force: true });
   try {
     const file = join(await resolved(dir), 'image');
-    const got = await downloadTo(url, file, { allowed, signal: AbortSignal.timeout(Math.max(1, req.deadline - clock.now())) });
+    // The image's SIZE (MB, from the STAT of the URL or the template) bounds what is staged.
+    const maxBytes = image.size > 0 ? image.size * 1024 * 1024 : undefined;
+    const got = await downloadTo(url, file, { allowed, signal: AbortSignal.timeout(Math.max(1, req.deadline - clock.now())), ...(maxBytes !== undefined ? { maxBytes } : {}) });
     const request = withAllowance({ ...req, image: { ...image, path: file } }, await resolved(dir));
     const from = got.url.href === url ? '' : `, from ${got.url.href}`;
     const logs: LogLine[] = [{ severity: 'I', text: `imgr: downloaded ${url} (${got.bytes} bytes${from})` }];

@@ -77,8 +77,9 @@ beforeAll(async () => {
         // `hop` redirects, then the file.
         return redirect(res, hop > 1 ? `/chain?hop=${hop - 1}` : '/disk.raw');
       case '/endless':
+        // More than a MiB at once, then nothing more and no end.
         res.writeHead(200);
-        return res.write(content.subarray(0, 1024));
+        return res.write(Buffer.concat([content, content]));
       default:
         return res.writeHead(404).end();
     }
@@ -183,6 +184,15 @@ describe('URL imports refuse the host and its networks', () => {
     expect(r.result).toBe('FAILURE');
     expect(r.info).toMatch(/^Error downloading .*\/endless: /);
     expect(staged()).toEqual([]);
+  });
+
+  it("a body longer than the image's SIZE is cut, nothing left staged", async () => {
+    const r = await run('CP', store('127.0.0.0/8'), imageView({ path: `${files.base}/endless`, size: 1 }));
+    expect(r.result).toBe('FAILURE');
+    expect(r.info).toBe(`Error downloading ${files.base}/endless: ${files.base}/endless sent more than the 1048576 bytes the image was registered with`);
+    expect(staged()).toEqual([]);
+    // The whole file fits its SIZE.
+    expect((await run('CP', store('127.0.0.0/8'), imageView({ path: `${files.base}/disk.raw`, size: 2 }))).result).toBe('SUCCESS');
   });
 
   it('an allowance that is not a list of networks is a failure naming the attribute', async () => {
