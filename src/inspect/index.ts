@@ -62,8 +62,9 @@ const DECLARED: Readonly<Record<string, readonly ContentFormat[]>> = {
   qcow2: ['qcow2'],
   qed: ['qed'],
   vmdk: ['vmdk'],
-  vpc: ['vhd'],
-  vhd: ['vhd'],
+  // A fixed VHD is raw data with a footer at its end: qemu probes it as raw, and reads it as vpc when told.
+  vpc: ['vhd', 'raw'],
+  vhd: ['vhd', 'raw'],
   vhdx: ['vhdx'],
   vdi: ['vdi'],
 };

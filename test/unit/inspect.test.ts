@@ -251,6 +251,9 @@ describe('declared format against content', () => {
     expect(formatMismatch('qcow2', q)).toBeNull();
     expect(formatMismatch('raw', raw)).toBeNull();
     expect(formatMismatch('vpc', await inspectBuffer(vhd(3)))).toBeNull();
+    // A fixed VHD: raw data and a footer at the end, which qemu probes as raw.
+    expect(formatMismatch('vpc', raw)).toBeNull();
+    expect(formatMismatch('raw', await inspectBuffer(vhd(4)))?.message).toBe('content is vhd, declared raw');
     expect(formatMismatch('save_as', q)).toBeNull();
     expect(formatMismatch('', q)).toBeNull();
   });
