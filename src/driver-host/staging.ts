@@ -82,6 +82,11 @@ export async function prepareInput(req: DriverRequest, o: StagingOptions, clock:
       return { ok: false, failure: (e as Error).message };
     }
   }
+  // Any other scheme would reach a driver's own downloader (OpenNebula's fetches ssh://, s3://, docker://…): refused here.
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(image.path)?.[1];
+  if (scheme !== undefined && !isUrl(image.path) && scheme.toLowerCase() !== 'file') {
+    return { ok: false, failure: `Unsupported PATH scheme ${scheme}://: imgr copies local files and downloads http and https URLs` };
+  }
   if (!isUrl(image.path)) return nothingStaged(req, localOf(image.path));
 
   const url = image.path;

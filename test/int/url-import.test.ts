@@ -195,6 +195,13 @@ describe('URL imports refuse the host and its networks', () => {
     expect((await run('CP', store('127.0.0.0/8'), imageView({ path: `${files.base}/disk.raw`, size: 2 }))).result).toBe('SUCCESS');
   });
 
+  it('no other scheme reaches a driver (whose own downloader could fetch it)', async () => {
+    for (const path of ['ssh://127.0.0.1/etc/passwd', 's3://bucket/disk', 'ftp://127.0.0.1/disk.raw', 'gopher://127.0.0.1/x', 'docker://alpine']) {
+      const scheme = path.split(':')[0] ?? '';
+      expect(await cp(path, '127.0.0.0/8'), path).toMatchObject({ result: 'FAILURE', info: `Unsupported PATH scheme ${scheme}://: imgr copies local files and downloads http and https URLs` });
+    }
+  });
+
   it('an allowance that is not a list of networks is a failure naming the attribute', async () => {
     const r = await cp(`${files.base}/disk.raw`, 'everything');
     expect(r).toMatchObject({ result: 'FAILURE' });
