@@ -122,7 +122,13 @@ export async function prepareInput(req: DriverRequest, o: StagingOptions, clock:
  */
 export async function statOfUrl(req: DriverRequest, clock: Clock): Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string } | null> {
   const url = req.image?.path ?? '';
-  if (req.action !== 'STAT' || !isUrl(url)) return null;
+  if (req.action !== 'STAT') return null;
+  // As for a CP: no other scheme reaches a driver's downloader (a backup datastore's STAT reads its own).
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
+  if (scheme !== undefined && !isUrl(url) && scheme.toLowerCase() !== 'file' && req.datastore.type !== 'BACKUP_DS') {
+    return { result: 'FAILURE', info: `Cannot determine size for ${url}: imgr copies local files and downloads http and https URLs` };
+  }
+  if (!isUrl(url)) return null;
   try {
     const allowed = AllowedNetworks.parse(req.datastore.template[URL_ALLOW_ATTRIBUTE]);
     const bytes = await contentLength(url, { allowed, signal: AbortSignal.timeout(Math.max(1, req.deadline - clock.now())) });

@@ -199,6 +199,7 @@ describe('URL imports refuse the host and its networks', () => {
     for (const path of ['ssh://127.0.0.1/etc/passwd', 's3://bucket/disk', 'ftp://127.0.0.1/disk.raw', 'gopher://127.0.0.1/x', 'docker://alpine']) {
       const scheme = path.split(':')[0] ?? '';
       expect(await cp(path, '127.0.0.0/8'), path).toMatchObject({ result: 'FAILURE', info: `Unsupported PATH scheme ${scheme}://: imgr copies local files and downloads http and https URLs` });
+      expect(await run('STAT', store('127.0.0.0/8'), imageView({ path })), path).toMatchObject({ result: 'FAILURE', info: `Cannot determine size for ${path}: imgr copies local files and downloads http and https URLs` });
     }
   });
 
