@@ -84,11 +84,14 @@ export function canonicalAddress(ip: string): string {
 
 /** Why an address may not be reached by a URL import (the range's name), or null when it is a public one. */
 export function refusedRange(ip: string): string | null {
-  const a = canonicalAddress(ip);
+  // A zone (fe80::1%eth0) names an interface, not another address.
+  const a = canonicalAddress(ip.split('%')[0] ?? '');
   const family = isIPv4(a) ? 'ipv4' : isIP(a) === 6 ? 'ipv6' : null;
-  if (family === null) return 'not an IP address';
+  if (family === null) return NOT_AN_ADDRESS;
   return RANGES.find((r) => r.list.check(a, family))?.what ?? null;
 }
+
+const NOT_AN_ADDRESS = 'not an IP address';
 
 /** The networks a datastore allows (URL_ALLOW_ATTRIBUTE); an entry that is not an address or a CIDR is an error. */
 export class AllowedNetworks {
@@ -114,10 +117,11 @@ export class AllowedNetworks {
   }
 
   has(ip: string): boolean {
-    if (this.empty) return false;
-    const a = canonicalAddress(ip);
+    const plain = ip.split('%')[0] ?? '';
+    if (this.empty || isIP(plain) === 0) return false;
+    const a = canonicalAddress(plain);
     const family = isIPv4(a) ? 'ipv4' : 'ipv6';
-    return this.list.check(a, family) || (a !== ip && this.list.check(ip, 'ipv6'));
+    return this.list.check(a, family) || (a !== plain && this.list.check(plain, 'ipv6'));
   }
 }
 
@@ -125,5 +129,6 @@ export class AllowedNetworks {
 export function addressRefusal(ip: string, allowed: AllowedNetworks): string | null {
   if (allowed.has(ip)) return null;
   const range = refusedRange(ip);
+  if (range === NOT_AN_ADDRESS) return `${ip} is ${NOT_AN_ADDRESS}`;
   return range === null ? null : `${ip} is a ${range} address (the datastore's ${URL_ALLOW_ATTRIBUTE} may allow it)`;
 }

@@ -101,6 +101,13 @@ describe('refusedRange', () => {
 
   it('a name that is not an address is never taken for a public one', () => {
     expect(refusedRange('localhost')).toBe('not an IP address');
+    expect(addressRefusal('localhost', AllowedNetworks.parse('0.0.0.0/0'))).toBe('localhost is not an IP address');
+    expect(addressRefusal('', none)).toBe(' is not an IP address');
+  });
+  it('a zone names an interface: the address is classified without it', () => {
+    expect(refusedRange('fe80::1%eth0')).toBe('link-local');
+    expect(refusedRange('::ffff:127.0.0.1%1')).toBe('loopback');
+    expect(refusedRange('2001:4860:4860::8888%2')).toBeNull();
   });
 });
 
