@@ -26,6 +26,7 @@ import { STREAMS } from '../store/provision.js';
 import { partitionFilter, publishedSubject } from '../messages/partitions.js';
 import { MINTED_ID_HEADER } from '../messages/names.js';
 import { Outcomes } from './outcomes.js';
+import { causedByMessage } from './unprocessable.js';
 import { Mailboxes } from '../actors/mailbox.js';
 import { InheritedOrder } from './inherited-order.js';
 import { fingerprintOf } from '../protocol/fingerprint.js';
@@ -206,7 +207,10 @@ export class Intake {
           'command',
         );
       })
-      .catch((e: unknown) => {
+      .catch(async (e: unknown) => {
+        // What the message holds fails at every delivery: refused and terminated, never redelivered for ever.
+        const why = causedByMessage(e);
+        if (why !== undefined) return this.refuseUnprocessable(m, msg, published, why);
         // NATS trouble or a bug: leave the command for redelivery instead of answering wrongly.
         this.log.error({ err: e, commandId: msg.envelope.commandId }, 'command not processed, will be redelivered');
         nakQuietly(m, 1000);
@@ -276,6 +280,27 @@ export class Intake {
     );
     this.log.warn({ commandId: msg.envelope.commandId, type: msg.command.type }, 'command id reused for another command');
     return outcome;
+  }
+
+  /**
+   * A command that failed because of what it holds (causedByMessage): its
+   * sender hears why, the refusal is recorded in IMGR_REJ and the message is
+   * terminated. Its outcome is not kept (the bucket may be what refused it).
+   * Only if the record cannot be written (NATS away) is it left for redelivery.
+   */
+  private async refuseUnprocessable(m: JsMsg, msg: CommandMessage, subject: string, why: string): Promise<void> {
+    const r = rejection('CMD_ERR_UNPROCESSABLE', { id: msg.envelope.commandId, reason: why.slice(0, 512) });
+    try {
+      const { kind, id } = aggregateOfCommand(msg.command);
+      await this.recordRejection(subjects.rejected(kind, id), { commandId: msg.envelope.commandId, actor: msg.envelope.actor, subject, code: r.code, message: r.message, at: this.clock.now(), command: withoutSecrets(msg.command, this.secretAttributes) });
+      this.reply(msg, { status: 'rejected', commandId: msg.envelope.commandId, ...r, ...this.sender(msg) });
+      m.term(r.message);
+      this.metrics.commands.inc({ source: this.source, type: msg.command.type, status: 'rejected' });
+      this.log.warn({ commandId: msg.envelope.commandId, type: msg.command.type, subject, why }, 'command cannot be processed: refused and terminated');
+    } catch (e) {
+      this.log.error({ err: e, commandId: msg.envelope.commandId }, 'could not record an unprocessable command, will retry');
+      nakQuietly(m, 1000);
+    }
   }
 
   private counted(type: string, status: Outcome['status'], since: number): void {

@@ -42,6 +42,7 @@ export const ERRORS = {
   CMD_ERR_SECRET_PLAINTEXT: def<{ attrs: string }>('W23', ({ attrs }) => `Secret attributes must be sealed to imgr's key, not sent in plain text: ${attrs}`),
   CMD_ERR_ID_REUSED: def<{ id: string }>('trust', ({ id }) => `Command id ${id} was already used for a different command`),
   CMD_ERR_RESERVED_ID: def<{ id: string; prefix: string }>('trust', ({ id, prefix }) => `Command id ${id} is reserved: ids starting with "${prefix}" are imgr's own`),
+  CMD_ERR_UNPROCESSABLE: def<{ id: string; reason: string }>('principle 7', ({ id, reason }) => `Command ${id} cannot be processed: ${reason}`),
 
   // --- lookup
   IMG_ERR_NOT_FOUND: def<IdArg>('§7', ({ id }) => `Error getting image [${id}].`),
@@ -156,6 +157,10 @@ export const ERRORS = {
   IMG_ERR_RESTRICTED_ATTR: def<{ attr: string }>('§7.1.1', ({ attr }) => `Template includes a restricted attribute ${attr}`),
   OBJ_ERR_NAME_EMPTY: def('§7.1.4', () => `Invalid NAME, it cannot be empty`),
   OBJ_ERR_NAME_CHAR: def<{ char: string }>('§7.1.4', ({ char }) => `Invalid NAME, char '${char}' is not allowed`),
+  OBJ_ERR_ATTR_VALUE: def<{ attr: string; value: string; reason: string }>(
+    'principle 8 (values a driver reads have a strict form)',
+    ({ attr, value, reason }) => `Invalid ${attr} ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}: it ${reason}`,
+  ),
   OBJ_ERR_NAME_LENGTH: def('§7.1.4', () => `Invalid NAME, max length is 128 chars`),
   IMG_ERR_NAME_TAKEN: def<IdArg>('§7.1.4', ({ id }) => `NAME is already taken by IMAGE ${id}.`),
   IMG_ERR_TYPE_NEEDS_IMAGE_DS: def<{ type: string; dsType: string }>(

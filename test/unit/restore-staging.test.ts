@@ -32,8 +32,13 @@ describe('the CP of a restored disk', () => {
     expect(cpExtra(`${INTERNAL_ID_PREFIX}x`, plain)).toEqual({});
   });
   it('a PATH that is not a file in a plain absolute folder gets no allowance', () => {
-    for (const path of ['disk.0', '/disk.0', '/a/../etc/disk.0', '/a b/disk.0']) {
+    for (const path of ['disk.0', '/disk.0', '/a/../etc/disk.0']) {
       expect(cpExtra(`${INTERNAL_ID_PREFIX}y`, { ...template, PATH: path }), path).toEqual({});
     }
+  });
+  it('a PATH with a blank is refused before anything (principle 8: no value a driver reads splits into words)', () => {
+    given([], ID)
+      .when(event({ type: 'image.allocate', imageId: ID, datastoreId: 1, template: { ...template, PATH: '/a b/disk.0' } }, { actor: USER, commandId: `${INTERNAL_ID_PREFIX}y` }))
+      .thenRejects('OBJ_ERR_ATTR_VALUE', 'Invalid PATH "/a b/disk.0": it must be an absolute path, a file:// path or an http(s) URL, of letters, digits and . _ - + @ % = , : ~ / (and ? # & [ ] in a URL); no blank, quote or shell character');
   });
 });

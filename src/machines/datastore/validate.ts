@@ -2,6 +2,7 @@ import type { DatastoreRecord, DriverConfig } from '../../messages/datastore.js'
 import { DatastoreTypeSchema, type DatastoreType } from '../../messages/states.js';
 import { rejection, type Rejection } from '../../messages/errors.js';
 import { nameError } from '../image/allocate.js';
+import { DATASTORE_VALUE_FORMS, valueRefusal } from '../../messages/driver-values.js';
 import type { DatastoreEventOf } from './events.js';
 import { emptyDatastore } from './record.js';
 
@@ -27,6 +28,9 @@ export function validateCreate(ev: DatastoreEventOf<'datastore.create'>, drivers
   const name = tpl['NAME'] ?? '';
   const bad = nameError(name);
   if (bad) return bad;
+  // Principle 8: what a driver reads of the datastore (BASE_PATH, DRIVER, SAFE_DIRS, BRIDGE_LIST…) has its strict form.
+  const badValue = valueRefusal(DATASTORE_VALUE_FORMS, tpl);
+  if (badValue) return rejection('OBJ_ERR_ATTR_VALUE', badValue);
   if (ev.ctx.nameTakenBy !== null) return rejection('DS_ERR_NAME_TAKEN', { id: ev.ctx.nameTakenBy });
 
   const parsed = DatastoreTypeSchema.safeParse((tpl['TYPE'] ?? '').toUpperCase());

@@ -9,6 +9,13 @@ import type { DatastoreInfo } from '../../messages/datastore-info.js';
 import type { ImageAction } from '../../messages/driver.js';
 import type { ImageEventOf } from './events.js';
 import { addId, backupStamp, emptyImage } from './record.js';
+import { IMAGE_VALUE_FORMS, valueRefusal } from '../../messages/driver-values.js';
+
+/** Principle 8: a value a driver reads (PATH, FS, FORMAT, MD5…) must have its strict form (driver-values.ts). */
+export function driverValueError(template: Readonly<Record<string, string>>): Rejection | undefined {
+  const bad = valueRefusal(IMAGE_VALUE_FORMS, template);
+  return bad ? rejection('OBJ_ERR_ATTR_VALUE', bad) : undefined;
+}
 
 /** A valid allocation: the new record, its first state and the driver action to start. */
 export interface Allocation {
@@ -114,7 +121,7 @@ export function allocateFromTemplate(ev: ImageEventOf<'image.allocate'>): Alloca
   if (!isAdmin(ev.meta.actor) && tpl['SOURCE'] !== undefined) return rejection('IMG_ERR_RESTRICTED_ATTR', { attr: 'SOURCE' });
 
   const name = tpl['NAME'] ?? '';
-  const bad = nameError(name);
+  const bad = nameError(name) ?? driverValueError(tpl);
   if (bad) return bad;
   const type = resolveType(tpl['TYPE'], ev.ctx.defaults.imageType);
   if (typeof type !== 'string') return type;
@@ -255,7 +262,7 @@ export function allocateSaveAs(ev: ImageEventOf<'image.allocateSaveAs'>): Alloca
   if (!CLONABLE_TYPES.includes(type)) return rejection('IMG_ERR_SAVE_AS_TYPE', { type });
   const dsError = typeDatastoreError(type, ds);
   if (dsError) return dsError;
-  const bad = nameError(ev.name);
+  const bad = nameError(ev.name) ?? driverValueError({ ...upperKeys(ev.template), ...(ev.diskFormat.trim() !== '' ? { FORMAT: ev.diskFormat } : {}) });
   if (bad) return bad;
   if (ev.ctx.nameTakenBy !== null) return rejection('IMG_ERR_NAME_TAKEN', { id: ev.ctx.nameTakenBy });
   // W34: a disk without FORMAT/DRIVER is refused before anything starts.
@@ -301,6 +308,8 @@ export function allocateBackup(ev: ImageEventOf<'image.allocateBackup'>): Alloca
   const ds = ev.ctx.datastore;
   if (ds === null) return rejection('DS_ERR_NOT_FOUND', { id: ev.datastoreId });
   if (ds.type !== 'BACKUP_DS') return rejection('IMG_ERR_TYPE_NEEDS_BACKUP_DS');
+  const bad = driverValueError({ SOURCE: ev.source, FORMAT: ev.format });
+  if (bad) return bad;
   const date = Math.floor(ev.meta.at / 1000);
   const template: Record<string, string> = {};
   if (ev.backupJobId !== null) template['BACKUP_JOB_ID'] = String(ev.backupJobId);
