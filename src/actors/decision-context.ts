@@ -3,7 +3,7 @@ import type { ImageCommand } from '../messages/image-commands.js';
 import type { DatastoreCommand } from '../messages/datastore.js';
 import type { DatastoreInfo } from '../messages/datastore-info.js';
 import type { ManagerConfig } from '../platform/config.js';
-import { decisionContext, type DecisionContext, type Meta } from '../machines/image/events.js';
+import { decisionContext, type DecisionContext, type Meta, type StorageContext } from '../machines/image/events.js';
 import type { DatastoreDecisionContext } from '../machines/datastore/events.js';
 import { datastoreInfo } from '../machines/datastore/decide.js';
 import type { ResidentState } from './resident-state.js';
@@ -82,6 +82,10 @@ export class DecisionContexts {
         return decisionContext({ ...base, datastore: datastore(c.datastoreId) });
       case 'image.backup':
         return decisionContext({ ...base, datastore: datastore(c.backupDatastoreId) });
+      case 'driver.reply': {
+        const own = this.state.image(c.imageId);
+        return decisionContext({ ...base, datastore: own ? datastore(own.datastore.id) : null, storage: own ? this.storage(own.datastore.id, c.imageId, c.info) : null });
+      }
       default: {
         const own = this.state.image(c.imageId);
         return decisionContext({ ...base, datastore: own ? datastore(own.datastore.id) : null });
@@ -104,6 +108,26 @@ export class DecisionContexts {
   datastoreInfo(id: number, pending: PendingCreations = NOTHING_PENDING): DatastoreInfo | null {
     const r = this.state.residentDatastore(id);
     return r && (r.agg.state === 'READY' || r.agg.state === 'DISABLED') ? datastoreInfo(r.agg.record, this.config.capacityCheck, this.state.reservedIn(id) + pending.reservedIn(id)) : null;
+  }
+
+  /**
+   * What a driver's reply may claim as the image's file: the datastore's own
+   * folder, and which of the paths the reply names (its tokens, a restored
+   * disk's `<file>:<size>` too) other live images of the datastore hold, a
+   * snapshot folder `<SOURCE>.snap` with its image. Bounded by the reply's
+   * size, never by the pool.
+   */
+  private storage(datastoreId: number, imageId: number, info: string): StorageContext | null {
+    const ds = this.state.residentDatastore(datastoreId);
+    if (!ds || ds.agg.state === 'INIT' || ds.agg.state === 'REMOVED') return null;
+    const claimed: Record<string, number> = {};
+    for (const token of info.split(/\s+/).slice(0, 64)) {
+      const path = token.replace(/:\d+$/, '');
+      if (path === '') continue;
+      const holder = this.state.fileHolder(datastoreId, path, imageId) ?? (path.endsWith('.snap') ? this.state.fileHolder(datastoreId, path.slice(0, -'.snap'.length), imageId) : undefined);
+      if (holder !== undefined) claimed[path] = holder;
+    }
+    return { folder: ds.agg.record.basePath, claimed };
   }
 
   /** What a sweep compares the files with: a scan of the pool, once per monitor period, never per command. */

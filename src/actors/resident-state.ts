@@ -68,19 +68,24 @@ interface Indexed {
   readonly name: string;
   /** The earliest deadline of its pending operation and its jobs, null when nothing runs. */
   readonly deadline: number | null;
+  /** The files it holds in its datastore: its SOURCE and its increments' (a driver's reply may claim none of them for another image). */
+  readonly files: readonly string[];
 }
 
 function indexedOf(agg: ImageAggregate): Indexed {
   const r = agg.record;
   let deadline = r.pending ? r.pending.deadline : null;
   for (const j of r.jobs) if (deadline === null || j.deadline < deadline) deadline = j.deadline;
-  return { id: r.id, live: agg.state !== 'INIT' && agg.state !== 'REMOVED', datastoreId: r.datastore.id, reservedMb: r.reservedMb, uid: r.uid, name: r.name, deadline };
+  return { id: r.id, live: agg.state !== 'INIT' && agg.state !== 'REMOVED', datastoreId: r.datastore.id, reservedMb: r.reservedMb, uid: r.uid, name: r.name, deadline, files: heldFiles(r.source, r.increments.map((i) => i.source)) };
 }
 
-const indexedOfForeign = (id: number, f: ForeignImage): Indexed => ({ id, live: f.live, datastoreId: f.datastoreId, reservedMb: f.reservedMb, uid: f.uid, name: f.name, deadline: null });
+const indexedOfForeign = (id: number, f: ForeignImage): Indexed => ({ id, live: f.live, datastoreId: f.datastoreId, reservedMb: f.reservedMb, uid: f.uid, name: f.name, deadline: null, files: heldFiles(f.source, f.increments) });
+
+const heldFiles = (source: string, increments: readonly string[]): string[] => [source, ...increments].filter((p) => p !== '');
 
 const sameIndexed = (a: Indexed, b: Indexed): boolean =>
-  a.live === b.live && a.datastoreId === b.datastoreId && a.reservedMb === b.reservedMb && a.uid === b.uid && a.name === b.name && a.deadline === b.deadline;
+  a.live === b.live && a.datastoreId === b.datastoreId && a.reservedMb === b.reservedMb && a.uid === b.uid && a.name === b.name && a.deadline === b.deadline &&
+  a.files.length === b.files.length && a.files.every((f, i) => f === b.files[i]);
 
 /**
  * Every aggregate, the sequence and hash of its last commit, the name
@@ -100,6 +105,8 @@ export class ResidentState {
   private readonly members = new Map<number, number>();
   /** Datastore id → image id → the space that image's creation holds (W38), from the images' own records. */
   private readonly reserved = new Map<number, Map<number, number>>();
+  /** `<datastore id> <file>` → the live images that hold that file (SOURCE, increments): what a driver's reply may not claim. */
+  private readonly fileHolders = new Map<string, number[]>();
   /** Image id → the earliest deadline of what runs on it: the watchdog reads these, not the pool. */
   private readonly deadlines = new Map<number, number>();
   /** Keys (`image.<id>`, `datastore.<id>`) changed since the last checkpoint took them. */
@@ -308,13 +315,32 @@ export class ResidentState {
     }
   }
 
+  /** The live image other than `except` that holds `file` in the datastore (its SOURCE or an increment's), if any. */
+  fileHolder(datastoreId: number, file: string, except: number): number | undefined {
+    return this.fileHolders.get(fileKey(datastoreId, file))?.find((id) => id !== except);
+  }
+
+  /** Takes an image's files out of (-1) or into (+1) the index of who holds what. */
+  private holdFiles(image: Indexed, sign: 1 | -1): void {
+    if (!image.live) return;
+    for (const f of image.files) {
+      const key = fileKey(image.datastoreId, f);
+      const held = (this.fileHolders.get(key) ?? []).filter((id) => id !== image.id);
+      if (sign > 0) held.push(image.id);
+      if (held.length > 0) this.fileHolders.set(key, held);
+      else this.fileHolders.delete(key);
+    }
+  }
+
   /** Moves an image from what the indexes knew of it to what it is now. */
   private index(before: Indexed | undefined, after: Indexed): void {
     if (before) {
+      this.holdFiles(before, -1);
       this.count(before, -1);
       if (this.imageNames.get(nameKey(before.uid, before.name)) === before.id) this.imageNames.delete(nameKey(before.uid, before.name));
     }
     this.count(after, 1);
+    this.holdFiles(after, 1);
     if (after.live) this.imageNames.set(nameKey(after.uid, after.name), after.id);
     if (after.deadline !== null) this.deadlines.set(after.id, after.deadline);
     else this.deadlines.delete(after.id);
@@ -469,3 +495,4 @@ export class ResidentState {
 }
 
 const nameKey = (uid: number, name: string): string => `${uid}\u0000${name}`;
+const fileKey = (datastoreId: number, file: string): string => `${datastoreId}\u0000${file}`;

@@ -73,7 +73,8 @@ export class DriverResponder {
       return;
     }
     if (req.action === 'STAT' || req.action === 'RESTORE' || req.action === 'BACKUP') return;
-    const source = `/var/lib/one/datastores/${req.datastoreId}/img-${req.imageId}`;
+    // A file of the datastore's own folder: a SOURCE anywhere else is refused (#27).
+    const source = `${req.datastore.basePath.replace(/\/+$/, '')}/img-${req.imageId}`;
     const info: Record<string, string> = { CP: `${source} raw`, CLONE: source, MKFS: source, RM: '', SNAP_DELETE: '-', SNAP_REVERT: '-', SNAP_FLATTEN: '-', INCREMENT_FLATTEN: '10' };
     await this.out.command(
       { type: 'driver.reply', imageId: req.imageId, requestId: req.requestId, action: req.action, result: ok ? 'SUCCESS' : 'FAILURE', info: ok ? (info[req.action] ?? '') : 'dummy failure' },

@@ -19,6 +19,9 @@ import { ADMIN, IMAGE_DS, T0 } from './fixtures.js';
 
 let seq = 0;
 
+/** The folder of the datastore the events' images live in (their BASE_PATH). */
+export const DS_FOLDER = '/ds/1';
+
 export interface EventOptions {
   readonly ctx?: Partial<DecisionContext>;
   readonly actor?: Actor;
@@ -32,7 +35,8 @@ export function event(command: ImageCommandInput, o: EventOptions = {}): ImageEv
   return {
     ...ImageCommandSchema.parse(command),
     meta: { commandId: o.commandId ?? `cmd-${seq}`, at: o.at ?? T0 + seq * 1000, actor: o.actor ?? ADMIN },
-    ctx: decisionContext({ datastore: IMAGE_DS, ...o.ctx }),
+    // A driver's file is taken only inside its datastore's folder (the default datastore's here).
+    ctx: decisionContext({ datastore: IMAGE_DS, storage: { folder: DS_FOLDER, claimed: {} }, ...o.ctx }),
   };
 }
 

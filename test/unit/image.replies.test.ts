@@ -202,16 +202,16 @@ describe('§6.3 rows LOCKED_USED / LOCKED_USED_PERS: the waiting VMs are told', 
       it(`CP+ → ${used}, VMs notified ready`, () => {
         const facts = withVm(locked.CP({ persistent }));
         expect(replay(facts)?.state).toBe(s);
-        expect(given(facts).when(replyTo('SUCCESS', '/x raw')).thenState(used).effects).toContainEqual(ready);
+        expect(given(facts).when(replyTo('SUCCESS', '/ds/1/x raw')).thenState(used).effects).toContainEqual(ready);
       });
       it('CP− → ERROR, VMs notified failed', () =>
         expect(given(withVm(locked.CP({ persistent }))).when(replyTo('FAILURE', 'e')).thenState('ERROR').effects).toContainEqual(failed));
       it(`CLONE+ → ${used}`, () =>
-        expect(given(withVm(locked.CLONE({ persistent }))).when(replyTo('SUCCESS', '/x')).thenState(used).effects).toContainEqual(ready));
+        expect(given(withVm(locked.CLONE({ persistent }))).when(replyTo('SUCCESS', '/ds/1/x')).thenState(used).effects).toContainEqual(ready));
       it('CLONE− → ERROR, VMs notified failed', () =>
         expect(given(withVm(locked.CLONE({ persistent }))).when(replyTo('FAILURE', 'e')).thenState('ERROR').effects).toContainEqual(failed));
       it(`MKFS+ → ${used}`, () =>
-        expect(given(withVm(locked.MKFS({ persistent }))).when(replyTo('SUCCESS', '/x')).thenState(used).effects).toContainEqual(ready));
+        expect(given(withVm(locked.MKFS({ persistent }))).when(replyTo('SUCCESS', '/ds/1/x')).thenState(used).effects).toContainEqual(ready));
       it('MKFS− → ERROR, VMs notified failed', () =>
         expect(given(withVm(locked.MKFS({ persistent }))).when(replyTo('FAILURE', 'e')).thenState('ERROR').effects).toContainEqual(failed));
       it('RM± n/a: ignored', () =>
@@ -348,7 +348,7 @@ describe('§6.3 row "any other state": W11, replies must match the pending reque
   it('a duplicate of an already applied reply is ignored', () => {
     const facts = locked.CP();
     const pending = replay(facts)?.pending;
-    const reply = event({ type: 'driver.reply', imageId: ID, requestId: pending?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: '/a raw' });
+    const reply = event({ type: 'driver.reply', imageId: ID, requestId: pending?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: '/ds/1/a raw' });
     const applied = given(facts).when(reply).thenState('READY');
     given([...facts, applied]).when(reply).then({ type: 'image.replyIgnored', state: 'READY' });
   });
@@ -412,7 +412,7 @@ describe('W1/W2: timeouts', () => {
   it('a timeout for a request that already completed is ignored', () => {
     const facts = locked.CP();
     const stale = timeoutOf(given(facts).aggregate);
-    const done = given(facts).when(replyTo('SUCCESS', '/a raw')).then({});
+    const done = given(facts).when(replyTo('SUCCESS', '/ds/1/a raw')).then({});
     given([...facts, done]).when(stale).then({ type: 'image.replyIgnored', state: 'READY' });
   });
   it('after a failed VM put a locked image in ERROR, the pending reply still lands its data but unlocks nothing', () => {
@@ -459,5 +459,56 @@ describe('ERROR with its copy still running (found by the invariant property)', 
     const late = decideImage(aggregateOf({ ...(replay([...facts, disabled]) ?? emptyImage(5)), state: 'DISABLED' }), event({ type: 'driver.reply', imageId: 5, requestId: running, action: 'CP', result: 'SUCCESS', info: '/ds/1/img raw' }));
     expect(late.ok ? late.next.state : 'DISABLED').toBe('DISABLED');
     expect(late.ok ? late.next.record.pending : null).toBeNull();
+  });
+});
+
+describe('#27: a driver host is trusted with its datastore\'s own files only', () => {
+  // Every way a reported SOURCE may leave the datastore's folder (/ds/1), or name another image's file.
+  const OUTSIDE = ['/etc/passwd', '/ds/2/x', '/ds/10/x', '/ds/1', '/ds/1/', '/ds/1/sub/x', '/ds/1/../2/x', '/ds/1/.', '/ds/1/..', 'relative', '/ds/1x/y'];
+  const claimed = { ctx: { storage: { folder: '/ds/1', claimed: { '/ds/1/alice': 2, '/ds/1/alice.snap': 2, '/ds/1/inc': 4 } } } };
+  const creations = [
+    ['CP', () => locked.CP(), (s: string) => `${s} raw`],
+    ['CLONE', () => locked.CLONE(), (s: string) => s],
+    ['MKFS', () => locked.MKFS(), (s: string) => s],
+    ['save-as MKFS', () => locked.SAVE_AS(), (s: string) => s],
+  ] as const;
+  for (const [name, facts, info] of creations) {
+    it(`${name}: a SOURCE outside the folder leaves the image in ERROR with why, no SOURCE, no RM`, () => {
+      for (const source of OUTSIDE) {
+        const f = given(facts()).when(replyTo('SUCCESS', info(source))).thenState('ERROR');
+        expect(f.changes.source, source).toBeUndefined();
+        expect(f.changes.error, source).toMatch(/operation succeeded but its SOURCE was refused: .* is not a file directly in datastore 1's folder \/ds\/1/);
+        expect(f.effects.some((e) => e.kind === 'driver.request'), source).toBe(false);
+      }
+    });
+    it(`${name}: another live image's SOURCE, increment or snapshot folder is refused`, () => {
+      for (const [source, owner] of [['/ds/1/alice', 2], ['/ds/1/alice.snap', 2], ['/ds/1/inc', 4]] as const) {
+        const f = given(facts()).when(replyTo('SUCCESS', info(source), claimed)).thenState('ERROR');
+        expect(f.changes.source).toBeUndefined();
+        expect(f.changes.error).toContain(`"${source}" is a file of image ${owner}`);
+      }
+      // A file of the folder that nobody holds is the image's.
+      given(facts()).when(replyTo('SUCCESS', info('/ds/1/new'), claimed)).then({ type: 'image.driverSucceeded' });
+    });
+    it(`${name}: without the datastore's folder (the datastore is gone) no SOURCE is taken`, () => {
+      given(facts()).when(replyTo('SUCCESS', info('/ds/1/new'), { ctx: { storage: null } })).thenState('ERROR');
+    });
+  }
+  it('a CLONE refused still releases its origin', () => {
+    const f = given(locked.CLONE()).when(replyTo('SUCCESS', '/ds/1/alice', claimed)).thenState('ERROR');
+    expect(f.effects).toContainEqual({ kind: 'image.releaseCloneSource', originId: ORIGIN, clone: { kind: 'image', id: ID } });
+  });
+  it('deleted while copying: a refused SOURCE is not removed (no RM of another image\'s file, nor outside the folder)', () => {
+    const facts = history(ID, registerFromPath(), event({ type: 'image.delete', imageId: ID, force: true }));
+    for (const [source, o] of [['/etc/passwd', {}], ['/ds/1/alice', claimed]] as const) {
+      const f = given(facts).when(replyTo('SUCCESS', `${source} raw`, o)).then({ type: 'image.removed', state: 'REMOVED' });
+      expect(f.effects.some((e) => e.kind === 'driver.request')).toBe(false);
+    }
+  });
+  it('a dummy datastore\'s fixed "dummy_path" is taken from dummy drivers only', () => {
+    const dummy = { ...IMAGE_DS, dsMad: 'dummy' };
+    const facts = history(ID, event({ type: 'image.allocate', imageId: ID, datastoreId: 1, template: { NAME: 'blank', TYPE: 'DATABLOCK', SIZE: '1' } }, { ctx: { datastore: dummy } }));
+    given(facts).when(replyTo('SUCCESS', 'dummy_path')).then({ type: 'image.driverSucceeded', state: 'READY' });
+    given(locked.MKFS()).when(replyTo('SUCCESS', 'dummy_path')).thenState('ERROR');
   });
 });

@@ -4,7 +4,7 @@
  * ends, what a BACKUP or RESTORE reply means, and when a chain is flattened.
  */
 import { describe, expect, it } from 'vitest';
-import { event, given, history, replay } from '../support/image-spec.js';
+import { DS_FOLDER, event, given, history, replay } from '../support/image-spec.js';
 import { allocateBackup, registerReady } from '../support/image-states.js';
 import { ADMIN, BACKUP_DS, IMAGE_DS, USER } from '../support/fixtures.js';
 import type { DatastoreInfo } from '../../src/messages/datastore-info.js';
@@ -59,7 +59,7 @@ describe('a reservation ends when its creation does', () => {
   const locked = () => history(ID, allocate({ NAME: 'sized', PATH: '/tmp/a', SIZE: '800' }));
   const requestId = (facts: ImageFact[]) => replay(facts)?.pending?.requestId ?? '';
   const reply = (facts: ImageFact[], result: 'SUCCESS' | 'FAILURE') =>
-    event({ type: 'driver.reply', imageId: ID, requestId: requestId(facts), action: 'CP', result, info: result === 'SUCCESS' ? '/d/s raw' : 'no' });
+    event({ type: 'driver.reply', imageId: ID, requestId: requestId(facts), action: 'CP', result, info: result === 'SUCCESS' ? '/ds/1/s raw' : 'no' });
   for (const [how, ev, state] of [
     ['the copy succeeds', (f: ImageFact[]) => reply(f, 'SUCCESS'), 'READY'],
     ['the copy fails', (f: ImageFact[]) => reply(f, 'FAILURE'), 'ERROR'],
@@ -142,26 +142,36 @@ describe('BACKUP and RESTORE replies, decided by the image they read', () => {
 
   const backupImage = () => history(ID, allocateBackup({ source: 'b', diskIds: [0, 1], owner: { uid: 7, gid: 100, uname: 'alice', gname: 'users' } }));
   const restoreCmd = event({ type: 'image.restore', imageId: ID, datastoreId: 1, options: { name: 'back' } }, { ctx: { datastore: IMAGE_DS }, actor: USER, commandId: 'restore-1' });
+  // A restore stages its disks in <BASE_PATH>/.restore/<request> of the backup datastore.
+  const staged = `${DS_FOLDER}/.restore/restore-1`;
   it('a RESTORE SUCCESS registers each printed disk under the ids the host took, as the user who restored', () => {
     const facts = [...backupImage(), given(backupImage()).when(restoreCmd).then({ type: 'image.restoreRequested' })];
     const ev = event(
-      { type: 'driver.reply', imageId: ID, requestId: restoreCmd.meta.commandId, action: 'RESTORE', result: 'SUCCESS', info: '/r/disk0:64 /r/disk1:8' },
+      { type: 'driver.reply', imageId: ID, requestId: restoreCmd.meta.commandId, action: 'RESTORE', result: 'SUCCESS', info: `${staged}/disk0:64 ${staged}/disk1:8` },
       { ctx: { newImageIds: [40, 41] } },
     );
     const f = given(facts).when(ev).then({ type: 'image.restored', state: 'READY', detail: { images: '40 41' } });
     expect(f.effects).toEqual([
-      { kind: 'image.registerRestored', imageId: 40, datastoreId: 1, template: { NAME: 'back-disk-0', PATH: '/r/disk0', SIZE: '64', TYPE: 'OS', FROM_BACKUP_DS: '100' }, owner: { uid: 7, gid: 100, name: 'alice' } },
-      { kind: 'image.registerRestored', imageId: 41, datastoreId: 1, template: { NAME: 'back-disk-1', PATH: '/r/disk1', SIZE: '8', TYPE: 'DATABLOCK', FROM_BACKUP_DS: '100' }, owner: { uid: 7, gid: 100, name: 'alice' } },
+      { kind: 'image.registerRestored', imageId: 40, datastoreId: 1, template: { NAME: 'back-disk-0', PATH: `${staged}/disk0`, SIZE: '64', TYPE: 'OS', FROM_BACKUP_DS: '100' }, owner: { uid: 7, gid: 100, name: 'alice' } },
+      { kind: 'image.registerRestored', imageId: 41, datastoreId: 1, template: { NAME: 'back-disk-1', PATH: `${staged}/disk1`, SIZE: '8', TYPE: 'DATABLOCK', FROM_BACKUP_DS: '100' }, owner: { uid: 7, gid: 100, name: 'alice' } },
     ]);
     const first = f.effects[0];
     expect(first && followUpCommand(first)).toMatchObject({ command: { type: 'image.allocate', imageId: 40, datastoreId: 1 }, actor: { uid: 7, gid: 100, name: 'alice' } });
     // Answered: the same reply again matches no job, so it can never create twice.
     given([...facts, f]).when(ev).then({ type: 'image.replyIgnored', effects: [] });
   });
+  it('#27: a restored disk outside its restore\'s staging folder (another image\'s SOURCE, a host file) registers nothing', () => {
+    const facts = [...backupImage(), given(backupImage()).when(restoreCmd).then({ type: 'image.restoreRequested' })];
+    for (const file of [`${DS_FOLDER}/alice`, '/etc/shadow', `${DS_FOLDER}/.restore/other/disk0`, `${staged}/../../alice`, `${staged}/sub/disk0`]) {
+      const ev = event({ type: 'driver.reply', imageId: ID, requestId: restoreCmd.meta.commandId, action: 'RESTORE', result: 'SUCCESS', info: `${staged}/disk0:1 ${file}:1` }, { ctx: { newImageIds: [40, 41] } });
+      const f = given(facts).when(ev).then({ type: 'image.jobFailed', effects: [] });
+      expect(f.detail['reason'], file).toContain('is not a file of its staging folder');
+    }
+  });
   it('without ids for every disk, the restore fails instead of guessing', () => {
     const facts = [...backupImage(), given(backupImage()).when(restoreCmd).then({ type: 'image.restoreRequested' })];
     given(facts)
-      .when(event({ type: 'driver.reply', imageId: ID, requestId: restoreCmd.meta.commandId, action: 'RESTORE', result: 'SUCCESS', info: '/r/d0:1 /r/d1:1' }, { ctx: { newImageIds: [40] } }))
+      .when(event({ type: 'driver.reply', imageId: ID, requestId: restoreCmd.meta.commandId, action: 'RESTORE', result: 'SUCCESS', info: `${staged}/d0:1 ${staged}/d1:1` }, { ctx: { newImageIds: [40] } }))
       .then({ type: 'image.jobFailed', effects: [] });
   });
 });

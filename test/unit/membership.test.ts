@@ -68,7 +68,7 @@ describe('membership counted from image facts', () => {
     expect(state.reservedIn(10)).toBe(500);
     expect(state.reservationsIn(10)).toEqual([{ imageId: 1, sizeMb: 300 }, { imageId: 2, sizeMb: 200 }]);
     const requestId = a.next.record.pending?.requestId ?? '';
-    const done = commitOf(a.next, { type: 'driver.reply', imageId: 1, requestId, action: 'CP', result: 'SUCCESS', info: '/d/1 raw' }, 10, 1000);
+    const done = commitOf(a.next, { type: 'driver.reply', imageId: 1, requestId, action: 'CP', result: 'SUCCESS', info: 'dummy_path raw' }, 10, 1000);
     expect(done.next.state).toBe('READY');
     state.apply(3, done.commit, 'h');
     state.apply(3, done.commit, 'h');

@@ -6,6 +6,7 @@ import type { Detail, Outcome } from '../shared/emitted.js';
 import type { DatastoreEvent, DatastoreEventOf } from './events.js';
 import { capacityRefusal, parseMonitor, validateCreate } from './validate.js';
 import { emptyDatastore } from './record.js';
+import { inFolder } from '../shared/paths.js';
 
 type DatastoreEmitted = Outcome<DatastoreFact['type']>;
 
@@ -111,12 +112,6 @@ const swept = (r: R, ev: E): Step => {
     detail: { files: c.files.length, orphans: orphans.length },
     effects: orphans.map((f) => ({ kind: 'datastore.orphanSource' as const, datastoreId: r.id, imageId: -1, source: f.path })),
   };
-};
-/** A file directly in `folder`: no sub-folder, no `.` or `..` step out of it. */
-const inFolder = (folder: string, path: string): boolean => {
-  if (folder === '' || !path.startsWith(`${folder.replace(/\/+$/, '')}/`)) return false;
-  const name = path.slice(folder.replace(/\/+$/, '').length + 1);
-  return name !== '' && name !== '.' && name !== '..' && !name.includes('/');
 };
 const removed = (): Step => ({ fact: 'datastore.removed', changes: {} });
 const notEmpty = (r: R, ev: E): Rejection | undefined => (ev.ctx.images > 0 ? rejection('DS_ERR_NOT_EMPTY', { id: r.id }) : undefined);

@@ -29,8 +29,21 @@ export interface DecisionContext {
   readonly vmBackupActive: boolean;
   /** Ids the host took from the counter for the images a RESTORE reply creates, in disk order. */
   readonly newImageIds: readonly number[];
+  /**
+   * For a driver reply: the folder of the image's datastore (its BASE_PATH),
+   * and, of the paths the reply names, each that another live image of that
+   * datastore names (its SOURCE, an increment's, or its snapshot folder
+   * `<SOURCE>.snap`), with that image's id. Null when the host knows no
+   * folder (the datastore is gone): no file a driver reports is taken then.
+   */
+  readonly storage: StorageContext | null;
   readonly defaults: ImageDefaults;
   readonly timeouts: Readonly<Record<DriverAction, number>>;
+}
+
+export interface StorageContext {
+  readonly folder: string;
+  readonly claimed: Readonly<Record<string, number>>;
 }
 
 export const decisionContext = (over: Partial<DecisionContext> = {}): DecisionContext => ({
@@ -42,6 +55,7 @@ export const decisionContext = (over: Partial<DecisionContext> = {}): DecisionCo
   statFailure: null,
   vmBackupActive: false,
   newImageIds: [],
+  storage: null,
   defaults: DEFAULT_IMAGE_DEFAULTS,
   timeouts: DEFAULT_DRIVER_TIMEOUTS,
   ...over,

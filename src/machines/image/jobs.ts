@@ -2,6 +2,7 @@ import type { ImageRecord, Job } from '../../messages/image-record.js';
 import type { Effect } from '../../messages/effects.js';
 import type { ImageEvent } from './events.js';
 import { eventOf, type Step } from './steps.js';
+import { inFolder } from '../shared/paths.js';
 
 /**
  * BACKUP and RESTORE read an image without locking it (§7.3, §7.13.1): each
@@ -64,6 +65,11 @@ export const jobAnswered: Step = (r, ev) => {
   }
   const disks = restoredDisks(reply.info);
   if (disks === null) return failed(`RESTORE must print "<file>:<size_mb> …", printed ${JSON.stringify(reply.info)}`);
+  // A restored disk is read from this restore's staging folder only (<BASE_PATH>/.restore/<request>): any other
+  // file (another image's SOURCE, a host file) would be copied into the user's new image.
+  const staging = ev.ctx.storage === null ? null : `${ev.ctx.storage.folder.replace(/\/+$/, '')}/.restore/${job.requestId}`;
+  const outside = disks.find((d) => staging === null || !inFolder(staging, d.file));
+  if (outside !== undefined) return failed(`RESTORE printed ${JSON.stringify(outside.file)}, which is not a file of its staging folder ${staging ?? `(the folder of datastore ${r.datastore.id} is not known)`}`);
   const ids = ev.ctx.newImageIds;
   if (ids.length < disks.length) return failed(`no image ids for ${disks.length} restored disks`);
   const base = job.name !== '' ? job.name : r.name.replace(/[^\w.-]+/g, '-');

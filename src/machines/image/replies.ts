@@ -4,6 +4,7 @@ import type { ImageEventOf } from './events.js';
 import { appendInfo, snapshotsSize } from './record.js';
 import { deleteSnapshot, emptySnapshots, findSnapshot, revertSnapshot } from './snapshots.js';
 import { incrementsSize, rewriteIncrements } from './increments.js';
+import { inFolder } from '../shared/paths.js';
 
 /** What a driver reply that matches the pending request means for the image (§9.2). */
 export interface ReplyOutcome {
@@ -33,6 +34,28 @@ const tokens = (info: string): string[] => info.trim().split(/\s+/).filter((t) =
 /** W32: "-" or nothing is not a source. */
 const validSource = (s: string | undefined): s is string => s !== undefined && s !== '' && s !== '-';
 const quoted = (info: string): string => JSON.stringify(info.length > 200 ? `${info.slice(0, 200)}…` : info);
+
+/** Drivers that keep no files print one fixed SOURCE (OpenNebula's dummy): that one only is theirs. */
+const FILELESS_SOURCE: Readonly<Record<string, string>> = { dummy: 'dummy_path', 'one-dummy': 'dummy_path' };
+
+/**
+ * Why a SOURCE a driver host reported cannot become the image's, or null when
+ * it can (#27: a driver host is a driver of its datastore, not an
+ * administrator). It must be a file directly in the datastore's own folder
+ * and no other live image's file (its SOURCE, an increment, its snapshots):
+ * else the image would alias another tenant's disk, and its delete would RM
+ * that disk, or a file outside the datastore.
+ */
+export function refusedSource(r: ImageRecord, ev: ImageEventOf<'driver.reply'>, source: string): string | null {
+  if (FILELESS_SOURCE[r.datastore.dsMad] === source) return null;
+  const storage = ev.ctx.storage;
+  if (storage === null) return `the folder of datastore ${r.datastore.id} is not known`;
+  if (!inFolder(storage.folder, source)) return `${quoted(source)} is not a file directly in datastore ${r.datastore.id}'s folder ${storage.folder}`;
+  const owner = storage.claimed[source];
+  if (owner !== undefined && owner !== r.id) return `${quoted(source)} is a file of image ${owner}`;
+  return null;
+}
+const sourceRefused = (action: string, why: string): string => `${action} operation succeeded but its SOURCE was refused: ${why}`;
 
 function releaseOrigin(r: ImageRecord): Effect[] {
   return r.cloningId >= 0
@@ -77,6 +100,8 @@ export function interpretReply(r: ImageRecord, ev: ImageEventOf<'driver.reply'>)
       if (!validSource(source)) return failed(`CP operation succeeded but returned no SOURCE: ${quoted(info)}`, {}, [monitor(r)], true);
       // W32: nothing is applied when the format is missing.
       if (format === undefined) return failed('CP operation succeeded but image FORMAT was not returned.', {}, [monitor(r)], true);
+      const refused = refusedSource(r, ev, source);
+      if (refused !== null) return failed(sourceRefused('CP', refused), {}, [monitor(r)], true);
       return succeeded({ source, format }, [monitor(r)]);
     }
     case 'CLONE': {
@@ -86,6 +111,8 @@ export function interpretReply(r: ImageRecord, ev: ImageEventOf<'driver.reply'>)
       if (!validSource(source)) {
         return failed(`CLONE operation succeeded but returned no SOURCE: ${quoted(info)}`, common, releaseOrigin(r), true);
       }
+      const refused = refusedSource(r, ev, source);
+      if (refused !== null) return failed(sourceRefused('CLONE', refused), common, releaseOrigin(r), true);
       return succeeded({ ...common, source, ...(format !== undefined ? { format } : {}) }, [...releaseOrigin(r), monitor(r)]);
     }
     case 'MKFS': {
@@ -94,6 +121,8 @@ export function interpretReply(r: ImageRecord, ev: ImageEventOf<'driver.reply'>)
         const msg = ok ? `MKFS operation succeeded but returned no SOURCE: ${quoted(info)}` : appendInfo('Error creating datablock', info);
         return failed(msg, r.saveAs ? { saveAs: null } : {}, [...saveAsCleared(r), monitor(r)], true);
       }
+      const refused = refusedSource(r, ev, source);
+      if (refused !== null) return failed(sourceRefused('MKFS', refused), r.saveAs ? { saveAs: null } : {}, [...saveAsCleared(r), monitor(r)], true);
       if (r.saveAs) {
         // W34: the VM disk's format was validated at allocation, so the transfer can start safely.
         const transfer: Effect = { kind: 'vm.saveAsTransfer', vmId: r.saveAs.vmId, diskId: r.saveAs.diskId, imageId: r.id, source };
