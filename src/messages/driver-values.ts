@@ -58,7 +58,7 @@ const digits = matching(/^\d+$/, 'a whole number');
 /** The image's own fields and template attributes a driver reads, each with its form (keys upper-case). */
 export const IMAGE_VALUE_FORMS: Readonly<Record<string, ValueCheck>> = {
   PATH: emptyOr(path),
-  SOURCE: emptyOr(matching(new RegExp(`^${PATH_CHARS}+$`), 'a path of letters, digits and . _ - + @ % = , : ~ /')),
+  SOURCE: emptyOr(matching(new RegExp(`^[A-Za-z0-9._+@%=,:~/]${PATH_CHARS}*$`), 'a path of letters, digits and . _ - + @ % = , : ~ /, not starting with -')),
   FORMAT: emptyOr(oneOf(DISK_FORMATS)),
   FS: emptyOr(oneOf(FILE_SYSTEMS)),
   SIZE: emptyOr(matching(/^\d+(\.\d+)?[ ]*[A-Za-z]{0,3}$/, 'a size in MB (a number, optionally with a unit)')),
@@ -71,8 +71,8 @@ export const IMAGE_VALUE_FORMS: Readonly<Record<string, ValueCheck>> = {
 
 /** The datastore attributes a driver reads (OpenNebula's fs, imgr's bundled ones), each with its form. */
 export const DATASTORE_VALUE_FORMS: Readonly<Record<string, ValueCheck>> = {
-  DS_MAD: matching(/^[A-Za-z0-9_-]*$/, 'a driver name of letters, digits, _ and -'),
-  TM_MAD: matching(/^[A-Za-z0-9_-]*$/, 'a driver name of letters, digits, _ and -'),
+  DS_MAD: matching(/^([A-Za-z0-9][A-Za-z0-9_-]*)?$/, 'a driver name of letters, digits, _ and -'),
+  TM_MAD: matching(/^([A-Za-z0-9][A-Za-z0-9_-]*)?$/, 'a driver name of letters, digits, _ and -'),
   BASE_PATH: emptyOr(localPath),
   DRIVER: emptyOr(oneOf(DISK_FORMATS)),
   SAFE_DIRS: pathList,
@@ -86,7 +86,7 @@ export const DATASTORE_VALUE_FORMS: Readonly<Record<string, ValueCheck>> = {
   NFS_AUTO_ENABLE: yesNo,
   NFS_AUTO_HOST: emptyOr(matching(new RegExp(`^${hostName}$`), 'a host name')),
   NFS_AUTO_PATH: emptyOr(localPath),
-  NFS_AUTO_OPTS: emptyOr(matching(/^[A-Za-z0-9=,._-]+$/, 'mount options of letters, digits and = , . _ -')),
+  NFS_AUTO_OPTS: emptyOr(matching(/^[A-Za-z0-9][A-Za-z0-9=,._-]*$/, 'mount options of letters, digits and = , . _ -')),
   LIMIT_TRANSFER_BW: emptyOr(matching(/^\d+[KMGkmg]?$/, 'a rate such as 10M')),
   LIMIT_MB: emptyOr(digits),
   RSYNC_HOST: emptyOr(matching(new RegExp(`^${hostName}$`), 'a host name')),
