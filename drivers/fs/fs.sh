@@ -25,15 +25,17 @@ snapshot_format() {
 image_opts() { printf 'driver=%s,file.driver=file,file.filename=%s' "$1" "${2//,/,,}"; }
 
 # Local paths must not come from restricted directories unless they are in a safe one.
+# check_restricted PATH [SHOWN]: PATH is resolved here (a /proc/self/fd/N link resolves to the file that
+# descriptor has open, which is what cp copies); SHOWN names it in the refusal (PATH by default).
 check_restricted() {
-  local path d restricted safe
-  path="$(readlink -f -- "$1")" || fail "Cannot access $1"
+  local path d restricted safe shown_as="${2:-$1}"
+  path="$(readlink -f -- "$1")" || fail "Cannot access $shown_as"
   # read -a splits on blanks without expanding globs.
   read -r -a restricted <<<"${IMGR_DS_TEMPLATE_RESTRICTED_DIRS:-/}"
   read -r -a safe <<<"${IMGR_DS_TEMPLATE_SAFE_DIRS:-/var/tmp}"
   for d in "${safe[@]}"; do [[ "$d" == /* ]] && is_under "$path" "$d" && return 0; done
   for d in "${restricted[@]}"; do
-    is_under "$path" "$d" && fail "Not allowed to copy image from $1, check RESTRICTED_DIRS in your datastore"
+    is_under "$path" "$d" && fail "Not allowed to copy image from $shown_as, check RESTRICTED_DIRS in your datastore"
   done
   return 0
 }
