@@ -1,6 +1,6 @@
 import { chmod, mkdir, mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { DriverRequest } from '../messages/wire.js';
 import { RESTORE_STAGING_EXTRA } from '../messages/driver.js';
 import type { Clock } from '../platform/clock.js';
@@ -70,8 +70,49 @@ const resolved = (p: string): Promise<string> => realpath(p).catch(() => p);
 
 const nothingStaged = (request: DriverRequest, localPath: string | null): PreparedInput => ({ ok: true, request, localPath, logs: [], shown: (t) => t, release: () => Promise.resolve() });
 
-/** The input of one action, made local and allowed (see above). */
+/** The folder `dir` holds `file` (both resolved): a SAFE_DIRS entry counts for whole folders only. */
+const holds = (dir: string, file: string): boolean => {
+  const d = `${dir.replace(/\/+$/, '')}/`;
+  return d === '/' || `${file.replace(/\/+$/, '')}/`.startsWith(d);
+};
+
+/**
+ * The datastore's path policy, OpenNebula's `check_restricted` made the driver
+ * host's, before anything looks at a local PATH (inspection, STAT's size, a
+ * driver's cp): the real path (links resolved) must be in a SAFE_DIRS folder
+ * or under no RESTRICTED_DIRS entry. A RESTRICTED_DIRS entry is a plain prefix
+ * as OpenNebula's grep reads it (/etc refuses /etc2 too); the default when the
+ * template names none is `/`, as the bundled fs driver's. The refusal is
+ * check_restricted's text, whatever the file is or whether it exists, so
+ * nothing about a file outside the allowed folders is revealed.
+ */
+export async function pathPolicyRefusal(req: DriverRequest, path: string, shown: string = path): Promise<string | null> {
+  const real = await realpath(path).catch(async () => {
+    // A file that does not exist is judged by the folder it would be in (readlink -f does the same).
+    const parent = await realpath(dirname(path)).catch(() => resolve(dirname(path)));
+    return join(parent, basename(path));
+  });
+  const words = (v: string | undefined, fallback: string): string[] => (v ?? fallback).split(/\s+/).filter((w) => w.startsWith('/'));
+  const t = req.datastore.template;
+  if (words(t['SAFE_DIRS'], '').some((d) => holds(d, real))) return null;
+  if (words(t['RESTRICTED_DIRS'], '/').some((d) => real.startsWith(d))) return `Not allowed to copy image from ${shown}, check RESTRICTED_DIRS in your datastore`;
+  return null;
+}
+
+/** The input of one action, made local and allowed (see above), its local PATH checked against the datastore's path policy. */
 export async function prepareInput(req: DriverRequest, o: StagingOptions, clock: Clock): Promise<Prepared> {
+  const p = await stageInput(req, o, clock);
+  if (!p.ok || (req.action !== 'CP' && req.action !== 'STAT') || req.datastore.type === 'BACKUP_DS') return p;
+  const path = p.request.image?.path ?? '';
+  const local = localOf(path);
+  // A relative PATH would be read from the driver's working directory (OpenNebula's var folder): never.
+  const refusal = local === null ? (path === '' ? null : `Not allowed to copy image from ${path}, check RESTRICTED_DIRS in your datastore`) : await pathPolicyRefusal(p.request, local);
+  if (refusal === null) return p;
+  await p.release();
+  return { ok: false, failure: p.shown(refusal) };
+}
+
+async function stageInput(req: DriverRequest, o: StagingOptions, clock: Clock): Promise<Prepared> {
   const { [RESTORE_STAGING_EXTRA]: restoreDir, ...extra } = req.extra;
   const image = req.image;
   if (req.action !== 'CP' || image === null) return nothingStaged(restoreDir === undefined ? req : { ...req, extra }, null);
