@@ -7,6 +7,7 @@ import type { Clock } from '../platform/clock.js';
 import { emptyImage } from '../machines/image/record.js';
 import { restoredDisks } from '../machines/image/jobs.js';
 import type { ResidentState } from './resident-state.js';
+import { IMAGE_VALUE_FORMS, valueRefusal } from '../messages/driver-values.js';
 
 /** Runs a STAT request somewhere a driver runs and answers with the reply. */
 export type StatProbe = (req: DriverRequest) => Promise<{ result: 'SUCCESS' | 'FAILURE'; info: string; logs?: readonly string[] }>;
@@ -42,6 +43,8 @@ export class OutsideLookups {
     const tpl = Object.fromEntries(Object.entries(command.template).map(([k, v]) => [k.trim().toUpperCase(), v.trim()]));
     const path = tpl['PATH'] ?? '';
     if (path === '' || (tpl['SOURCE'] ?? '') !== '' || /^\d/.test(tpl['SIZE'] ?? '')) return none;
+    // A value without its strict form (a PATH with shell syntax…) reaches no driver, not even a STAT: the machine refuses it.
+    if (valueRefusal(IMAGE_VALUE_FORMS, tpl) !== undefined) return none;
     const ds = this.state.datastore(command.datastoreId);
     if (!ds || ds.state === 'REMOVED') return none;
     const request: DriverRequest = {
