@@ -108,7 +108,9 @@ export class ImgrClient {
     );
     const command = await turn;
     const given = o.commandId ?? randomUUID();
-    const commandId = o.internal === true && !given.startsWith(INTERNAL_ID_PREFIX) ? `${INTERNAL_ID_PREFIX}${given}` : given;
+    // A driver host's ids are its own (`imgr.reply-…`): the intake takes no other on its subject.
+    const prefix = this.principal === 'drivers' ? `${INTERNAL_ID_PREFIX}reply-` : INTERNAL_ID_PREFIX;
+    const commandId = o.internal === true && !given.startsWith(INTERNAL_ID_PREFIX) ? `${prefix}${given}` : given;
     const timeoutMs = o.timeoutMs ?? 30_000;
     const { kind, id } = aggregateOfCommand(command);
     const waiting = this.replies.expect(timeoutMs);

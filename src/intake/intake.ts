@@ -13,6 +13,7 @@ import {
   INTERNAL_ID_PREFIX,
   DRIVER_COMMANDS,
   DRIVER_ACTOR,
+  DRIVER_ID,
   type CommandSource,
   type Command,
   aggregateOfCommand,
@@ -37,9 +38,9 @@ import { inboxPrefixFor } from '../platform/nats.js';
 import { DEFAULT_SECRET_ATTRIBUTES, REDACTED, unsealedSecrets } from '../secrets/sealed.js';
 
 /** The durables of the store before commands were partitioned: an upgraded store's backlog is drained from them (legacy-intake.ts). */
-export const LEGACY_DURABLES: Record<CommandSource, string> = { public: 'imgr-intake', internal: 'imgr-intake-internal' };
+export const LEGACY_DURABLES: Record<CommandSource, string> = { public: 'imgr-intake', internal: 'imgr-intake-internal', driver: 'imgr-intake-replies' };
 
-export const SOURCE_STREAMS: Record<CommandSource, string> = { public: STREAMS.commands, internal: STREAMS.internal };
+export const SOURCE_STREAMS: Record<CommandSource, string> = { public: STREAMS.commands, internal: STREAMS.internal, driver: STREAMS.replies };
 
 /** The durable of one source's partition. */
 export const intakeDurable = (source: CommandSource, partition: number): string => `${LEGACY_DURABLES[source]}-p${partition}`;
@@ -376,8 +377,9 @@ export function parseCommandMessage(
 ): Parsed {
   const raw = safeJson(text);
   if (raw === undefined) return { ok: false, rejection: rejection('CMD_ERR_MALFORMED', { reason: 'not JSON' }), partial: {} };
-  // imgr's stream holds the manager's own commands and the driver hosts' reports: the subject says which.
-  const fromDriver = source === 'internal' && isDriverSubject(subject);
+  // The driver hosts' reports have their stream (IMGR_REP); an older store's are still in imgr's: the subject says which.
+  const fromDriver = source !== 'public' && isDriverSubject(subject);
+  if (source === 'driver' && !fromDriver) return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected: 'imgr.drv-reply.<kind>.<id>' }), partial: {} };
   // A driver host reports and decides nothing else: any other type is refused before it is even read (a type added later too).
   const type = commandTypeOf(raw);
   if (fromDriver && !DRIVER_COMMANDS.has(type)) {
@@ -416,6 +418,9 @@ export function parseCommandMessage(
   } else if (!commandId.startsWith(INTERNAL_ID_PREFIX)) {
     return { ok: false, rejection: rejection('CMD_ERR_SUBJECT', { subject, expected: subjects.command('<principal>', kind, id) }), partial: r.data };
   } else if (fromDriver) {
+    // A driver host's ids are its own: one the manager derives (a follow-up's, a timeout's) would be held first.
+    // Refused without its envelope, so that not even the refusal's record takes the id (rej-<id>).
+    if (!DRIVER_ID.test(commandId)) return { ok: false, rejection: rejection('CMD_ERR_RESERVED_ID', { id: commandId, prefix: /^imgr\.[^-]*-?/.exec(commandId)?.[0] ?? INTERNAL_ID_PREFIX }), partial: { replyTo: ownReply } };
     // A driver host acts as the system, never as whom its message names.
     if (r.data.replyTo !== null && ownReply === null) return { ok: false, rejection: rejection('CMD_ERR_REPLY_TO', { replyTo: r.data.replyTo, principal: 'drivers' }), partial: { envelope: r.data.envelope } };
     message = { ...r.data, envelope: { ...r.data.envelope, actor: { ...DRIVER_ACTOR } } };

@@ -6,7 +6,7 @@ import type { CommandSource } from './wire.js';
  * publish (`imgr.cmd.<principal>.<kind>.<id>`, `imgr.int.<kind>.<id>`,
  * `imgr.drv-reply.<kind>.<id>`) and
  * store them with the partition of `<kind>.<id>` appended, the same
- * partition in both streams. Each partition has a durable per stream, and
+ * partition in every stream. Each partition has a durable per stream, and
  * one manager at a time holds a partition (intake/partition-ownership.ts).
  *
  * The count is fixed per store (recorded in imgr_meta at first start): the
@@ -22,19 +22,26 @@ export function partitionedSubjects(count: number): Record<CommandSource, { subj
       subjects: ['imgr.cmd.*.*.*'],
       subject_transform: { src: 'imgr.cmd.*.*.*', dest: `imgr.cmd.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(${count},2,3)}}` },
     },
-    // The manager's own commands and the driver hosts' reports (two subjects, so that each role may
-    // publish on its own only) share the stream and its partitions: one transform keeps the first token.
+    // The manager's own commands. A store written before IMGR_REP kept the driver hosts' reports here too
+    // (imgr.drv-reply.<kind>.<id>.<p>): the partition's durable still takes those (partitionFilter).
     internal: {
-      subjects: ['imgr.int.*.*', 'imgr.drv-reply.*.*'],
-      subject_transform: { src: 'imgr.*.*.*', dest: `imgr.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(${count},2,3)}}` },
+      subjects: ['imgr.int.*.*'],
+      subject_transform: { src: 'imgr.int.*.*', dest: `imgr.int.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(${count},1,2)}}` },
+    },
+    // The driver hosts' reports: a stream of their own, so that a msgID the drivers user publishes never
+    // shares a de-duplication window with the manager's follow-ups and timeouts.
+    driver: {
+      subjects: ['imgr.drv-reply.*.*'],
+      subject_transform: { src: 'imgr.drv-reply.*.*', dest: `imgr.drv-reply.{{wildcard(1)}}.{{wildcard(2)}}.{{partition(${count},1,2)}}` },
     },
   };
 }
 
 /** What a partition's durable takes from its stream. */
-export const partitionFilter = (source: CommandSource, partition: number): string => (source === 'public' ? `imgr.cmd.*.*.*.${partition}` : `imgr.*.*.*.${partition}`);
+export const partitionFilter = (source: CommandSource, partition: number): string =>
+  source === 'public' ? `imgr.cmd.*.*.*.${partition}` : source === 'driver' ? `imgr.drv-reply.*.*.${partition}` : `imgr.*.*.*.${partition}`;
 
-const PUBLISHED_TOKENS: Record<CommandSource, number> = { public: 5, internal: 4 };
+const PUBLISHED_TOKENS: Record<CommandSource, number> = { public: 5, internal: 4, driver: 4 };
 
 /**
  * The subject the sender published, from the one the stream stored: the

@@ -111,8 +111,22 @@ export const DRIVER_ACTOR = { uid: 0, gid: 0, name: 'imgr', service: 'driver-hos
  */
 export const INTERNAL_ID_PREFIX = 'imgr.';
 
-/** Where a command travels: a service's subject, or imgr's own. */
-export const COMMAND_SOURCES = ['public', 'internal'] as const;
+/**
+ * The ids a driver host's reports take (`imgr.reply-<request>`,
+ * `imgr.log-<request>-<n>`, `imgr.sweep-<request>`), and the only ones
+ * taken on its subject: an id the manager derives (`imgr.pm-…`,
+ * `imgr.timeout-…`, `imgr.with-…`) is the manager's, so that no report can
+ * hold it first in the outcomes or the log.
+ */
+export const DRIVER_ID = /^imgr\.(reply|log|sweep)-/;
+
+/**
+ * Where a command travels: a service's subject, imgr's own, or the driver
+ * hosts' (each in a stream of its own, so that no sender shares a
+ * de-duplication window with another: a msgID one of them claims never
+ * suppresses another's message).
+ */
+export const COMMAND_SOURCES = ['public', 'internal', 'driver'] as const;
 export type CommandSource = (typeof COMMAND_SOURCES)[number];
 
 /** What a service publishes on imgr.cmd.<kind>.<id>. */

@@ -61,10 +61,10 @@ const readerPublish = (user: string): string =>
   ])}, deny: ${JSON.stringify(READER_DENY)} }`;
 
 const READER_DENY = [
-  ...['IMGR_CMD', 'IMGR_INT', 'IMGR_DRV'].flatMap((s) => [`$JS.API.CONSUMER.*.${s}`, `$JS.API.CONSUMER.*.${s}.>`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`]),
+  ...['IMGR_CMD', 'IMGR_INT', 'IMGR_REP', 'IMGR_DRV'].flatMap((s) => [`$JS.API.CONSUMER.*.${s}`, `$JS.API.CONSUMER.*.${s}.>`, `$JS.API.CONSUMER.MSG.NEXT.${s}.*`]),
   ...['imgr-dispatch', 'imgr-process'].flatMap((d) => [`$JS.API.CONSUMER.CREATE.IMGR_EVT.${d}`, `$JS.API.CONSUMER.CREATE.IMGR_EVT.${d}.>`, `$JS.API.CONSUMER.MSG.NEXT.IMGR_EVT.${d}`]),
   '$JS.API.CONSUMER.DURABLE.>',
-  ...['IMGR_CMD', 'IMGR_INT', 'IMGR_DRV'].flatMap((s) => [`$JS.API.STREAM.MSG.GET.${s}`, `$JS.API.DIRECT.GET.${s}`, `$JS.API.DIRECT.GET.${s}.>`]),
+  ...['IMGR_CMD', 'IMGR_INT', 'IMGR_REP', 'IMGR_DRV'].flatMap((s) => [`$JS.API.STREAM.MSG.GET.${s}`, `$JS.API.DIRECT.GET.${s}`, `$JS.API.DIRECT.GET.${s}.>`]),
 ];
 
 /** The permissions each role has: a variable of nats.conf, or generated where they name the user. */

@@ -22,10 +22,12 @@ export { BUCKETS, DRIVERS_DURABLE, STREAMS };
  * Bumped whenever the streams or buckets change; `migrations` brings older
  * stores up to it. 2: the log and the commands accept atomic batches
  * (multi-aggregate commits), rejections accept per-message TTLs (nats-server
- * >= 2.12), imgr's own commands travel in IMGR_INT. Streams are updated in place at every start, so a store written
+ * >= 2.12), imgr's own commands travel in IMGR_INT. 3: the driver hosts'
+ * reports travel in IMGR_REP (IMGR_INT gives their subject up; the reports
+ * it already holds are still decided from there). Streams are updated in place at every start, so a store written
  * by an older imgr, or by nats-server 2.9, opens as it is.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const MINUTE = 60_000;
 
@@ -54,6 +56,17 @@ export function streamConfigs(partitions: number = DEFAULT_PARTITIONS): NamedStr
       duplicate_window: nanos(10 * MINUTE),
       max_msg_size: 1024 * 1024,
       allow_atomic: true,
+    },
+    {
+      // The driver hosts' reports: a stream of their own, so that nothing the drivers user publishes
+      // shares a de-duplication window with the manager's own commands (a report with the msgID of a
+      // follow-up or a timeout would suppress it). Listed after IMGR_INT, which gives their subject up first.
+      name: STREAMS.replies,
+      ...partitioned.driver,
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(10 * MINUTE),
+      max_msg_size: 1024 * 1024,
     },
     {
       // The log is the source of truth: no expiry, nothing deleted or purged.

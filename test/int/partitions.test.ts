@@ -116,7 +116,7 @@ async function ensureImages(): Promise<void> {
 }
 
 describe('partitioned managers', () => {
-  it('stores every command with its aggregate\'s partition, the same in both command streams and on both of imgr\'s subjects', async () => {
+  it('stores every command with its aggregate\'s partition, the same in every command stream', async () => {
     const service = jetstream(await nats.connect('service'));
     const manager = jetstream(await nats.connect('manager'));
     const drivers = jetstream(await nats.connect('drivers'));
@@ -127,11 +127,11 @@ describe('partitioned managers', () => {
       for (let id = 0; id < 24; id++) {
         const pub = await stored(service.publish(`imgr.cmd.service.${kind}.${id}`, 'probe'), STREAMS.commands);
         const int = await stored(manager.publish(`imgr.int.${kind}.${id}`, 'probe'), STREAMS.internal);
-        const reply = await stored(drivers.publish(`imgr.drv-reply.${kind}.${id}`, 'probe'), STREAMS.internal);
+        const reply = await stored(drivers.publish(`imgr.drv-reply.${kind}.${id}`, 'probe'), STREAMS.replies);
         const partition = pub.split('.').at(-1) ?? '';
         expect(pub).toBe(`imgr.cmd.service.${kind}.${id}.${partition}`);
         expect(int).toBe(`imgr.int.${kind}.${id}.${partition}`);
-        // The driver hosts' reports share the partitions of the manager's own commands.
+        // The driver hosts' reports (in a stream of their own) have the partitions of the manager's own commands.
         expect(reply).toBe(`imgr.drv-reply.${kind}.${id}.${partition}`);
         // What managers compute for their timers is what the server decided.
         expect(partitionOf(kind, id, DEFAULT_PARTITIONS)).toBe(Number(partition));

@@ -46,7 +46,7 @@ afterAll(async () => {
   await nats.dispose();
 });
 
-const SOURCE_STREAM: Record<CommandSource, string> = { public: STREAMS.commands, internal: STREAMS.internal };
+const SOURCE_STREAM: Record<CommandSource, string> = { public: STREAMS.commands, internal: STREAMS.internal, driver: STREAMS.replies };
 const pending = async (source: CommandSource, imageId: number): Promise<number> => (await jsm.consumers.info(SOURCE_STREAM[source], intakeDurable(source, partitionOf('image', imageId, partitions)))).num_ack_pending;
 
 /** The refusals IMGR_REJ recorded of messages naming `id`. */
@@ -79,12 +79,12 @@ describe('ids the outcome bucket cannot store', () => {
     expect(await refusalsOf(id)).toBe(1);
   });
 
-  it.each(DRIVER_POISON)('the drivers user\'s report with id %j is refused once and the internal partition goes on', async (id) => {
+  it.each(DRIVER_POISON)('the drivers user\'s report with id %j is refused once and the driver hosts\' partition goes on', async (id) => {
     const imageId = 800 + DRIVER_POISON.indexOf(id);
     const log = { type: 'driver.log' as const, imageId, requestId: 'req-1', action: 'CP', lines: [{ severity: 'I' as const, text: 'x' }] };
     expect(await drivers.send(log, { commandId: id, internal: true, timeoutMs: 20_000 })).toMatchObject({ status: 'rejected', code: 'CMD_ERR_INVALID' });
     expect(await drivers.send(log, { internal: true, timeoutMs: 20_000 })).toMatchObject({ status: 'rejected', code: 'IMG_ERR_NOT_FOUND' });
-    await eventually(async () => (await pending('internal', imageId)) === 0, 'nothing pending on the partition');
+    await eventually(async () => (await pending('driver', imageId)) === 0, 'nothing pending on the partition');
     expect(await refusalsOf(id)).toBe(1);
   });
 

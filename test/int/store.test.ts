@@ -37,7 +37,7 @@ describe('provisioning', () => {
     const b = await provision(nc);
     const names: string[] = [];
     for await (const s of b.jsm.streams.list()) names.push(s.config.name);
-    expect(names.sort()).toEqual([STREAMS.commands, STREAMS.internal, STREAMS.driver, STREAMS.events, STREAMS.rejected, STREAMS.parked, 'KV_imgr_meta', 'KV_imgr_outcomes', 'KV_imgr_snapshots', 'KV_imgr_leases'].sort());
+    expect(names.sort()).toEqual([STREAMS.commands, STREAMS.internal, STREAMS.replies, STREAMS.driver, STREAMS.events, STREAMS.rejected, STREAMS.parked, 'KV_imgr_meta', 'KV_imgr_outcomes', 'KV_imgr_snapshots', 'KV_imgr_leases'].sort());
     expect((await a.meta.get('schema'))?.string()).toBe(String(SCHEMA_VERSION));
     const evt = await b.jsm.streams.info(STREAMS.events);
     expect(evt.config).toMatchObject({ deny_delete: true, deny_purge: true, max_age: 0 });
