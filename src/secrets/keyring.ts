@@ -50,7 +50,8 @@ export async function publicKeyOfFile(file: string): Promise<string> {
  * than the one clients seal to: it says so instead of opening nothing.
  */
 export async function isPublishedKey(nc: NatsConnection, key: SecretsKey): Promise<boolean> {
-  const meta = await new Kvm(nc).open(BUCKETS.meta);
+  // By a direct get of its literal subject: the drivers role may read that key of imgr_meta and no other.
+  const meta = await new Kvm(nc).open(BUCKETS.meta, { allow_direct: true });
   const current = await meta.get(META_KEYS.publicKey);
   if (current?.operation !== 'PUT') return false;
   if (current.string() === key.publicKeyPem) return true;
