@@ -125,9 +125,12 @@ export class Manager {
     host.hold((partition) => ownership.holds(partition));
     // Queries are answered from a connection that may publish to inboxes only (Responder).
     const queries = await Responder.connect(o.servers, 'imgr-manager-queries', o.log.child({ component: 'queries' }));
+    // Ids for principals, who create things: the read-only roles (auditor, dashboard) and the others get no answer,
+    // so asking cannot advance the counters.
     queries.serve(QUERY_PATTERNS.nextId, 'imgr-ids', async (q) => {
       const kind = AggregateKindSchema.safeParse(q.tokens[4]);
-      if (!kind.success) return undefined;
+      const asker = principals.lookup(q.asker);
+      if (!kind.success || asker === undefined || 'refused' in asker) return undefined;
       const [id] = await nextIds(p.meta, kind.data, 1);
       return String(id);
     });
