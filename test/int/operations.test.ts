@@ -18,7 +18,7 @@ import { provision, STREAMS } from '../../src/store/provision.js';
 import { EventStore, loggedCommit } from '../../src/store/event-store.js';
 import { readStream } from '../../src/store/read-stream.js';
 import { AggregateHost } from '../../src/actors/host.js';
-import { ManagerConfigSchema } from '../../src/platform/config.js';
+import { BUNDLED_DRIVERS, ManagerConfigSchema } from '../../src/platform/config.js';
 import { systemClock } from '../../src/platform/clock.js';
 import { CommandMessageSchema } from '../../src/messages/wire.js';
 import { main } from '../../src/cli/imgr.js';
@@ -34,6 +34,8 @@ let asManager: ImgrClient;
 let ds: number;
 let backups: number;
 
+/** A datastore's folder: a SOURCE a driver reports is taken only there (#27). */
+const folderOf = (id: number): string => manager.host.datastore(id)?.basePath ?? '';
 const ok = async (cmd: CommandInput): Promise<Extract<Outcome, { status: 'accepted' }>> => {
   // Backup bookkeeping is imgr's own: a driver's reply sent as a driver host would, the rest as the manager does.
   const o = INTERNAL_COMMANDS.has(cmd.type) ? await (DRIVER_COMMANDS.has(cmd.type) ? asImgr : asManager).send(cmd, { internal: true }) : await c.send(cmd);
@@ -44,7 +46,8 @@ const stateOf = (id: number) => manager.host.image(id)?.state;
 
 beforeAll(async () => {
   nats = await TestNats.start();
-  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100 });
+  // Datastores under an absolute folder, as a configured imgr's are: a restore prints absolute files in it.
+  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100, config: { drivers: { ...BUNDLED_DRIVERS, datastoreLocation: '/var/lib/imgr-test/datastores' } } });
   drivers = await DriverResponder.start(nats.url);
   c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   asImgr = await ImgrClient.connect({ servers: nats.url, role: 'drivers', actor: { uid: 0, gid: 0, name: 'oneadmin', service: 'driver-host' } });
@@ -142,7 +145,7 @@ describe('§7 operations through NATS', () => {
     await ok({ type: 'image.allocateBackup', imageId: id, datastoreId: backups, vmId: 9, source: 'bk', sizeMb: 1, format: 'raw', diskIds: [0, 1], owner: { uid: 0, gid: 0, uname: 'oneadmin', gname: '' } });
     await ok({ type: 'image.restore', imageId: id, datastoreId: ds, options: { name: `twice-${id}` } });
     const req = await eventually(() => drivers.seen.find((r) => r.action === 'RESTORE' && r.imageId === id), 'restore request');
-    const reply: CommandInput = { type: 'driver.reply', imageId: id, requestId: req.requestId, action: 'RESTORE', result: 'SUCCESS', info: '/tmp/r0:3 /tmp/r1:2' };
+    const reply: CommandInput = { type: 'driver.reply', imageId: id, requestId: req.requestId, action: 'RESTORE', result: 'SUCCESS', info: `${req.datastore.basePath}/.restore/${req.requestId}/r0:3 ${req.datastore.basePath}/.restore/${req.requestId}/r1:2` };
     const first = await asImgr.send(reply, { internal: true, commandId: `reply-${req.requestId}` });
     expect(first).toMatchObject({ status: 'accepted', fact: 'image.restored' });
     // A second reply for the same request (another host, a late retry) matches no job any more.
@@ -180,7 +183,7 @@ describe('§7 operations through NATS', () => {
       drivers.set('CP', 'succeed');
     }
     const cp = drivers.seen.find((r) => r.action === 'CP' && r.imageId === big);
-    await ok({ type: 'driver.reply', imageId: big, requestId: cp?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: `/var/lib/one/datastores/${ds}/big raw` });
+    await ok({ type: 'driver.reply', imageId: big, requestId: cp?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: `${folderOf(ds)}/big raw` });
     await eventually(() => reservations().length === 0, 'the reservation given back when the copy ended');
     expect(manager.host.image(big)).toMatchObject({ state: 'READY', reservedMb: 0 });
     await ok({ type: 'image.allocate', imageId: other, datastoreId: ds, template: { NAME: `sized-${other}`, PATH: '/tmp/big', SIZE: '200' } });
@@ -210,7 +213,7 @@ describe('§7 operations through NATS', () => {
       expect(lagging.reservationsIn(ds)).toContainEqual({ imageId: big, sizeMb: 800 });
       // The copy ends on the first manager: the image leaves LOCKED and holds nothing; the lagging host has not read it.
       const cp = drivers.seen.find((r) => r.action === 'CP' && r.imageId === big);
-      await ok({ type: 'driver.reply', imageId: big, requestId: cp?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: `/var/lib/one/datastores/${ds}/held raw` });
+      await ok({ type: 'driver.reply', imageId: big, requestId: cp?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: `${folderOf(ds)}/held raw` });
       await eventually(() => manager.host.image(big)?.state === 'READY', 'READY');
       const command = CommandMessageSchema.parse({
         envelope: { commandId: `lag-${other}`, correlationId: `lag-${other}`, causationId: null, actor: { uid: 0, gid: 0, name: 'oneadmin' }, at: Date.now() },
@@ -226,7 +229,7 @@ describe('§7 operations through NATS', () => {
       expect(await decided).toMatchObject({ status: 'accepted', state: 'LOCKED' });
       // Its copy ends too (answered here while the driver is silent), so that it holds no space in the tests after this one.
       const otherCp = await eventually(() => drivers.seen.find((r) => r.action === 'CP' && r.imageId === other), 'the copy of the second image requested');
-      await ok({ type: 'driver.reply', imageId: other, requestId: otherCp.requestId, action: 'CP', result: 'SUCCESS', info: `/var/lib/one/datastores/${ds}/after raw` });
+      await ok({ type: 'driver.reply', imageId: other, requestId: otherCp.requestId, action: 'CP', result: 'SUCCESS', info: `${folderOf(ds)}/after raw` });
       await eventually(() => manager.host.reservationsIn(ds).length === 0, 'every reservation given back');
     } finally {
       drivers.set('CP', 'succeed');

@@ -369,6 +369,18 @@ describe('§6.3 row "any other state": W11, replies must match the pending reque
       .then({ type: 'image.replyIgnored', state: 'REMOVED' });
     expect(f.effects).toEqual([{ kind: 'datastore.orphanSource', datastoreId: IMAGE_DS.id, imageId: ID, source: '/ds/1/orphan' }]);
   });
+  it('#27: a late success naming a file outside the folder, or another image\'s, reclaims nothing', () => {
+    const copying = locked.CP();
+    const running = replay(copying)?.pending?.requestId ?? '';
+    const failed = given(copying).when(timeoutOf).thenState('ERROR');
+    const removed = given([...copying, failed]).when(event({ type: 'image.delete', imageId: ID })).then({ state: 'REMOVED' });
+    const held = { ctx: { storage: { folder: '/ds/1', claimed: { '/ds/1/alice': 2 } } } };
+    for (const source of ['/etc/passwd', '/ds/2/x', '/ds/1/sub/x', '/ds/1/alice']) {
+      given([...copying, failed, removed])
+        .when(event({ type: 'driver.reply', imageId: ID, requestId: running, action: 'CP', result: 'SUCCESS', info: `${source} raw` }, held))
+        .then({ type: 'image.replyIgnored', state: 'REMOVED', effects: [] });
+    }
+  });
 
   it('a reply naming a request the image never asked for changes nothing and reclaims nothing, in every state', () => {
     const stranger = event({ type: 'driver.reply', imageId: ID, requestId: 'imgr.forged-1', action: 'CP', result: 'SUCCESS', info: '/etc/passwd raw' });

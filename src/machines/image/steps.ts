@@ -6,7 +6,7 @@ import type { ImageLifecycle } from '../../messages/states.js';
 import { rejection, type Rejection } from '../../messages/errors.js';
 import type { ImageEvent, ImageEventOf } from './events.js';
 import { addId, errorText, idleStateFor, removeId } from './record.js';
-import { abandonedOperationEffects, interpretReply, removalEffects, saveAsClearedEffects } from './replies.js';
+import { abandonedOperationEffects, interpretReply, refusedSource, removalEffects, saveAsClearedEffects } from './replies.js';
 import { allocateBackup, allocateClone, allocateFromTemplate, allocateSaveAs, isRejection, type AllocationResult } from './allocate.js';
 
 import type { Detail } from '../shared/emitted.js';
@@ -262,7 +262,9 @@ export const replyIgnored: Step = (r, ev) => {
     ev.result === 'SUCCESS' &&
     (ev.action === 'CP' || ev.action === 'CLONE' || ev.action === 'MKFS') &&
     (ev.info.trim().split(/\s+/)[0] ?? '') !== '' &&
-    ev.info.trim().split(/\s+/)[0] !== r.source;
+    ev.info.trim().split(/\s+/)[0] !== r.source &&
+    // Reclaimed only if it is a file of the datastore's folder that no other live image holds (#27).
+    refusedSource(r, ev, ev.info.trim().split(/\s+/)[0] ?? '') === null;
   const source = ev.type === 'driver.reply' ? (ev.info.trim().split(/\s+/)[0] ?? '') : '';
   return {
     fact: 'image.replyIgnored',
