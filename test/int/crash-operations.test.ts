@@ -193,7 +193,7 @@ describe('a restore, killed at every step', () => {
         // Stands in for the driver host: the RESTORE ran and printed two disks.
         const req = await eventually(() => drivers.seen.find((r) => r.action === 'RESTORE' && r.imageId === backup), 'RESTORE dispatched', 60_000);
         const reply = await send(
-          { type: 'driver.reply', imageId: backup, requestId: req.requestId, action: 'RESTORE', result: 'SUCCESS', info: `/tmp/${name}-0:4 /tmp/${name}-1:2` },
+          { type: 'driver.reply', imageId: backup, requestId: req.requestId, action: 'RESTORE', result: 'SUCCESS', info: `${req.datastore.basePath}/.restore/${req.requestId}/${name}-0:4 ${req.datastore.basePath}/.restore/${req.requestId}/${name}-1:2` },
           `reply-${req.requestId}`,
         );
         expect(reply).toMatchObject({ status: 'accepted', fact: 'image.restored' });
