@@ -251,7 +251,8 @@ describe("OpenNebula's fs driver, unchanged", () => {
 describe("OpenNebula's dummy driver, unchanged", () => {
   it('monitor, stat, cp, mkfs, clone and rm answer as the reference does', async () => {
     expect(manager.host.datastore(dummy)).toMatchObject({ totalMb: 20480, freeMb: 20480, usedMb: 9720 });
-    const statted = await register(dummy, { PATH: '/anything' });
+    // Within the datastore's SAFE_DIRS: the driver host judges every local PATH by the path policy, whatever the driver.
+    const statted = await register(dummy, { PATH: join(dir, 'src', 'anything') });
     expect(view(statted)).toMatchObject({ state: 'READY', size: 1024, source: 'dummy_path', format: 'dummy_format' });
     const blank = await register(dummy, { TYPE: 'DATABLOCK', SIZE: '1' });
     expect(view(blank)).toMatchObject({ state: 'READY', source: 'dummy_path' });
