@@ -19,6 +19,7 @@ import { partitionOf } from './messages/partitions.js';
 import { PartitionIntakes } from './intake/partition-intakes.js';
 import { drainLegacyIntakes } from './intake/legacy-intake.js';
 import { PrincipalRegistry } from './intake/principal-registry.js';
+import { GivenUpCommands } from './intake/given-up.js';
 import { META_KEYS } from './messages/names.js';
 import { redactSealed } from './secrets/sealed.js';
 import { DriverDispatcher } from './reactors/dispatcher.js';
@@ -97,6 +98,7 @@ export class Manager {
       source,
       secretAttributes: config.secretAttributes,
       ...(source === 'public' ? { principals } : {}),
+      maxDeliver: config.intakeMaxDeliver,
       metrics,
       feed,
     });
@@ -157,7 +159,10 @@ export class Manager {
       const outcome = e?.operation === 'PUT' ? OutcomeSchema.safeParse(safeJson(e.string())) : undefined;
       return outcome?.success === true && mayReadOutcome(reader, outcome.data) ? JSON.stringify(outcome.data) : 'null';
     });
-    const m = new Manager(nc, host, ownership, p.partitions, [ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], queries, config, o.log);
+    // Commands past their durable's max_deliver: recorded for audit, the operator alerted, removed from their queue.
+    const givenUp = new GivenUpCommands(nc, p.jsm, { streams: Object.values(SOURCE_STREAMS), secretAttributes: config.secretAttributes, clock, log: o.log.child({ component: 'given-up' }) });
+    givenUp.start();
+    const m = new Manager(nc, host, ownership, p.partitions, [givenUp, ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], queries, config, o.log);
     const out = new Publisher(nc, 'watchdog');
     // Timers act for the aggregates of the partitions this manager holds: each effect is asked for once.
     const holds = (kind: AggregateKind, id: number): boolean => m.holds(kind, id);

@@ -72,7 +72,18 @@ export interface IntakeOptions {
   readonly metrics: ImgrMetrics;
   /** The partition (or legacy durable) it consumes. */
   readonly feed: IntakeFeed;
+  /** Deliveries of one command before it is given up (the durable's max_deliver). */
+  readonly maxDeliver?: number;
 }
+
+/**
+ * Deliveries of one command before JetStream gives it up: a failure that
+ * leaves it for redelivery (NATS away, a store that refuses writes) retries
+ * it about once a second, so this is about twelve hours of them; a manager
+ * dying or a NATS restart costs one delivery each. What the message itself
+ * causes is terminated at once instead (causedByMessage).
+ */
+export const INTAKE_MAX_DELIVER = 43_200;
 
 /**
  * The command consumer: parse (zod), route to the aggregate's mailbox,
@@ -106,6 +117,7 @@ export class Intake {
   private readonly principals: PrincipalRegistry | undefined;
   private readonly metrics: ImgrMetrics;
   private readonly feed: IntakeFeed;
+  private readonly maxDeliver: number;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -124,12 +136,14 @@ export class Intake {
     this.metrics = o.metrics;
     this.kept = new Outcomes(outcomes, o.log);
     this.feed = o.feed;
+    this.maxDeliver = o.maxDeliver ?? INTAKE_MAX_DELIVER;
   }
 
   async start(): Promise<void> {
     const from = this.feed;
     if (from.existing !== true) {
-      const changeable = { filter_subject: from.filter, ack_wait: nanos(this.ackWaitMs), max_ack_pending: 2000 };
+      // max_deliver: no message holds a slot for ever, whatever fails; past it, GivenUpCommands records it.
+      const changeable = { filter_subject: from.filter, ack_wait: nanos(this.ackWaitMs), max_ack_pending: 2000, max_deliver: this.maxDeliver };
       await this.jsm.consumers.add(from.stream, { durable_name: from.durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ...changeable }).catch(async (e: unknown) => {
         // A durable of an older imgr (its partition's filter named imgr.int. only): brought to this one in place.
         const had = await this.jsm.consumers.info(from.stream, from.durable).catch(() => undefined);

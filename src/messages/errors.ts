@@ -43,6 +43,7 @@ export const ERRORS = {
   CMD_ERR_ID_REUSED: def<{ id: string }>('trust', ({ id }) => `Command id ${id} was already used for a different command`),
   CMD_ERR_RESERVED_ID: def<{ id: string; prefix: string }>('trust', ({ id, prefix }) => `Command id ${id} is reserved: ids starting with "${prefix}" are imgr's own`),
   CMD_ERR_UNPROCESSABLE: def<{ id: string; reason: string }>('principle 7', ({ id, reason }) => `Command ${id} cannot be processed: ${reason}`),
+  CMD_ERR_GIVEN_UP: def<{ id: string; deliveries: number }>('principle 7', ({ id, deliveries }) => `Command ${id} was delivered ${deliveries} times without being processed and is given up`),
 
   // --- lookup
   IMG_ERR_NOT_FOUND: def<IdArg>('§7', ({ id }) => `Error getting image [${id}].`),

@@ -30,6 +30,8 @@ export const ManagerConfigSchema = z.object({
   monitorCoalesceMs: z.number().int().nonnegative().default(1_000),
   /** How long a consumer waits for an acknowledgement before redelivering (after a crash, for example). */
   ackWaitMs: z.number().int().positive().default(10_000),
+  /** Deliveries of one command before it is given up and recorded in IMGR_REJ (the intake durables' max_deliver; about 12 h of retries). */
+  intakeMaxDeliver: z.number().int().positive().default(43_200),
   /**
    * How old a file no image names must be before a sweep reclaims it; by
    * default longer than any creation may run (CP, CLONE, MKFS) plus a minute.
