@@ -29,7 +29,7 @@ beforeAll(async () => {
   const drivers = join(dir, 'drivers');
   mkdirSync(join(drivers, 'slow'), { recursive: true });
   // Counts its runs, then takes long enough for the test to stop the server under it.
-  writeFileSync(join(drivers, 'slow', 'cp'), `#!/usr/bin/env bash\ncat >/dev/null\necho run >> ${join(dir, 'runs')}\nsleep 3\necho "/ds/slow/$1 raw"\n`);
+  writeFileSync(join(drivers, 'slow', 'cp'), `#!/usr/bin/env bash\ncat >/dev/null\necho run >> ${join(dir, 'runs')}\nsleep 3\necho "$IMGR_DS_BASE_PATH/$1 raw"\n`);
   writeFileSync(join(drivers, 'slow', 'monitor'), '#!/usr/bin/env bash\ncat >/dev/null\nprintf "USED_MB=1\\nTOTAL_MB=100\\nFREE_MB=99\\n"\n');
   chmodSync(join(drivers, 'slow', 'cp'), 0o755);
   chmodSync(join(drivers, 'slow', 'monitor'), 0o755);
@@ -58,7 +58,8 @@ describe('a reply due while nats-server is down', () => {
     // Down from before the script ends until after it ended.
     await nats.restart({ kill: true, downMs: 4_000 });
     await eventually(() => manager.host.image(id)?.state === 'READY', 'READY once the reply got through', 60_000);
-    expect(manager.host.image(id)?.source).toBe(`/ds/slow/${id}`);
+    // A file of the datastore's own folder (a SOURCE elsewhere is refused).
+    expect(manager.host.image(id)?.source).toBe(`${join(dir, 'ds', String(ds))}/${id}`);
     expect(readFileSync(join(dir, 'runs'), 'utf8').trim().split('\n')).toEqual(['run']);
   }, 90_000);
 });

@@ -80,7 +80,7 @@ describe('image life cycle through NATS', () => {
     const cp = drivers.seen.find((r) => r.action === 'CP' && r.imageId === id);
     expect(cp?.image).toMatchObject({ id, name: 'disk-a', path: '/tmp/x.img' });
     expect(cp?.datastore).toMatchObject({ id: ds, dsMad: 'fs' });
-    expect(manager.host.image(id)).toMatchObject({ source: `/var/lib/one/datastores/${ds}/img-${id}`, format: 'raw', uname: 'alice' });
+    expect(manager.host.image(id)).toMatchObject({ source: `${manager.host.datastore(ds)?.basePath ?? ''}/img-${id}`, format: 'raw', uname: 'alice' });
     await eventually(() => manager.host.image(id)?.state === 'READY', 'READY');
     expect(manager.host.imagesIn(ds)).toBeGreaterThan(0);
   });
