@@ -44,6 +44,7 @@ let oneFs: number;
 let fs: number;
 const content = Buffer.alloc(1024 * 1024 + 5, 7);
 const md5 = createHash('md5').update(content).digest('hex');
+const ODD = 'odd.name_-+@%=,:~.raw';
 
 const hostile = (): string[] => {
   const m = (n: string): string => join(marks, n);
@@ -77,6 +78,8 @@ beforeAll(async () => {
   mkdirSync(marks);
   mkdirSync(src);
   writeFileSync(join(src, 'disk.raw'), content);
+  // Every character a path may hold beyond letters and digits (driver-values.ts).
+  writeFileSync(join(src, ODD), content);
   nats = await TestNats.start();
   manager = await Manager.start({
     servers: nats.url,
@@ -163,6 +166,7 @@ describe('free text that passes reaches the drivers and runs nothing', () => {
     };
     // A STAT (no SIZE), then a CP with its MD5 checked.
     await register({ PATH: join(src, 'disk.raw'), MD5: md5 });
+    await register({ PATH: join(src, ODD), SHA1: createHash('sha1').update(content).digest('hex') });
     // MKFS with a file system, and an empty qcow2.
     await register({ TYPE: 'DATABLOCK', SIZE: '8', FS: 'ext4', FORMAT: 'raw' });
     const origin = await register({ TYPE: 'DATABLOCK', SIZE: '2', FORMAT: 'qcow2' });
