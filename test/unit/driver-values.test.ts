@@ -17,7 +17,7 @@ import { OPENNEBULA_SOURCE } from '../support/opennebula.js';
 import { DRIVERS_DIR } from '../support/driver-request.js';
 import { event, given, history, replay } from '../support/image-spec.js';
 import { decideImage, initialImage } from '../../src/machines/image/decide.js';
-import { USER, ADMIN, T0 } from '../support/fixtures.js';
+import { USER, ADMIN, T0, BACKUP_DS } from '../support/fixtures.js';
 import { DATASTORE_VALUE_FORMS, IMAGE_VALUE_FORMS } from '../../src/messages/driver-values.js';
 import { actionDocument } from '../../src/driver-host/document.js';
 import type { Effect } from '../../src/messages/effects.js';
@@ -74,7 +74,7 @@ const NOT_A_CLIENT_VALUE: Record<string, string> = {
   'image TYPE': "an enumeration, written as oned's number",
   'image TARGET_SNAPSHOT': 'a snapshot id (an integer the image machine checks)',
   'image VM_ID': 'a VM id (an integer)',
-  'image INCREMENTS': 'ids and sources that backup drivers returned (driver-reply SOURCE checks)',
+  'image INCREMENTS': "ids imgr numbers; sources a backup's SOURCE form or image.addIncrement's checks (tested below)",
   'image PATH_FORMAT': "the format the driver host's inspection found",
   'datastore TYPE': "an enumeration, written as oned's number",
   'extra BACKUP_IMAGE_ID': 'an image id (an integer)',
@@ -210,5 +210,22 @@ describe('free text reaches no field a script reads', () => {
       }
       expect(doc).not.toContain('<MARKETPLACE>');
     }
+  });
+});
+
+describe("a backup's SOURCE and FORMAT, and an increment's SOURCE, have their forms too (the backup drivers read them)", () => {
+  const backup = (source: string, format = 'raw') =>
+    event(
+      { type: 'image.allocateBackup', imageId: ID, datastoreId: 100, vmId: 9, source, sizeMb: 1, format, diskIds: [0], incremental: true, owner: { uid: 7, gid: 100, uname: 'alice', gname: 'users' } },
+      { ctx: { datastore: BACKUP_DS }, actor: ADMIN },
+    );
+  // A newline in these is refused before, by the command schema (control characters, CMD_ERR_INVALID).
+  it.each(HOSTILE.filter((v) => !v.includes('\n')))('%j', (v) => {
+    expect(decideImage(initialImage(ID), backup(v))).toMatchObject({ ok: false, rejection: { code: 'OBJ_ERR_ATTR_VALUE' } });
+    expect(decideImage(initialImage(ID), backup('snap-1', v))).toMatchObject({ ok: false, rejection: { code: 'OBJ_ERR_ATTR_VALUE' } });
+    const chain = history(ID, backup('snap-1'));
+    const agg = given(chain, ID).aggregate;
+    expect(decideImage(agg, event({ type: 'image.addIncrement', imageId: ID, source: v, sizeMb: 1 }, { actor: ADMIN }))).toMatchObject({ ok: false, rejection: { code: 'OBJ_ERR_ATTR_VALUE' } });
+    expect(decideImage(agg, event({ type: 'image.addIncrement', imageId: ID, source: 'inc-1', sizeMb: 1 }, { actor: ADMIN })).ok).toBe(true);
   });
 });

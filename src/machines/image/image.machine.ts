@@ -10,7 +10,7 @@ import type { Refusal, Step } from './steps.js';
 import type { Outcome } from '../shared/emitted.js';
 import * as S from './steps.js';
 import { backupJob, jobAnswered, matchesJob, restoreJob } from './jobs.js';
-import { isRejection } from './allocate.js';
+import { driverValueError, isRejection } from './allocate.js';
 import { addId, emptyImage, errorText, idleStateFor, isShareable, removeId } from './record.js';
 import { findSnapshot, snapshotDeletionError } from './snapshots.js';
 import { incrementsSize } from './increments.js';
@@ -188,14 +188,15 @@ const flattenIncrementsRequested: Step = (r, ev) => {
 };
 
 /** §7.3 later backups of an incremental chain. */
-const incrementRefusal = (r: ImageRecord, _ev: ImageEvent, from: ImageLifecycle): Rejection | undefined =>
+const incrementRefusal = (r: ImageRecord, ev: ImageEvent, from: ImageLifecycle): Rejection | undefined =>
   r.type !== 'BACKUP'
     ? rejection('IMG_ERR_NOT_BACKUP')
     : from !== 'READY'
       ? rejection('IMG_ERR_INCREMENT_STATE', stateArg(from))
       : r.increments.length === 0
         ? rejection('IMG_ERR_NOT_INCREMENTAL', { id: r.id })
-        : undefined;
+        : // Principle 8: an increment's SOURCE reaches the backup drivers (BACKUP_INCREMENTS, IMGR_IMAGE_INCREMENTS).
+          driverValueError({ SOURCE: S.eventOf(ev, 'image.addIncrement').source });
 const incrementAdded: Step = (r, ev) => {
   const inc = S.eventOf(ev, 'image.addIncrement');
   const last = r.increments[r.increments.length - 1];
