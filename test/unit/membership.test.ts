@@ -82,3 +82,36 @@ describe('membership counted from image facts', () => {
     expect(state.reservationsIn(10)).toEqual([]);
   });
 });
+
+describe('the files each live image holds, per datastore (#27: what a driver reply may not claim)', () => {
+  it('follows registrations, deletions, snapshots and other partitions, without a scan', () => {
+    const state = new ResidentState();
+    let seq = 0;
+    const a = register(1, 10);
+    state.apply(++seq, a.commit, 'h');
+    state.apply(++seq, register(2, 10).commit, 'h');
+    expect(state.fileHolder(10, '/s/1', 99)).toBe(1);
+    // Its own file is not another's; another datastore's path is nobody's here.
+    expect(state.fileHolder(10, '/s/1', 1)).toBeUndefined();
+    expect(state.fileHolder(20, '/s/1', 99)).toBeUndefined();
+    // Being deleted, it still holds its file; once its RM answered, the file is nobody's.
+    const deleting = commitOf(a.next, { type: 'image.delete', imageId: 1 }, 10);
+    state.apply(++seq, deleting.commit, 'h');
+    expect(state.fileHolder(10, '/s/1', 99)).toBe(1);
+    const rm = deleting.next.record.pending;
+    const gone = commitOf(deleting.next, { type: 'driver.reply', imageId: 1, requestId: rm?.requestId ?? '', action: 'RM', result: 'SUCCESS', info: '' }, 10);
+    state.apply(++seq, gone.commit, 'h');
+    expect(gone.next.state).toBe('REMOVED');
+    expect(state.fileHolder(10, '/s/1', 99)).toBeUndefined();
+    expect(state.fileHolder(10, '/s/2', 99)).toBe(2);
+    // A snapshot loaded in its place replaces what the index knew.
+    expect(state.loadSnapshot(JSON.stringify({ kind: 'image', seq: 99, hash: 'h', view: viewOf(register(3, 10).next) }))).toBe(true);
+    expect(state.fileHolder(10, '/s/3', 99)).toBe(3);
+    // An image of a partition held elsewhere still holds its files here.
+    const other = new ResidentState();
+    other.hold(() => false);
+    other.apply(1, register(4, 10).commit, 'h');
+    expect(other.isForeign(4)).toBe(true);
+    expect(other.fileHolder(10, '/s/4', 99)).toBe(4);
+  });
+});
