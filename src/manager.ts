@@ -160,7 +160,7 @@ export class Manager {
       return outcome?.success === true && mayReadOutcome(reader, outcome.data) ? JSON.stringify(outcome.data) : 'null';
     });
     // Commands past their durable's max_deliver: recorded for audit, the operator alerted, removed from their queue.
-    const givenUp = new GivenUpCommands(nc, p.jsm, { streams: Object.values(SOURCE_STREAMS), secretAttributes: config.secretAttributes, clock, log: o.log.child({ component: 'given-up' }) });
+    const givenUp = new GivenUpCommands(nc, p.jsm, { streams: Object.values(SOURCE_STREAMS), secretAttributes: config.secretAttributes, clock, log: o.log.child({ component: 'given-up' }), metrics });
     givenUp.start();
     const m = new Manager(nc, host, ownership, p.partitions, [givenUp, ownership, dispatcher, pm, { stop: async () => { principals.stop(); await Promise.resolve(); } }], queries, config, o.log);
     const out = new Publisher(nc, 'watchdog');

@@ -3,6 +3,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { safeJson } from '../platform/json.js';
 import type { Logger } from '../platform/logger.js';
 import type { Clock } from '../platform/clock.js';
+import type { ImgrMetrics } from '../platform/metrics.js';
 import { rejection } from '../messages/errors.js';
 import { EnvelopeSchema } from '../messages/envelope.js';
 import { subjects, type RejectionRecord } from '../messages/wire.js';
@@ -32,7 +33,7 @@ export class GivenUpCommands {
   constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
-    private readonly o: { readonly streams: readonly string[]; readonly secretAttributes: readonly string[]; readonly clock: Clock; readonly log: Logger },
+    private readonly o: { readonly streams: readonly string[]; readonly secretAttributes: readonly string[]; readonly clock: Clock; readonly log: Logger; readonly metrics?: ImgrMetrics },
   ) {}
 
   start(): void {
@@ -72,6 +73,8 @@ export class GivenUpCommands {
       };
       await jetstream(this.nc).publish(subjects.rejected('unknown', 'unknown'), JSON.stringify(rec), { msgID: `given-up-${stream}-${seq}`, ttl: UNREADABLE_KEPT });
       if (m !== null) await this.jsm.streams.deleteMessage(stream, seq, false).catch(() => false);
+      // Counted with the commands answered, so a dashboard of refusals shows it too.
+      this.o.metrics?.commands.inc({ source: stream, type: 'given-up', status: 'rejected' });
       this.o.log.error({ stream, durable, seq, deliveries, commandId, subject: rec.subject }, 'command given up after its last delivery: recorded in IMGR_REJ and removed from its queue');
     } catch (e) {
       this.o.log.error({ err: e, stream, durable, seq }, 'a command given up could not be recorded; it stays in its stream');

@@ -16,6 +16,7 @@ import { eventually } from '../support/eventually.js';
 import { Manager } from '../../src/manager.js';
 import { ImgrClient } from '../../src/client/index.js';
 import { silentLogger } from '../../src/platform/logger.js';
+import { ImgrMetrics } from '../../src/platform/metrics.js';
 import { BUCKETS, STREAMS } from '../../src/messages/names.js';
 import { INTAKE_MAX_DELIVER, intakeDurable } from '../../src/intake/intake.js';
 import { partitionOf } from '../../src/messages/partitions.js';
@@ -26,10 +27,11 @@ let manager: Manager;
 let jsm: JetStreamManager;
 let alice: ImgrClient;
 let partitions: number;
+const metrics = new ImgrMetrics();
 
 beforeAll(async () => {
   nats = await TestNats.start();
-  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100, config: { intakeMaxDeliver: 3 } });
+  manager = await Manager.start({ servers: nats.url, log: silentLogger(), tickMs: 100, config: { intakeMaxDeliver: 3 }, metrics });
   jsm = await jetstreamManager(await nats.connect('manager'));
   alice = await ImgrClient.connect({ servers: nats.url, principal: 'alice', actor: { uid: 7, gid: 100, name: 'alice' } });
   partitions = Number(/partition\((\d+),/.exec((await jsm.streams.info(STREAMS.commands)).config.subject_transform?.dest ?? '')?.[1]);
@@ -82,6 +84,9 @@ describe('a command that never gets processed', () => {
     expect(given?.message).toMatch(/delivered 3 times/);
     await eventually(async () => (await jsm.streams.getMessage(STREAMS.commands, { seq: ack.seq }).catch(() => null)) === null, 'the command removed from its queue');
     expect((await jsm.consumers.info(STREAMS.commands, durableOf(imageId))).num_ack_pending).toBe(0);
+    // The operator sees it: counted among the refusals (and logged as an error).
+    const counted = (await metrics.commands.get()).values.find((v) => v.labels.type === 'given-up' && v.labels.source === STREAMS.commands);
+    expect(counted?.value).toBe(1);
     // The store takes writes again: the next command of the partition is answered.
     await jsm.streams.update(outcomes, { ...cfg, max_bytes: -1 });
     expect(await alice.send({ type: 'image.enable', imageId }, { timeoutMs: 20_000 })).toMatchObject({ status: 'rejected', code: 'IMG_ERR_NOT_FOUND' });
