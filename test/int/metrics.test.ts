@@ -83,7 +83,7 @@ describe('metrics and health', () => {
       const since = (name: string, labels: Record<string, string>): number => s(name, labels) - before.manager(name, labels);
       // The driver replies are commands too: wait until all four came back. A command is counted once its
       // outcome is kept (and a refusal recorded in IMGR_REJ), a moment after its sender heard it.
-      return since('imgr_commands_total', { source: 'internal', type: 'driver.reply', status: 'accepted' }) >= 4 && since('imgr_command_seconds_count', { type: 'image.acquire' }) >= 7 ? s : undefined;
+      return since('imgr_commands_total', { source: 'driver', type: 'driver.reply', status: 'accepted' }) >= 4 && since('imgr_command_seconds_count', { type: 'image.acquire' }) >= 7 ? s : undefined;
     }, 'the driver replies counted');
     const moved = (name: string, labels: Record<string, string>): number => m(name, labels) - before.manager(name, labels);
     expect(moved('imgr_commands_total', { source: 'public', type: 'datastore.create', status: 'accepted' })).toBe(2);
