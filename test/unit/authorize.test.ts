@@ -22,7 +22,7 @@ const alicesImage = () =>
   history(
     5,
     event({ type: 'image.allocate', imageId: 5, datastoreId: 1, template: { NAME: 'mine', PATH: '/tmp/a', SIZE: '1' } }, { actor: USER }),
-    (agg: ImageAggregate) => event({ type: 'driver.reply', imageId: 5, requestId: agg.record.pending?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: '/var/lib/one/datastores/1/abc raw' }),
+    (agg: ImageAggregate) => event({ type: 'driver.reply', imageId: 5, requestId: agg.record.pending?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: '/ds/1/abc raw' }),
   );
 
 describe('authorisation of image commands', () => {

@@ -23,7 +23,7 @@ const heldByVm10 = () =>
   history(
     5,
     event({ type: 'image.allocate', imageId: 5, datastoreId: 1, template: { NAME: 'disk', PATH: '/tmp/a', SIZE: '1' } }, { actor: USER }),
-    (agg: ImageAggregate) => event({ type: 'driver.reply', imageId: 5, requestId: agg.record.pending?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: '/var/lib/one/datastores/1/abc raw' }),
+    (agg: ImageAggregate) => event({ type: 'driver.reply', imageId: 5, requestId: agg.record.pending?.requestId ?? '', action: 'CP', result: 'SUCCESS', info: '/ds/1/abc raw' }),
     event({ type: 'image.setPersistent', imageId: 5, persistent: true }, { actor: USER }),
     event({ type: 'image.acquire', imageId: 5, vmId: 10, mode: 'deploy' }, { actor: SCHEDULER_FOR_ALICE }),
   );
