@@ -72,7 +72,7 @@ beforeAll(async () => {
   admin = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
   asDrivers = await ImgrClient.connect({ servers: nats.url, role: 'drivers', actor: mallory });
   ds = await admin.nextId('datastore');
-  await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'dummies', DS_MAD: 'dummy', TM_MAD: 'dummy' } });
+  await ok({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'dummies', DS_MAD: 'dummy', TM_MAD: 'dummy', SAFE_DIRS: '/srv' } });
   image = await admin.nextId('image');
   await ok({ type: 'image.allocate', imageId: image, datastoreId: ds, template: { NAME: 'victim', PATH: '/srv/victim.img', SIZE: '10' } });
   await eventually(() => manager.host.image(image)?.state === 'READY', 'the image READY');

@@ -55,7 +55,7 @@ describe('metrics and health', () => {
   it('counts a known load exactly', async () => {
     const before = { manager: await scrape(manager), drivers: await scrape(drivers), projections: await scrape(projections) };
     const dummy = await c.nextId('datastore');
-    expect(await c.send({ type: 'datastore.create', datastoreId: dummy, template: { NAME: 'm-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).toMatchObject({ status: 'accepted' });
+    expect(await c.send({ type: 'datastore.create', datastoreId: dummy, template: { NAME: 'm-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy', SAFE_DIRS: '/srv' } })).toMatchObject({ status: 'accepted' });
     const fs = await c.nextId('datastore');
     expect(await c.send({ type: 'datastore.create', datastoreId: fs, template: { NAME: 'm-fs', DS_MAD: 'fs', TM_MAD: 'shared' } })).toMatchObject({ status: 'accepted' });
     // Three registrations the dummy driver copies, one the fs driver cannot (no such file).
@@ -63,7 +63,7 @@ describe('metrics and health', () => {
     for (let i = 0; i < 3; i++) {
       const id = await c.nextId('image');
       images.push(id);
-      expect(await c.send({ type: 'image.allocate', imageId: id, datastoreId: dummy, template: { NAME: `m-${id}`, PATH: '/any', SIZE: '1' } })).toMatchObject({ status: 'accepted' });
+      expect(await c.send({ type: 'image.allocate', imageId: id, datastoreId: dummy, template: { NAME: `m-${id}`, PATH: '/srv/any', SIZE: '1' } })).toMatchObject({ status: 'accepted' });
     }
     const broken = await c.nextId('image');
     expect(await c.send({ type: 'image.allocate', imageId: broken, datastoreId: fs, template: { NAME: 'm-broken', PATH: '/no/such/file.raw', SIZE: '1' } })).toMatchObject({ status: 'accepted' });
