@@ -147,7 +147,7 @@ describe('what an action made is inspected when it lands', () => {
   for (const name of NAMES) {
     it(`a CP and a CLONE whose result is a ${name}: FAILURE naming the new file, which is removed`, async () => {
       const c = byName(name);
-      const ds = datastoreView(base, { dsMad: 'swap', template: { SWAP_IN: c.file, REPORT: c.declared } });
+      const ds = datastoreView(base, { dsMad: 'swap', template: { SWAP_IN: c.file, REPORT: c.declared, SAFE_DIRS: join(dir, 'in') } });
       for (const action of ['CP', 'CLONE'] as const) {
         const r = await act(action, ds, imageView({ path: clean(), format: 'raw' }), { driversDir: swapping() });
         expect(r.result).toBe('FAILURE');

@@ -56,7 +56,7 @@ beforeAll(async () => {
   jsm = await jetstreamManager(reader);
   // Something in every stream and bucket: a datastore and an image with views, outcomes and a refusal.
   const ds = await sys.admin.nextId('datastore');
-  await sys.admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'd', DS_MAD: 'dummy', TM_MAD: 'dummy' } });
+  await sys.admin.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'd', DS_MAD: 'dummy', TM_MAD: 'dummy', SAFE_DIRS: '/tmp' } });
   const img = await sys.admin.nextId('image');
   await sys.admin.send({ type: 'image.allocate', imageId: img, datastoreId: ds, template: { NAME: 'i', PATH: '/tmp/x', SIZE: '1' } });
   await eventually(() => sys.manager.host.image(img)?.state === 'READY', 'the image READY');
