@@ -15,7 +15,7 @@ import { publishPrincipals } from '../src/platform/principals-file.js';
 import { ImgrClient } from '../src/client/index.js';
 import { RoleProcess } from '../test/support/manager-process.js';
 import { BENCH_PRINCIPALS, DUMMY_CP, rate, scriptRuns, startBenchServer, type Result } from './harness.js';
-import { DRIVER_CONCURRENCY, registrations, untilViews } from './pool.bench.js';
+import { BENCH_IMPORT_DIR, DRIVER_CONCURRENCY, registrations, untilViews } from './pool.bench.js';
 import { benchScale } from './scale.js';
 
 export async function run(): Promise<Result[]> {
@@ -32,7 +32,7 @@ export async function run(): Promise<Result[]> {
     for (const role of ['manager', 'drivers', 'projections'] as const) roles.push(await RoleProcess.start(role, server.url));
     const client = await ImgrClient.connect({ servers: server.url, principal: 'bench', actor: { uid: 0, gid: 0, name: 'bench', service: 'bench' } });
     const ds = await client.nextId('datastore');
-    const created = await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'life', DS_MAD: 'dummy', TM_MAD: 'shared' } });
+    const created = await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'life', DS_MAD: 'dummy', TM_MAD: 'shared', SAFE_DIRS: BENCH_IMPORT_DIR } });
     if (created.status !== 'accepted') throw new Error(`datastore refused: ${created.message}`);
 
     const registered = await registrations(client, nc, ds, scenario, lifecycleImages);

@@ -94,9 +94,9 @@ async function atPool(pool: number, durationMs: number): Promise<{ results: Resu
     let manager = await RoleProcess.start('manager', server.url);
     const client = await ImgrClient.connect({ servers: server.url, principal: 'bench', actor: { uid: 0, gid: 0, name: 'bench', service: 'bench' } });
     const poolDs = await client.nextId('datastore');
-    accepted(await client.send({ type: 'datastore.create', datastoreId: poolDs, template: { NAME: 'pool', DS_MAD: 'dummy', TM_MAD: 'shared' } }));
+    accepted(await client.send({ type: 'datastore.create', datastoreId: poolDs, template: { NAME: 'pool', DS_MAD: 'dummy', TM_MAD: 'shared', SAFE_DIRS: BENCH_IMPORT_DIR } }));
     const dummyDs = await client.nextId('datastore');
-    accepted(await client.send({ type: 'datastore.create', datastoreId: dummyDs, template: { NAME: 'registrations', DS_MAD: 'dummy', TM_MAD: 'shared' } }));
+    accepted(await client.send({ type: 'datastore.create', datastoreId: dummyDs, template: { NAME: 'registrations', DS_MAD: 'dummy', TM_MAD: 'shared', SAFE_DIRS: BENCH_IMPORT_DIR } }));
     const empty = await rssKb(manager.pid);
     await manager.stop();
     const facts = await writeSyntheticPool(js, { datastoreId: poolDs, firstId: FIRST_ID, images: pool, factsPerImage: FACTS_PER_IMAGE });
@@ -231,11 +231,18 @@ class LagProbe {
   }
 }
 
+/**
+ * Where the registrations' PATH is: a folder their datastores allow (the
+ * driver host checks a local PATH against SAFE_DIRS before anything reads it);
+ * the dummy driver reads no file, and a missing one is not inspected.
+ */
+export const BENCH_IMPORT_DIR = '/var/tmp';
+
 /** Images registered through the driver host's dummy driver, 128 in flight, until each is READY in the views. */
 export async function registrations(client: ImgrClient, nc: NatsConnection, datastoreId: number, scenario: string, count: number): Promise<Result & { ids: number[] }> {
   const ids: number[] = [];
   for (let i = 0; i < count; i++) ids.push(await client.nextId('image'));
-  const seconds = await untilViews(nc, ids, 'READY', (id) => client.send({ type: 'image.allocate', imageId: id, datastoreId, template: { NAME: `r${id}`, PATH: '/dev/null', SIZE: '1' } }));
+  const seconds = await untilViews(nc, ids, 'READY', (id) => client.send({ type: 'image.allocate', imageId: id, datastoreId, template: { NAME: `r${id}`, PATH: `${BENCH_IMPORT_DIR}/imgr-bench-none.img`, SIZE: '1' } }));
   return { scenario, variant: `${count.toLocaleString('en')} registrations through the dummy driver, until READY in the views`, ops: count, seconds, target: '≥ 1,000/s', ids };
 }
 
