@@ -97,7 +97,7 @@ describe('imgr on a three-node NATS cluster', () => {
     clients.push(client);
 
     const ds = await client.nextId('datastore');
-    expect((await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'cluster-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).status).toBe('accepted');
+    expect((await client.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'cluster-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy', SAFE_DIRS: '/srv' } })).status).toBe('accepted');
     const images: number[] = [];
     for (let i = 0; i < IMAGES; i++) {
       const id = await client.nextId('image');

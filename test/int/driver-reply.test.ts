@@ -51,7 +51,7 @@ afterAll(async () => {
 describe('a reply due while nats-server is down', () => {
   it('is published once the server is back, and the script runs once', async () => {
     const ds = await c.nextId('datastore');
-    await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'slow', DS_MAD: 'slow', TM_MAD: 'shared' } });
+    await c.send({ type: 'datastore.create', datastoreId: ds, template: { NAME: 'slow', DS_MAD: 'slow', TM_MAD: 'shared', SAFE_DIRS: '/srv' } });
     const id = await c.nextId('image');
     expect(await c.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'slow-copy', PATH: '/srv/slow.img', SIZE: '1' } })).toMatchObject({ state: 'LOCKED' });
     await eventually(() => existsSync(join(dir, 'runs')), 'the copy started');

@@ -93,8 +93,9 @@ describe('principals bound to NATS authentication', () => {
   });
 
   it('a principal the manager does not know is refused, and known again once it is added back', async () => {
-    await publishPrincipals(await nats.connect('manager'), Object.fromEntries(Object.entries(TEST_PRINCIPALS).filter(([n]) => n !== 'bob')));
+    // Its id first: an unknown principal gets no id either.
     const id = await bob.nextId('image');
+    await publishPrincipals(await nats.connect('manager'), Object.fromEntries(Object.entries(TEST_PRINCIPALS).filter(([n]) => n !== 'bob')));
     const refused = await eventually(async () => {
       const o: Outcome = await bob.send({ type: 'image.allocate', imageId: id, datastoreId: ds, template: { NAME: 'bobs', PATH: '/tmp/b', SIZE: '1' } });
       return o.status === 'rejected' ? o : undefined;

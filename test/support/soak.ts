@@ -334,7 +334,7 @@ export function defineSoak(o: { nats: () => Promise<SoakNats>; title: string; cl
   describe(o.title, () => {
     it(o.claim, async () => {
       const dummy = await client.nextId('datastore');
-      expect((await client.send({ type: 'datastore.create', datastoreId: dummy, template: { NAME: 'soak-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy' } })).status).toBe('accepted');
+      expect((await client.send({ type: 'datastore.create', datastoreId: dummy, template: { NAME: 'soak-dummy', DS_MAD: 'dummy', TM_MAD: 'dummy', SAFE_DIRS: '/srv' } })).status).toBe('accepted');
       const fs = await client.nextId('datastore');
       const safe = `${join(dir, 'import')} ${join(dir, 'ds')}`;
       expect((await client.send({ type: 'datastore.create', datastoreId: fs, template: { NAME: 'soak-fs', DS_MAD: 'fs', TM_MAD: 'shared', SAFE_DIRS: safe } })).status).toBe('accepted');
