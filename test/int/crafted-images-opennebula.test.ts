@@ -16,19 +16,15 @@ import { basename } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestNats } from '../support/nats.js';
+import type { TestNats } from '../support/nats.js';
+import { startWithOpenNebulaFs } from '../support/opennebula-system.js';
 import { serveBytes } from '../support/http-file.js';
 import { eventually } from '../support/eventually.js';
-import { DRIVERS_DIR } from '../support/driver-request.js';
 import { openNebulaTree } from '../support/opennebula.js';
 import { craft, leaks, makeSecret, type Crafted, type Secret } from '../support/crafted-images.js';
-import { Manager } from '../../src/manager.js';
-import { DriverHost } from '../../src/driver-host/driver-host.js';
-import { ImgrClient } from '../../src/client/index.js';
-import { connectAs } from '../../src/platform/nats.js';
-import { silentLogger } from '../../src/platform/logger.js';
-import { systemClock } from '../../src/platform/clock.js';
-import { BUNDLED_DRIVERS } from '../../src/platform/config.js';
+import type { Manager } from '../../src/manager.js';
+import type { DriverHost } from '../../src/driver-host/driver-host.js';
+import type { ImgrClient } from '../../src/client/index.js';
 import type { CommandInput, Outcome } from '../../src/messages/wire.js';
 
 let nats: TestNats;
@@ -66,21 +62,7 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'in'));
   secret = makeSecret(dir);
   crafted = craft(join(dir, 'in'), secret);
-  nats = await TestNats.start();
-  manager = await Manager.start({
-    servers: nats.url,
-    log: silentLogger(),
-    tickMs: 100,
-    config: { drivers: { dsMads: { ...BUNDLED_DRIVERS.dsMads, 'one-fs': {} }, tmMads: BUNDLED_DRIVERS.tmMads, datastoreLocation: join(dir, 'datastores') } },
-  });
-  host = new DriverHost(
-    await connectAs('drivers', nats.url),
-    { driversDir: DRIVERS_DIR, opennebula: { location: tree.location, drivers: { 'one-fs': 'fs' } }, concurrency: 4, graceMs: 200, maxStdoutBytes: 65536, secretsKeyFile: join(dir, 'secrets.key') },
-    systemClock,
-    silentLogger(),
-  );
-  await host.start();
-  c = await ImgrClient.connect({ servers: nats.url, actor: { uid: 0, gid: 0, name: 'oneadmin' } });
+  ({ nats, manager, host, client: c } = await startWithOpenNebulaFs(dir, tree.location));
   const create = async (template: Record<string, string>): Promise<number> => {
     const id = await c.nextId('datastore');
     await ok({ type: 'datastore.create', datastoreId: id, template: { RESTRICTED_DIRS: '/', SAFE_DIRS: join(dir, 'in'), IMGR_URL_ALLOWED_NETWORKS: '127.0.0.1/32', ...template } });
