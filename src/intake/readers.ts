@@ -1,5 +1,6 @@
 import type { PrincipalLookup } from './principal-registry.js';
 import { actorOf } from './grants.js';
+import { allows } from '../machines/authorize.js';
 
 /**
  * Who a query's asker reads as. The asker is the NATS user the query subject
@@ -32,8 +33,8 @@ export function readerOf(asker: string, lookup: (name: string) => PrincipalLooku
   return { all: false, principal: asker, uid: granted.actor.uid, gid: granted.actor.gid };
 }
 
-/** Whether a reader may see what `owner` owns: USE (its owner, its group) or the whole picture. */
-export const mayRead = (r: Reader, owner: { readonly uid: number; readonly gid: number }): boolean => r.all || r.uid === owner.uid || r.gid === owner.gid;
+/** Whether a reader may see what `owner` owns: the machines' USE rule (its owner, its group), or the whole picture. */
+export const mayRead = (r: Reader, owner: { readonly uid: number; readonly gid: number }): boolean => r.all || allows('USE', { uid: r.uid, gid: r.gid, name: r.principal, service: r.principal }, owner);
 
 /** Whether a reader may read a kept outcome again: the principal that sent the command, or the whole picture. */
 export const mayReadOutcome = (r: Reader, outcome: { readonly principal?: string | undefined }): boolean => r.all || outcome.principal === r.principal;
